@@ -1,0 +1,1 @@
+"""Dask cluster set-up and the distributed jobs."""

@@ -1,0 +1,239 @@
+"""Worker-side work: predicting one block into the staging area, and assembling the COGs.
+
+A block task predicts the tiles the block owns, blends them into fixed-point sums over the
+block plus the strips its tiles reach into the neighbours right and below, and stages:
+``cls`` (the block's classes from its own tiles), optionally ``probs``, and the sums of the
+strips shared with neighbours. The assembly step completes each block's top and left strips
+with its neighbours' spill and streams the blocks into the COG(s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from geoseg.blend import Accumulator, add_patch, finalize, tile_weights
+from geoseg.grid import Block, BlockGrid, Window
+from geoseg.model.bundle import read_meta
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_predictors: dict[tuple, object] = {}
+
+
+def get_predictor(job):
+    """The worker's predictor for this bundle, loaded once per worker process."""
+    import torch
+
+    from geoseg.model.runner import TilePredictor
+
+    device = job.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    key = (os.path.abspath(job.bundle), device, job.batch_size, job.amp)
+    with _lock:
+        p = _predictors.get(key)
+        if p is None:
+            if device == "cpu":
+                host = _worker_host()
+                n = job.host_threads.get(host) if host else None
+                if n:
+                    torch.set_num_threads(n)
+            if os.environ.get("MALLOC_TRIM_THRESHOLD_"):
+                log.warning("MALLOC_TRIM_THRESHOLD_ is set in this worker's environment; the "
+                            "model runs ~40%% slower. Unset it (distributed.nanny."
+                            "pre-spawn-environ) when starting workers.")
+            p = TilePredictor(job.bundle, device=device, batch_size=job.batch_size, amp=job.amp)
+            _predictors[key] = p
+    return p
+
+
+def _worker_host() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+    except (ImportError, ValueError):
+        return None
+
+
+def _strips(b: Block, blocks: BlockGrid) -> dict[str, Window]:
+    """Windows (global pixels) of the strips block ``b`` stages for the assembly."""
+    o = blocks.grid.overlap
+    reg, ext = b.region, b.extent
+    out: dict[str, Window] = {}
+    if o == 0:
+        return out
+    if b.bi > 0:
+        out["own_top"] = Window(reg.row, reg.col, min(o, reg.height), reg.width)
+    if b.bj > 0:
+        out["own_left"] = Window(reg.row, reg.col, reg.height, min(o, reg.width))
+    right = ext.col_end - reg.col_end
+    below = ext.row_end - reg.row_end
+    if right > 0:
+        out["spill_right"] = Window(reg.row, reg.col_end, reg.height, right)
+    if below > 0:
+        out["spill_bottom"] = Window(reg.row_end, reg.col, below, reg.width)
+    if right > 0 and below > 0:
+        out["spill_corner"] = Window(reg.row_end, reg.col_end, below, right)
+    return out
+
+
+def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def predict_block(job, bi: int, bj: int) -> dict:
+    """Predict block (bi, bj) into the staging area; reuse it if already staged."""
+    t0 = time.perf_counter()
+    blocks = job.blocks
+    b = blocks.block(bi, bj)
+    path = job.block_path(b.key)
+    stats = {"key": b.key, "pixels": b.region.size, "reused": False, "tiles": 0,
+             "tiles_skipped": 0}
+    if path.exists():
+        stats["reused"] = True
+        stats["seconds"] = time.perf_counter() - t0
+        return stats
+    pred = get_predictor(job)
+    meta = pred.meta
+    from geoseg.model.runner import normalize
+
+    data, valid = job.scene.read(b.read, meta.bands)
+    normalize(data, valid, meta)
+    grid = blocks.grid
+    acc = Accumulator(b.extent, meta.n_classes)
+    origin = (b.read.row, b.read.col)
+    todo: list[tuple[Window, tuple[int, int]]] = []
+    for ti in b.tiles_rows:
+        for tj in b.tiles_cols:
+            tw = grid.tile_window(ti, tj)
+            inside = tw.intersect(grid.scene)
+            vs = inside.slices(origin)
+            if not valid[vs].any():  # entirely nodata: never reaches the model
+                stats["tiles_skipped"] += 1
+                continue
+            todo.append((tw, (ti, tj)))
+    bs = pred.batch_size
+    for k in range(0, len(todo), bs):
+        chunk = todo[k:k + bs]
+        x = np.stack([data[(slice(None),) + tw.slices(origin)] for tw, _ in chunk])
+        probs = pred.predict(x)
+        for (tw, (ti, tj)), p in zip(chunk, probs, strict=True):
+            acc.add_tile(p, tile_weights(grid, ti, tj), tw)
+        stats["tiles"] += len(chunk)
+    reg = b.region
+    rs = reg.slices(origin)
+    class_ids = np.asarray([c.id for c in meta.classes])
+    nodata = meta.class_list.nodata
+    cls, probs = finalize(acc.data[:, : reg.height, : reg.width], class_ids, valid[rs], nodata,
+                          want_probs=job.probabilities)
+    arrays: dict[str, np.ndarray] = {"cls": cls}
+    if probs is not None:
+        arrays["probs"] = probs
+    for name, w in _strips(b, blocks).items():
+        arrays[name] = acc.patch(w)
+        arrays[name + "_origin"] = np.array([w.row, w.col], dtype=np.int64)
+    _save_atomic(path, arrays)
+    stats["seconds"] = time.perf_counter() - t0
+    return stats
+
+
+def _complete_strips(job, b: Block, staged, cls: np.ndarray, probs: np.ndarray | None,
+                     class_ids: np.ndarray, nodata: int) -> None:
+    """Redo the top and left strips of ``b`` with the neighbours' spilled sums, in place."""
+    blocks, o = job.blocks, job.overlap
+    reg = b.region
+    targets = []
+    if b.bi > 0 and o:
+        targets.append(("own_top", Window(reg.row, reg.col, min(o, reg.height), reg.width)))
+    if b.bj > 0 and o and reg.height > (o if b.bi > 0 else 0):
+        r0 = reg.row + (min(o, reg.height) if b.bi > 0 else 0)
+        targets.append(("own_left", Window(r0, reg.col, reg.row_end - r0, min(o, reg.width))))
+    if not targets:
+        return
+    neighbours = []
+    for (di, dj), part in (((0, -1), "spill_right"), ((-1, 0), "spill_bottom"),
+                           ((-1, -1), "spill_corner")):
+        if b.bi + di < 0 or b.bj + dj < 0:
+            continue
+        with np.load(job.block_path(blocks.block(b.bi + di, b.bj + dj).key)) as z:
+            if part in z.files:
+                neighbours.append((z[part], tuple(z[part + "_origin"])))
+    for own, t in targets:
+        sums = np.zeros((len(class_ids) + 1, t.height, t.width), dtype=np.int32)
+        add_patch(sums, (t.row, t.col), staged[own], tuple(staged[own + "_origin"]))
+        for patch, porigin in neighbours:
+            add_patch(sums, (t.row, t.col), patch, porigin)
+        s = t.slices((reg.row, reg.col))
+        valid = cls[s] != nodata
+        c, p = finalize(sums, class_ids, valid, nodata, want_probs=probs is not None)
+        cls[s] = c
+        if probs is not None:
+            probs[:, s[0], s[1]] = p
+
+
+def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
+    """Build the class COG (and probability/confidence COGs) from the staged blocks."""
+    from geoseg.io.cog import CogWriter, RasterSpec
+
+    t0 = time.perf_counter()
+    meta = read_meta(job.bundle)
+    classes = meta.class_list
+    class_ids = np.asarray(classes.ids)
+    nodata = classes.nodata
+    info = job.scene.info
+    base = dict(height=job.height, width=job.width, crs=info.crs, transform=info.transform)
+    scratch = Path(job.staging)
+    writers = {"cls": CogWriter(RasterSpec(count=1, nodata=nodata, descriptions=["class"],
+                                           tags=meta_tags, **base), scratch, "cls")}
+    if job.probabilities:
+        names = [c.name for c in classes.classes]
+        writers["probs"] = CogWriter(RasterSpec(
+            count=len(names), nodata=255, descriptions=[f"p({n})" for n in names],
+            scales=[1 / 254] * len(names), tags=meta_tags, **base), scratch, "probs")
+        writers["conf"] = CogWriter(RasterSpec(
+            count=1, nodata=255, descriptions=["confidence"], scales=[1 / 254], tags=meta_tags,
+            **base), scratch, "conf")
+    try:
+        for b in job.blocks:
+            with np.load(job.block_path(b.key)) as z:
+                staged = {k: z[k] for k in z.files}
+            cls = staged["cls"]
+            probs = staged.get("probs")
+            _complete_strips(job, b, staged, cls, probs, class_ids, nodata)
+            writers["cls"].write(b.region, cls)
+            if probs is not None:
+                writers["probs"].write(b.region, probs)
+                conf = probs.max(axis=0)
+                conf[cls == nodata] = 255
+                writers["conf"].write(b.region, conf)
+        outs = {"classes": str(writers["cls"].finish(out, classes=classes))}
+        if job.probabilities:
+            stem = Path(out)
+            for k, suffix in (("probs", "_probabilities"), ("conf", "_confidence")):
+                p = stem.with_name(stem.stem + suffix + stem.suffix)
+                outs[k] = str(writers[k].finish(p, resampling="AVERAGE"))
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    outs["seconds"] = time.perf_counter() - t0
+    return outs
+
+
+def remove_staging(staging: str) -> None:
+    import shutil
+
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(staging)

@@ -1,0 +1,125 @@
+"""Getting a Dask client: a local cluster (default), an existing scheduler, or dask-cuda GPUs.
+
+Local workers are processes with one task thread each; the model inside a worker uses the
+host's cores divided among that host's workers. The nanny's default
+``MALLOC_TRIM_THRESHOLD_=65536`` disables glibc's adaptive mmap threshold, so every large tensor
+is mmap'ed and faulted in afresh: the model ran ~40-55 % slower in such workers. geoseg's local
+clusters start workers without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dask
+from distributed import Client, LocalCluster
+
+from geoseg.errors import GeoSegError
+
+log = logging.getLogger(__name__)
+
+WORKER_ENV = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # torch sets its own thread count per worker (see host_threads); keep BLAS/OpenMP at 1 for
+    # numpy so the two do not oversubscribe the cores.
+}
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    workers: int | None = None  # local workers; None: chosen for the machine
+    scheduler: str | None = None  # address of an existing scheduler
+    gpus: bool = False  # dask-cuda LocalCUDACluster, one worker per GPU
+    threads_per_worker: int = 1  # dask task threads per worker
+    dashboard: str | None = ":0"  # local dashboard address (":0" = a free port)
+    memory_limit: str | float | None = "auto"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Workers for a local CPU cluster: one per core (measured faster than one worker with all
+    cores for the model, see BENCHMARKS.md)."""
+    return max(1, usable_cores())
+
+
+@contextlib.contextmanager
+def connect(options: ClusterOptions | None = None, client: Client | None = None,
+            ) -> Iterator[Client]:
+    """Yield a client: ``client`` as given, else one for ``options`` (closed afterwards)."""
+    if client is not None:
+        yield client
+        return
+    o = options or ClusterOptions()
+    if o.scheduler:
+        try:
+            c = Client(o.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise GeoSegError(f"cannot reach the Dask scheduler at {o.scheduler} ({e}): check "
+                              "the address and that 'dask scheduler' is running") from None
+        try:
+            yield c
+        finally:
+            c.close()
+        return
+    cluster = _gpu_cluster(o) if o.gpus else None
+    if cluster is None:
+        with dask.config.set(WORKER_ENV):
+            cluster = LocalCluster(
+                n_workers=o.workers or default_workers(), threads_per_worker=o.threads_per_worker,
+                processes=True, dashboard_address=o.dashboard, memory_limit=o.memory_limit,
+                silence_logs=logging.ERROR)
+    try:
+        with Client(cluster) as c:
+            yield c
+    finally:
+        cluster.close()
+
+
+def _gpu_cluster(o: ClusterOptions):
+    """dask-cuda's LocalCUDACluster, or None (with a warning) where it cannot run."""
+    try:
+        from dask_cuda import LocalCUDACluster
+    except Exception as e:  # ImportError, or cuda-bindings missing underneath
+        warnings.warn(f"--gpus: dask-cuda is not usable ({type(e).__name__}: {e}); install "
+                      "geoseg[gpu] on a CUDA machine. Falling back to a local CPU cluster.",
+                      stacklevel=3)
+        return None
+    try:
+        with dask.config.set(WORKER_ENV):
+            return LocalCUDACluster(dashboard_address=o.dashboard, threads_per_worker=1,
+                                    silence_logs=logging.ERROR)
+    except Exception as e:  # NVML errors without a GPU
+        warnings.warn(f"--gpus: no usable GPU ({type(e).__name__}: {str(e)[:120]}); falling "
+                      "back to a local CPU cluster.", stacklevel=3)
+        return None
+
+
+def _cores() -> int:
+    return usable_cores()
+
+
+def host_threads(client: Client) -> dict[str, int]:
+    """Torch threads for each worker host: its cores divided by its number of workers."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    if not workers:
+        raise GeoSegError("the Dask cluster has no workers: start some with 'dask worker "
+                          "ADDRESS' or use the local cluster")
+    cores = client.run(_cores)
+    hosts = {addr: info["host"] for addr, info in workers.items()}
+    per_host = Counter(hosts.values())
+    out: dict[str, int] = {}
+    for addr, host in hosts.items():
+        out[host] = max(1, cores.get(addr, 1) // per_host[host])
+    return out

@@ -1,0 +1,82 @@
+"""A prediction job's description and its staging area (what makes resume possible)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from geoseg import __version__
+from geoseg.grid import BlockGrid, TileGrid
+from geoseg.io.scene import Scene
+
+STAGING_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """Everything a worker needs for one block; small and cheap to send with each task."""
+
+    scene: Scene
+    bundle: str
+    height: int
+    width: int
+    tile: int
+    overlap: int
+    tiles_per_block: int
+    staging: str
+    probabilities: bool = False
+    device: str = "auto"  # "cpu", "cuda" or "auto" (cuda where the worker has it)
+    batch_size: int | None = None
+    amp: str | None = None
+    host_threads: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> TileGrid:
+        return TileGrid(self.height, self.width, self.tile, self.overlap)
+
+    @property
+    def blocks(self) -> BlockGrid:
+        return BlockGrid(self.grid, self.tiles_per_block)
+
+    def block_path(self, key: str) -> Path:
+        return Path(self.staging) / f"{key}.npz"
+
+
+def _file_identity(path: str) -> dict:
+    """Path plus size and modification time (cheap; a changed input invalidates the staging)."""
+    try:
+        st = os.stat(path)
+        return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except OSError:  # remote (/vsis3/, http): the URL stands for itself
+        return {"path": path}
+
+
+def job_key(scene: Scene, weights_sha256: str, params: dict) -> str:
+    """A hash of the inputs, the model and every parameter that changes the output."""
+    ident = {
+        "staging_format": STAGING_FORMAT,
+        "geoseg": __version__,
+        "scene": [_file_identity(p) for p in scene.paths],
+        "weights": weights_sha256,
+        "params": params,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def default_staging_root(out: Path) -> Path:
+    return out.parent / f".{out.name}.staging"
+
+
+def write_manifest(job: PredictJob, key: str) -> None:
+    d = Path(job.staging)
+    d.mkdir(parents=True, exist_ok=True)
+    man = d / "job.json"
+    if not man.exists():
+        tmp = d / f".job.json.{os.getpid()}"
+        doc = {"key": key, **{k: v for k, v in asdict(job).items() if k != "host_threads"}}
+        doc["scene"] = list(job.scene.paths)
+        tmp.write_text(json.dumps(doc, indent=2))
+        os.replace(tmp, man)

@@ -1,0 +1,173 @@
+"""``geoseg predict``: a scene and a model bundle in, a class COG out, on a Dask cluster.
+
+The client plans the job from metadata alone (scene size, bundle JSON), submits one task per
+output block, follows them with a progress bar, and submits the assembly as one more task: it
+never reads a pixel, and the graph is O(blocks).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distributed import Client, as_completed
+
+from geoseg.engine.blocks import assemble, predict_block, remove_staging
+from geoseg.engine.cluster import ClusterOptions, connect, host_threads
+from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
+from geoseg.errors import GeoSegError
+from geoseg.grid import BlockGrid, TileGrid
+from geoseg.io.cog import check_output
+from geoseg.io.scene import Scene
+from geoseg.model.bundle import read_meta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictResult:
+    outputs: dict[str, str]
+    megapixels: float
+    blocks: int
+    blocks_reused: int
+    tiles: int
+    tiles_skipped: int
+    seconds: float
+    assembly_seconds: float
+    staging: str
+    dashboard: str | None = None
+    block_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def mpx_per_s(self) -> float:
+        return self.megapixels / self.seconds if self.seconds else 0.0
+
+    @property
+    def path(self) -> str:
+        return self.outputs["classes"]
+
+
+def plan(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | None = None,
+         overlap: int | None = None, probabilities: bool = False, staging: str | None = None,
+         device: str = "auto", batch_size: int | None = None, amp: str | None = None,
+         overwrite: bool = False) -> tuple[PredictJob, str]:
+    """Validate everything that can be checked before work starts, and describe the job."""
+    scene = Scene.of(scene)
+    meta = read_meta(model)
+    info = scene.info
+    scene.check_bands(meta.bands)
+    out_path = check_output(out, overwrite)
+    tile = tile or meta.tile
+    overlap = meta.overlap if overlap is None else overlap
+    try:
+        grid = TileGrid(info.height, info.width, tile, overlap)
+        blocks = BlockGrid.from_block_size(grid, block)
+    except ValueError as e:
+        raise GeoSegError(f"invalid tiling: {e}") from None
+    params = {"tile": tile, "overlap": overlap, "tiles_per_block": blocks.tiles_per_block,
+              "probabilities": probabilities, "bands": meta.bands, "device": device,
+              "batch_size": batch_size, "amp": amp}
+    key = job_key(scene, meta.weights_sha256, params)
+    root = Path(staging) if staging else default_staging_root(out_path)
+    job = PredictJob(scene=scene, bundle=str(Path(model).resolve()), height=info.height,
+                     width=info.width, tile=tile, overlap=overlap,
+                     tiles_per_block=blocks.tiles_per_block, staging=str(root / key),
+                     probabilities=probabilities, device=device, batch_size=batch_size, amp=amp)
+    return job, key
+
+
+def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | None = None,
+            overlap: int | None = None, probabilities: bool = False,
+            workers: int | None = None, scheduler: str | None = None, gpus: bool = False,
+            client: Client | None = None, staging: str | None = None,
+            keep_staging: bool = False, overwrite: bool = False, batch_size: int | None = None,
+            amp: str | None = None, device: str | None = None, progress: bool = False,
+            ) -> PredictResult:
+    """Predict ``scene`` (a path, or band files to stack) with the bundle ``model`` into the
+    class COG ``out``. Runs on ``client`` if given, else on a cluster made from ``workers`` /
+    ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine)."""
+    device = device or ("cuda" if gpus else "auto")
+    job, key = plan(scene, model, out, block=block, tile=tile, overlap=overlap,
+                    probabilities=probabilities, staging=staging, device=device,
+                    batch_size=batch_size, amp=amp, overwrite=overwrite)
+    write_manifest(job, key)
+    meta = read_meta(model)
+    tags = {"GEOSEG_MODEL": f"{meta.name} {meta.version}", "GEOSEG_ARCH":
+            f"{meta.architecture}/{meta.encoder}", "GEOSEG_TILE": str(job.tile),
+            "GEOSEG_OVERLAP": str(job.overlap), "GEOSEG_SOURCE": ",".join(job.scene.paths)}
+    opts = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
+    t0 = time.perf_counter()
+    with connect(opts, client) as c:
+        job = PredictJob(**{**job.__dict__, "host_threads": host_threads(c)})
+        dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
+        if progress and dashboard:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"Dask dashboard: {dashboard}")
+        stats = _run_blocks(c, job, key, progress)
+        t_asm = time.perf_counter()
+        outs = c.submit(assemble, job, str(Path(out).resolve()), tags, pure=False).result()
+        t1 = time.perf_counter()
+    if not keep_staging:
+        remove_staging(job.staging)
+    return PredictResult(
+        outputs={k: v for k, v in outs.items() if k != "seconds"},
+        megapixels=job.height * job.width / 1e6, blocks=len(stats),
+        blocks_reused=sum(s["reused"] for s in stats), tiles=sum(s["tiles"] for s in stats),
+        tiles_skipped=sum(s["tiles_skipped"] for s in stats), seconds=t1 - t0,
+        assembly_seconds=t1 - t_asm, staging=job.staging, dashboard=dashboard,
+        block_seconds=[s["seconds"] for s in stats])
+
+
+def _run_blocks(c: Client, job: PredictJob, key: str, progress: bool) -> list[dict]:
+    blocks = list(job.blocks)
+    futures = [c.submit(predict_block, job, b.bi, b.bj, key=f"geoseg-{key}-{b.key}",
+                        retries=1) for b in blocks]
+    total_px = sum(b.region.size for b in blocks)
+    stats: list[dict] = []
+    bar = _Progress(len(blocks), total_px) if progress else None
+    try:
+        for fut in as_completed(futures):
+            s = fut.result()
+            stats.append(s)
+            if bar:
+                bar.advance(s)
+    finally:
+        if bar:
+            bar.close()
+    return stats
+
+
+class _Progress:
+    """Blocks done, Mpx/s (of blocks computed in this run) and ETA, on stderr."""
+
+    def __init__(self, n_blocks: int, total_px: int):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.p = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("blocks"), TextColumn("{task.fields[rate]}"),
+                          TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                          console=Console(stderr=True), transient=False)
+        self.task = self.p.add_task("predict", total=n_blocks, rate="")
+        self.t0 = time.perf_counter()
+        self.px = 0
+        self.p.start()
+
+    def advance(self, s: dict) -> None:
+        if not s["reused"]:
+            self.px += s["pixels"]
+        dt = time.perf_counter() - self.t0
+        self.p.update(self.task, advance=1, rate=f"{self.px / 1e6 / dt:.2f} Mpx/s" if dt else "")
+
+    def close(self) -> None:
+        self.p.stop()

@@ -1,0 +1,139 @@
+"""Cloud-optimised GeoTIFF output, built in one step from blocks written to a staging file.
+
+Workers never write into one GeoTIFF: blocks are staged separately and a single process streams
+them into a tiled temporary GeoTIFF, which GDAL's COG driver turns into the final file (internal
+overviews, 512-pixel blocks). The final name appears only when everything, sidecars included,
+is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.shutil import copy as rio_copy
+from rasterio.windows import Window as RioWindow
+
+from geoseg.classes import ClassList
+from geoseg.errors import GeoSegError
+from geoseg.grid import Window
+from geoseg.io.style import category_aux_xml, raster_qml
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Fail early (before any work) if ``path`` cannot be written as a new final output."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise GeoSegError(f"{p} already exists: pass --overwrite to replace it")
+    if p.exists() and p.is_dir():
+        raise GeoSegError(f"{p} is a directory: pass a file name for the output")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GeoSegError(f"cannot create the output folder {parent} ({e.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise GeoSegError(f"output folder {parent} is not writable: choose another --out")
+    return p
+
+
+@dataclass
+class RasterSpec:
+    height: int
+    width: int
+    count: int
+    crs: object
+    transform: object
+    nodata: float
+    dtype: str = "uint8"
+    descriptions: list[str] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class CogWriter:
+    """Stream blocks into a temporary tiled GeoTIFF, then :meth:`finish` it into a COG."""
+
+    def __init__(self, spec: RasterSpec, scratch: str | Path, name: str = "stage"):
+        self.spec = spec
+        self.scratch = Path(scratch)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.scratch / f"{name}.{os.getpid()}.tif"
+        profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=spec.count,
+                       dtype=spec.dtype, nodata=spec.nodata, tiled=True, blockxsize=512,
+                       blockysize=512, BIGTIFF="IF_SAFER", compress="ZSTD", zstd_level=1)
+        if spec.crs is not None:
+            profile["crs"] = spec.crs
+        if spec.transform is not None and not spec.transform.is_identity:
+            profile["transform"] = spec.transform
+        self.ds = rasterio.open(self.tmp, "w", **profile)
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        if data.ndim == 2:
+            data = data[None]
+        self.ds.write(data, window=RioWindow(window.col, window.row, window.width,
+                                             window.height))
+
+    def close(self) -> None:
+        if not self.ds.closed:
+            self.ds.close()
+
+    def abort(self) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+    def finish(self, out: str | Path, *, classes: ClassList | None = None,
+               resampling: str = "MODE", compress: str = "DEFLATE") -> Path:
+        """Build the COG at ``out`` (with palette, category names and QGIS style when
+        ``classes`` is given) and rename it into place; the temporary file is removed."""
+        out = Path(out)
+        ds, spec = self.ds, self.spec
+        try:
+            for i, d in enumerate(spec.descriptions, 1):
+                ds.set_band_description(i, d)
+            if spec.scales:
+                ds.scales = tuple(spec.scales)
+            if spec.tags:
+                ds.update_tags(**spec.tags)
+            if classes is not None:
+                ds.write_colormap(1, classes.colormap())
+                ds.update_tags(1, CLASSES=json.dumps(
+                    [{"id": c.id, "name": c.name, "color": c.color} for c in classes.classes]))
+            self.close()
+            part = out.with_name(f".{out.name}.part{os.getpid()}")
+            sidecars: list[tuple[Path, Path]] = []
+            try:
+                with rasterio.open(self.tmp) as src:
+                    rio_copy(src, part, driver="COG", COMPRESS=compress, BLOCKSIZE=512,
+                             OVERVIEW_RESAMPLING=resampling, RESAMPLING="NEAREST",
+                             BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
+                with contextlib.suppress(FileNotFoundError):  # GDAL may copy PAM; ours rules
+                    Path(f"{part}.aux.xml").unlink()
+                if classes is not None:
+                    for suffix, text in ((".aux.xml", category_aux_xml(classes.category_names())),
+                                         (".qml", raster_qml(classes))):
+                        final = Path(f"{out}{suffix}") if suffix == ".aux.xml" else \
+                            out.with_suffix(".qml")
+                        tmp = final.with_name(f".{final.name}.part{os.getpid()}")
+                        tmp.write_text(text)
+                        sidecars.append((tmp, final))
+                for tmp, final in sidecars:
+                    os.replace(tmp, final)
+                os.replace(part, out)
+            except OSError as e:
+                for tmp, _ in sidecars:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    part.unlink()
+                raise GeoSegError(f"cannot write {out} ({e.strerror or e}): check free space "
+                                  "and permissions") from None
+        finally:
+            self.abort()
+        return out

@@ -1,0 +1,1 @@
+"""Models: the smp factory, the safe bundle format, prediction and training."""

@@ -1,0 +1,85 @@
+"""Tile prediction with a loaded bundle: normalisation, batching, softmax, OOM back-off."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from geoseg.model.bundle import BundleMeta, load_model
+
+log = logging.getLogger(__name__)
+
+
+def normalize(data: np.ndarray, valid: np.ndarray, meta: BundleMeta) -> np.ndarray:
+    """(x - mean) / std per band, in place; invalid pixels become 0 (the band mean)."""
+    mean = np.asarray(meta.normalization.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(meta.normalization.std, dtype=np.float32)[:, None, None]
+    data -= mean
+    data /= std
+    data[:, ~valid] = 0.0
+    np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return data
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+class TilePredictor:
+    """Holds one model on one device and turns normalised tiles into class probabilities."""
+
+    def __init__(self, bundle: str, device: str = "cpu", batch_size: int | None = None,
+                 amp: str | None = None):
+        self.device = torch.device(device)
+        self.model, self.meta = load_model(bundle, device=device)
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # batch 1 is fastest on CPU (measured); GPUs want many tiles per call.
+        self.batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
+        if amp is None:
+            amp = "bf16" if self.device.type == "cuda" else "none"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.oom_retries = 0
+
+    @property
+    def n_classes(self) -> int:
+        return self.meta.n_classes
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
+        if self.device.type == "cpu":
+            t = t.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if self.amp_dtype is not None:
+                with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                    logits = self.model(t)
+            else:
+                logits = self.model(t)
+            probs = torch.softmax(logits.float(), dim=1)
+        return probs.cpu().numpy()
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        """Probabilities (N x C x T x T float32) for normalised tiles (N x B x T x T).
+
+        Out-of-memory on the device halves the batch and retries the same tiles.
+        """
+        out = np.empty((len(tiles), self.n_classes) + tiles.shape[2:], dtype=np.float32)
+        i = 0
+        while i < len(tiles):
+            n = min(self.batch_size, len(tiles) - i)
+            try:
+                out[i:i + n] = self._forward(tiles[i:i + n])
+            except (RuntimeError, MemoryError) as e:
+                if not _is_oom(e) or self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, self.batch_size // 2)
+                self.oom_retries += 1
+                log.warning("out of memory with %d tiles a batch; retrying with %d", n,
+                            self.batch_size)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            i += n
+        return out

@@ -1,0 +1,75 @@
+"""Shared fixtures: a real local Dask cluster of processes, synthetic scenes, real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("GEOSEG_DATA", ROOT.parent / "shared" / "data"))
+
+CLASSES5 = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(5)]
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A LocalCluster of two worker processes, shared by the whole test session."""
+    from geoseg.engine.cluster import ClusterOptions, connect
+
+    with connect(ClusterOptions(workers=2, dashboard=None)) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data sets in ../shared/data (tests using it skip where it is absent)."""
+    if not DATA.exists():
+        pytest.skip(f"real data not found at {DATA}")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory):
+    """Factory: synth(height, width, **spec) -> (scene path, labels path), cached per spec."""
+    from geoseg.synth import SynthSpec, make_scene
+
+    root = tmp_path_factory.mktemp("synth")
+    cache: dict = {}
+
+    def make(height: int, width: int, **kw):
+        key = (height, width, tuple(sorted(kw.items())))
+        if key not in cache:
+            spec = SynthSpec(height, width, **kw)
+            name = f"s{len(cache)}"
+            scene, labels = root / f"{name}.tif", root / f"{name}_labels.tif"
+            make_scene(scene, spec, labels)
+            cache[key] = (scene, labels)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory):
+    """Factory: bundles(arch, bands=4, n_classes=5, tile=128, overlap=32, encoder=...) -> dir."""
+    from geoseg.model.bundle import create_bundle
+
+    root = tmp_path_factory.mktemp("bundles")
+    cache: dict = {}
+
+    def make(arch: str = "pixelnet", bands: int = 4, n_classes: int = 5, tile: int = 128,
+             overlap: int = 32, encoder: str = "resnet18", mean: float = 2000.0,
+             std: float = 1000.0):
+        key = (arch, bands, n_classes, tile, overlap, encoder, mean, std)
+        if key not in cache:
+            d = root / f"b{len(cache)}"
+            classes = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(n_classes)]
+            create_bundle(d, classes=classes, bands=bands, architecture=arch, encoder=encoder,
+                          mean=[mean] * bands, std=[std] * bands, tile=tile, overlap=overlap,
+                          seed=3)
+            cache[key] = d
+        return cache[key]
+
+    return make

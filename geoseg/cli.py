@@ -66,6 +66,8 @@ def predict(
     keep_staging: bool = typer.Option(False, help="Keep staged blocks after success."),
     batch_size: int = typer.Option(None, help="Tiles per model call (default: 1 on CPU, "
                                    "16 on GPU)."),
+    torch_threads: int = typer.Option(1, help="Model threads per CPU worker (1 keeps results "
+                                      "bit-identical for any worker count)."),
 ):
     """Predict a scene into a georeferenced class COG (with palette, class names, .qml)."""
     from geoseg.engine.predict import predict as run
@@ -74,7 +76,8 @@ def predict(
         res = run(scene if len(scene) > 1 else scene[0], model, out_path, block=block,
                   tile=tile, overlap=overlap, workers=workers, scheduler=scheduler, gpus=gpus,
                   probabilities=probabilities, overwrite=overwrite, staging=staging,
-                  keep_staging=keep_staging, batch_size=batch_size, progress=True)
+                  keep_staging=keep_staging, batch_size=batch_size,
+                  torch_threads=torch_threads, progress=True)
     except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
         _fail(e)
         return

@@ -42,10 +42,7 @@ def get_predictor(job):
         p = _predictors.get(key)
         if p is None:
             if device == "cpu":
-                host = _worker_host()
-                n = job.host_threads.get(host) if host else None
-                if n:
-                    torch.set_num_threads(n)
+                torch.set_num_threads(job.torch_threads)
             if os.environ.get("MALLOC_TRIM_THRESHOLD_"):
                 log.warning("MALLOC_TRIM_THRESHOLD_ is set in this worker's environment; the "
                             "model runs ~40%% slower. Unset it (distributed.nanny."
@@ -53,15 +50,6 @@ def get_predictor(job):
             p = TilePredictor(job.bundle, device=device, batch_size=job.batch_size, amp=job.amp)
             _predictors[key] = p
     return p
-
-
-def _worker_host() -> str | None:
-    try:
-        from distributed import get_worker
-
-        return get_worker().address.split("://")[-1].rsplit(":", 1)[0]
-    except (ImportError, ValueError):
-        return None
 
 
 def _strips(b: Block, blocks: BlockGrid) -> dict[str, Window]:
@@ -196,7 +184,8 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
     base = dict(height=job.height, width=job.width, crs=info.crs, transform=info.transform)
     scratch = Path(job.staging)
     writers = {"cls": CogWriter(RasterSpec(count=1, nodata=nodata, descriptions=["class"],
-                                           tags=meta_tags, **base), scratch, "cls")}
+                                           tags=meta_tags, classes=classes, **base),
+                                scratch, "cls")}
     if job.probabilities:
         names = [c.name for c in classes.classes]
         writers["probs"] = CogWriter(RasterSpec(
@@ -218,7 +207,7 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
                 conf = probs.max(axis=0)
                 conf[cls == nodata] = 255
                 writers["conf"].write(b.region, conf)
-        outs = {"classes": str(writers["cls"].finish(out, classes=classes))}
+        outs = {"classes": str(writers["cls"].finish(out))}
         if job.probabilities:
             stem = Path(out)
             for k, suffix in (("probs", "_probabilities"), ("conf", "_confidence")):
@@ -233,7 +222,10 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
 
 
 def remove_staging(staging: str) -> None:
+    """Remove a job's staging folder, and its parent when no other job is staged there."""
     import shutil
 
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(staging)
+    with contextlib.suppress(OSError):
+        Path(staging).parent.rmdir()

@@ -1,7 +1,9 @@
 """Getting a Dask client: a local cluster (default), an existing scheduler, or dask-cuda GPUs.
 
-Local workers are processes with one task thread each; the model inside a worker uses the
-host's cores divided among that host's workers. The nanny's default
+Local workers are processes with one task thread each, one per core, and the model in each
+runs on one thread (``torch_threads``): on this machine that was the fastest layout, and a fixed
+thread count keeps results bit-identical for any number of workers (oneDNN's sums depend on
+the thread count). The nanny's default
 ``MALLOC_TRIM_THRESHOLD_=65536`` disables glibc's adaptive mmap threshold, so every large tensor
 is mmap'ed and faulted in afresh: the model ran ~40-55 % slower in such workers. geoseg's local
 clusters start workers without it.
@@ -13,7 +15,6 @@ import contextlib
 import logging
 import os
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 WORKER_ENV = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-    # torch sets its own thread count per worker (see host_threads); keep BLAS/OpenMP at 1 for
-    # numpy so the two do not oversubscribe the cores.
 }
 
 
@@ -104,22 +103,3 @@ def _gpu_cluster(o: ClusterOptions):
         warnings.warn(f"--gpus: no usable GPU ({type(e).__name__}: {str(e)[:120]}); falling "
                       "back to a local CPU cluster.", stacklevel=3)
         return None
-
-
-def _cores() -> int:
-    return usable_cores()
-
-
-def host_threads(client: Client) -> dict[str, int]:
-    """Torch threads for each worker host: its cores divided by its number of workers."""
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    if not workers:
-        raise GeoSegError("the Dask cluster has no workers: start some with 'dask worker "
-                          "ADDRESS' or use the local cluster")
-    cores = client.run(_cores)
-    hosts = {addr: info["host"] for addr, info in workers.items()}
-    per_host = Counter(hosts.values())
-    out: dict[str, int] = {}
-    for addr, host in hosts.items():
-        out[host] = max(1, cores.get(addr, 1) // per_host[host])
-    return out

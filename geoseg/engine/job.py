@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from geoseg import __version__
@@ -31,7 +31,7 @@ class PredictJob:
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda where the worker has it)
     batch_size: int | None = None
     amp: str | None = None
-    host_threads: dict[str, int] = field(default_factory=dict)
+    torch_threads: int = 1  # per worker; a fixed count keeps results bit-identical
 
     @property
     def grid(self) -> TileGrid:
@@ -76,7 +76,7 @@ def write_manifest(job: PredictJob, key: str) -> None:
     man = d / "job.json"
     if not man.exists():
         tmp = d / f".job.json.{os.getpid()}"
-        doc = {"key": key, **{k: v for k, v in asdict(job).items() if k != "host_threads"}}
+        doc = {"key": key, **asdict(job)}
         doc["scene"] = list(job.scene.paths)
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, man)

@@ -15,7 +15,7 @@ from pathlib import Path
 from distributed import Client, as_completed
 
 from geoseg.engine.blocks import assemble, predict_block, remove_staging
-from geoseg.engine.cluster import ClusterOptions, connect, host_threads
+from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
 from geoseg.errors import GeoSegError
 from geoseg.grid import BlockGrid, TileGrid
@@ -52,7 +52,7 @@ class PredictResult:
 def plan(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | None = None,
          overlap: int | None = None, probabilities: bool = False, staging: str | None = None,
          device: str = "auto", batch_size: int | None = None, amp: str | None = None,
-         overwrite: bool = False) -> tuple[PredictJob, str]:
+         torch_threads: int = 1, overwrite: bool = False) -> tuple[PredictJob, str]:
     """Validate everything that can be checked before work starts, and describe the job."""
     scene = Scene.of(scene)
     meta = read_meta(model)
@@ -68,13 +68,14 @@ def plan(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | N
         raise GeoSegError(f"invalid tiling: {e}") from None
     params = {"tile": tile, "overlap": overlap, "tiles_per_block": blocks.tiles_per_block,
               "probabilities": probabilities, "bands": meta.bands, "device": device,
-              "batch_size": batch_size, "amp": amp}
+              "batch_size": batch_size, "amp": amp, "torch_threads": torch_threads}
     key = job_key(scene, meta.weights_sha256, params)
     root = Path(staging) if staging else default_staging_root(out_path)
     job = PredictJob(scene=scene, bundle=str(Path(model).resolve()), height=info.height,
                      width=info.width, tile=tile, overlap=overlap,
                      tiles_per_block=blocks.tiles_per_block, staging=str(root / key),
-                     probabilities=probabilities, device=device, batch_size=batch_size, amp=amp)
+                     probabilities=probabilities, device=device, batch_size=batch_size, amp=amp,
+                     torch_threads=torch_threads)
     return job, key
 
 
@@ -83,15 +84,16 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
             workers: int | None = None, scheduler: str | None = None, gpus: bool = False,
             client: Client | None = None, staging: str | None = None,
             keep_staging: bool = False, overwrite: bool = False, batch_size: int | None = None,
-            amp: str | None = None, device: str | None = None, progress: bool = False,
-            ) -> PredictResult:
+            amp: str | None = None, device: str | None = None, torch_threads: int = 1,
+            progress: bool = False) -> PredictResult:
     """Predict ``scene`` (a path, or band files to stack) with the bundle ``model`` into the
     class COG ``out``. Runs on ``client`` if given, else on a cluster made from ``workers`` /
     ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine)."""
     device = device or ("cuda" if gpus else "auto")
     job, key = plan(scene, model, out, block=block, tile=tile, overlap=overlap,
                     probabilities=probabilities, staging=staging, device=device,
-                    batch_size=batch_size, amp=amp, overwrite=overwrite)
+                    batch_size=batch_size, amp=amp, torch_threads=torch_threads,
+                    overwrite=overwrite)
     write_manifest(job, key)
     meta = read_meta(model)
     tags = {"GEOSEG_MODEL": f"{meta.name} {meta.version}", "GEOSEG_ARCH":
@@ -100,7 +102,9 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
     opts = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
     t0 = time.perf_counter()
     with connect(opts, client) as c:
-        job = PredictJob(**{**job.__dict__, "host_threads": host_threads(c)})
+        if not c.scheduler_info(n_workers=-1)["workers"]:
+            raise GeoSegError("the Dask cluster has no workers: start some with 'dask worker "
+                              "ADDRESS' or use the local cluster")
         dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
         if progress and dashboard:
             from rich.console import Console

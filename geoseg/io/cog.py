@@ -54,6 +54,7 @@ class RasterSpec:
     descriptions: list[str] = field(default_factory=list)
     scales: list[float] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    classes: ClassList | None = None  # a class raster: palette, names and QGIS style
 
 
 class CogWriter:
@@ -72,6 +73,8 @@ class CogWriter:
         if spec.transform is not None and not spec.transform.is_identity:
             profile["transform"] = spec.transform
         self.ds = rasterio.open(self.tmp, "w", **profile)
+        if spec.classes is not None:  # TIFF needs the palette before any pixel is written
+            self.ds.write_colormap(1, spec.classes.colormap())
 
     def write(self, window: Window, data: np.ndarray) -> None:
         if data.ndim == 2:
@@ -88,12 +91,12 @@ class CogWriter:
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
 
-    def finish(self, out: str | Path, *, classes: ClassList | None = None,
-               resampling: str = "MODE", compress: str = "DEFLATE") -> Path:
-        """Build the COG at ``out`` (with palette, category names and QGIS style when
-        ``classes`` is given) and rename it into place; the temporary file is removed."""
+    def finish(self, out: str | Path, *, resampling: str = "MODE",
+               compress: str = "DEFLATE") -> Path:
+        """Build the COG at ``out`` (with category names and QGIS style for a class raster)
+        and rename it into place; the temporary file is removed."""
         out = Path(out)
-        ds, spec = self.ds, self.spec
+        ds, spec, classes = self.ds, self.spec, self.spec.classes
         try:
             for i, d in enumerate(spec.descriptions, 1):
                 ds.set_band_description(i, d)
@@ -102,7 +105,6 @@ class CogWriter:
             if spec.tags:
                 ds.update_tags(**spec.tags)
             if classes is not None:
-                ds.write_colormap(1, classes.colormap())
                 ds.update_tags(1, CLASSES=json.dumps(
                     [{"id": c.id, "name": c.name, "color": c.color} for c in classes.classes]))
             self.close()

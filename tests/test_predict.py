@@ -199,3 +199,22 @@ def test_band_mismatch_and_existing_output_are_clear_errors(client, synth, bundl
         predict(scene, bundles("pixelnet"), out, client=client)
     assert out.read_bytes() == b"old"
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_real_nc_landsat_band_files(client, bundles, tmp_path):
+    """The bundled NC Landsat 7 sample: six float32 band files with nodata -99999."""
+    nc = Path(__file__).resolve().parents[1] / "examples" / "data" / "nc"
+    bands = [str(nc / f"lsat7_2000_{b}.tif") for b in (10, 20, 30, 40, 50, 70)]
+    bundle = bundles("pixelnet", bands=6, tile=128, overlap=32, mean=60.0, std=30.0)
+    res = predict(bands, bundle, tmp_path / "nc.tif", block=200, client=client)
+    out = read(res.path)
+    with rasterio.open(bands[0]) as s:
+        invalid = ~s.read_masks(1).astype(bool)
+        for b in bands[1:]:
+            with rasterio.open(b) as t:
+                invalid |= ~t.read_masks(1).astype(bool)
+        crs = s.crs
+    assert out.shape == (443, 489)
+    np.testing.assert_array_equal(out == 0, invalid)
+    with rasterio.open(res.path) as s:
+        assert s.crs == crs and s.res == (28.5, 28.5)

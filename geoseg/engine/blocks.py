@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import threading
 import time
 from pathlib import Path
@@ -134,7 +135,14 @@ def predict_block(job, bi: int, bj: int) -> dict:
         arrays[name + "_origin"] = np.array([w.row, w.col], dtype=np.int64)
     _save_atomic(path, arrays)
     stats["seconds"] = time.perf_counter() - t0
+    stats.update(peak_rss())
     return stats
+
+
+def peak_rss() -> dict:
+    """This worker process's id and its peak resident memory so far (MiB)."""
+    return {"pid": os.getpid(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _complete_strips(job, b: Block, staged, cls: np.ndarray, probs: np.ndarray | None,
@@ -218,6 +226,7 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
             w.abort()
         raise
     outs["seconds"] = time.perf_counter() - t0
+    outs.update(peak_rss())
     return outs
 
 

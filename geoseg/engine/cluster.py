@@ -30,6 +30,9 @@ WORKER_ENV = {
 }
 
 
+PRELOAD = "geoseg.engine.preload"
+
+
 @dataclass(frozen=True)
 class ClusterOptions:
     workers: int | None = None  # local workers; None: chosen for the machine
@@ -78,7 +81,7 @@ def connect(options: ClusterOptions | None = None, client: Client | None = None,
             cluster = LocalCluster(
                 n_workers=o.workers or default_workers(), threads_per_worker=o.threads_per_worker,
                 processes=True, dashboard_address=o.dashboard, memory_limit=o.memory_limit,
-                silence_logs=logging.ERROR)
+                silence_logs=logging.ERROR, preload=[PRELOAD])
     try:
         with Client(cluster) as c:
             yield c
@@ -98,7 +101,7 @@ def _gpu_cluster(o: ClusterOptions):
     try:
         with dask.config.set(WORKER_ENV):
             return LocalCUDACluster(dashboard_address=o.dashboard, threads_per_worker=1,
-                                    silence_logs=logging.ERROR)
+                                    silence_logs=logging.ERROR, preload=[PRELOAD])
     except Exception as e:  # NVML errors without a GPU
         warnings.warn(f"--gpus: no usable GPU ({type(e).__name__}: {str(e)[:120]}); falling "
                       "back to a local CPU cluster.", stacklevel=3)

@@ -39,6 +39,7 @@ class PredictResult:
     staging: str
     dashboard: str | None = None
     block_seconds: list[float] = field(default_factory=list)
+    peak_rss_mb: dict[int, float] = field(default_factory=dict)  # per worker process
 
     @property
     def mpx_per_s(self) -> float:
@@ -117,12 +118,20 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
     if not keep_staging:
         remove_staging(job.staging)
     return PredictResult(
-        outputs={k: v for k, v in outs.items() if k != "seconds"},
+        outputs={k: v for k, v in outs.items() if k in ("classes", "probs", "conf")},
         megapixels=job.height * job.width / 1e6, blocks=len(stats),
         blocks_reused=sum(s["reused"] for s in stats), tiles=sum(s["tiles"] for s in stats),
         tiles_skipped=sum(s["tiles_skipped"] for s in stats), seconds=t1 - t0,
         assembly_seconds=t1 - t_asm, staging=job.staging, dashboard=dashboard,
-        block_seconds=[s["seconds"] for s in stats])
+        block_seconds=[s["seconds"] for s in stats], peak_rss_mb=_peaks(stats + [outs]))
+
+
+def _peaks(stats: list[dict]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for s in stats:
+        if "pid" in s:
+            out[s["pid"]] = max(out.get(s["pid"], 0.0), s["peak_rss_mb"])
+    return out
 
 
 def _run_blocks(c: Client, job: PredictJob, key: str, progress: bool) -> list[dict]:

@@ -1,0 +1,206 @@
+"""Engine benchmark: end-to-end prediction against the model alone, 1 vs 2 workers, and
+memory against scene size.
+
+    python benchmarks/predict.py                      # everything below, ~10 min on 2 cores
+    python benchmarks/predict.py --only throughput    # or: memory, layout
+
+Throughput: the bundle's model (DeepLabV3+ resnet34 by default, untrained weights; speed does
+not depend on the weights) predicts a synthetic scene end to end (reads, blending, staging,
+COG with overviews), and the same tiles go through the model alone in the same number of
+plain processes run concurrently. This machine's cores share cache and memory bandwidth, so
+each worker count is compared with its own model-only run, not with one process.
+
+Memory: a near-free per-pixel model (pixelnet) isolates the engine's own cost; peak RSS of
+each worker process is reported for scenes of growing size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-output"
+CLASSES = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(6)]
+
+
+def scene_path(side: int) -> Path:
+    from geoseg.synth import SynthSpec, make_scene
+
+    p = OUT / f"scene_{side}.tif"
+    if not p.exists():
+        t = time.perf_counter()
+        make_scene(p, SynthSpec(side, side, bands=4, n_classes=6, patch=160, seed=42,
+                                nodata_fraction=0.03))
+        print(f"  generated {p.name} ({side * side / 1e6:.0f} Mpx) in "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+    return p
+
+
+def bundle_path(arch: str, encoder: str) -> Path:
+    from geoseg.model.bundle import create_bundle
+
+    p = OUT / f"bundle_{arch}_{encoder}"
+    if not p.exists():
+        create_bundle(p, classes=CLASSES, bands=4, architecture=arch, encoder=encoder,
+                      mean=[2000.0] * 4, std=[1000.0] * 4, tile=512, overlap=64)
+    return p
+
+
+def job_tiles(scene: Path, bundle: Path, block: int) -> list:
+    """The tile windows a prediction job evaluates (all-nodata tiles excluded, as the engine
+    skips them), in block order."""
+    from geoseg.engine.predict import plan
+    from geoseg.model.bundle import read_meta
+
+    job, _ = plan(scene, str(bundle), OUT / "unused.tif", block=block, overwrite=True)
+    meta = read_meta(bundle)
+    grid, tiles = job.grid, []
+    for b in job.blocks:
+        data, valid = job.scene.read(b.read, meta.bands)
+        for ti in b.tiles_rows:
+            for tj in b.tiles_cols:
+                tw = grid.tile_window(ti, tj)
+                if valid[tw.intersect(grid.scene).slices((b.read.row, b.read.col))].any():
+                    tiles.append(tw)
+    return tiles
+
+
+def _model_only_proc(bundle, scene, windows, threads, barrier, queue):
+    import torch
+
+    from geoseg.io.scene import Scene
+    from geoseg.model.runner import TilePredictor, normalize
+
+    torch.set_num_threads(threads)
+    pred = TilePredictor(str(bundle), device="cpu")
+    sc = Scene.of(str(scene))
+    tiles = []
+    for w in windows:
+        d, v = sc.read(w, pred.meta.bands)
+        tiles.append(normalize(d, v, pred.meta)[None])
+    barrier.wait()
+    t = time.perf_counter()
+    for x in tiles:
+        pred.predict(x)
+    queue.put(time.perf_counter() - t)
+
+
+def model_only(bundle: Path, scene: Path, tiles: list, procs: int, threads: int = 1) -> float:
+    """Seconds for ``procs`` concurrent plain processes to run all ``tiles`` (split evenly)."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(procs), ctx.Queue()
+    ps = [ctx.Process(target=_model_only_proc,
+                      args=(bundle, scene, tiles[i::procs], threads, barrier, queue))
+          for i in range(procs)]
+    for p in ps:
+        p.start()
+    times = [queue.get() for _ in ps]
+    for p in ps:
+        p.join()
+    return max(times)
+
+
+def end_to_end(scene: Path, bundle: Path, workers: int, threads: int = 1, block: int = 2048,
+               malloc_trim: bool = False) -> dict:
+    import dask
+    from distributed import Client, LocalCluster
+
+    from geoseg.engine.cluster import PRELOAD, WORKER_ENV
+    from geoseg.engine.predict import predict
+
+    env = {} if malloc_trim else WORKER_ENV
+    with dask.config.set(env):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", preload=[PRELOAD])
+    with cluster, Client(cluster) as c:
+        out = OUT / f"pred_{scene.stem}_{workers}x{threads}.tif"
+        res = predict(scene, str(bundle), out, block=block, client=c, overwrite=True,
+                      torch_threads=threads)
+    return {"seconds": res.seconds, "mpx": res.megapixels, "mpx_s": res.mpx_per_s,
+            "tiles": res.tiles, "blocks": res.blocks, "assembly_s": res.assembly_seconds,
+            "peak_rss_mb": sorted(res.peak_rss_mb.values())}
+
+
+def bench_throughput(args, results):
+    scene = scene_path(args.side)
+    bundle = bundle_path(args.arch, args.encoder)
+    tiles = job_tiles(scene, bundle, args.block)
+    mpx = args.side * args.side / 1e6
+    print(f"\n## Throughput: {args.arch}/{args.encoder}, {mpx:.1f} Mpx scene, "
+          f"{len(tiles)} tiles of 512 (overlap 64), block {args.block}")
+    print(f"{'workers':>8} {'model-only Mpx/s':>17} {'end-to-end Mpx/s':>17} {'ratio':>6}")
+    rows = []
+    for w in (1, 2):
+        m = model_only(bundle, scene, tiles, w)
+        e = end_to_end(scene, bundle, w, block=args.block)
+        row = {"workers": w, "model_only_s": m, "model_only_mpx_s": mpx / m, **e,
+               "ratio": (mpx / e["seconds"]) / (mpx / m)}
+        rows.append(row)
+        print(f"{w:>8} {mpx / m:>17.3f} {e['mpx_s']:>17.3f} {row['ratio']:>6.3f}", flush=True)
+    print(f"2-vs-1-worker speed-up: end-to-end {rows[1]['mpx_s'] / rows[0]['mpx_s']:.2f}x, "
+          f"model-only {rows[1]['model_only_mpx_s'] / rows[0]['model_only_mpx_s']:.2f}x")
+    results["throughput"] = rows
+
+
+def bench_layout(args, results):
+    """Choosing the local cluster's layout by measurement: processes x model threads."""
+    scene = scene_path(args.side)
+    bundle = bundle_path(args.arch, args.encoder)
+    print("\n## Local cluster layout (end-to-end)")
+    rows = []
+    for w, t, trim in ((2, 1, False), (1, 2, False), (2, 1, True)):
+        e = end_to_end(scene, bundle, w, threads=t, block=args.block, malloc_trim=trim)
+        label = f"{w} worker(s) x {t} thread(s)" + (" with nanny MALLOC_TRIM_THRESHOLD_=65536"
+                                                      if trim else "")
+        rows.append({"layout": label, **e})
+        print(f"  {label:<60} {e['mpx_s']:.3f} Mpx/s", flush=True)
+    results["layout"] = rows
+
+
+def bench_memory(args, results):
+    bundle = bundle_path("pixelnet", "none")
+    print("\n## Memory vs scene size (pixelnet: the engine's own cost), 2 workers")
+    print(f"{'Mpx':>6} {'seconds':>8} {'Mpx/s':>7} {'peak RSS per worker (MiB)':>28}")
+    rows = []
+    for side in args.memory_sides:
+        scene = scene_path(side)
+        e = end_to_end(scene, bundle, 2, block=args.block)
+        rows.append({"side": side, **e})
+        print(f"{e['mpx']:>6.0f} {e['seconds']:>8.1f} {e['mpx_s']:>7.2f} "
+              f"{', '.join(f'{r:.0f}' for r in e['peak_rss_mb']):>28}", flush=True)
+        (OUT / f"pred_{scene.stem}_2x1.tif").unlink(missing_ok=True)
+    peaks = [max(r["peak_rss_mb"]) for r in rows]
+    print(f"peak RSS spread across sizes: {(max(peaks) / min(peaks) - 1) * 100:.1f} % "
+          f"(max {max(peaks):.0f} MiB)")
+    results["memory"] = rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["throughput", "layout", "memory"], action="append")
+    ap.add_argument("--arch", default="deeplabv3plus")
+    ap.add_argument("--encoder", default="resnet34")
+    ap.add_argument("--side", type=int, default=4480, help="throughput scene side (pixels)")
+    ap.add_argument("--block", type=int, default=2048)
+    ap.add_argument("--memory-sides", type=int, nargs="+", default=[4096, 8192, 16384])
+    args = ap.parse_args()
+    OUT.mkdir(exist_ok=True)
+    import torch
+
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"cuda {'yes' if torch.cuda.is_available() else 'no'}")
+    results: dict = {"argv": sys.argv[1:]}
+    for name in args.only or ["throughput", "layout", "memory"]:
+        {"throughput": bench_throughput, "layout": bench_layout,
+         "memory": bench_memory}[name](args, results)
+    (OUT / "predict.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

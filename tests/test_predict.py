@@ -218,3 +218,29 @@ def test_real_nc_landsat_band_files(client, bundles, tmp_path):
     np.testing.assert_array_equal(out == 0, invalid)
     with rasterio.open(res.path) as s:
         assert s.crs == crs and s.res == (28.5, 28.5)
+
+
+@pytest.mark.parametrize("kind", ["alpha", "nan", "nodata_value"])
+def test_nodata_from_alpha_nan_and_value(client, bundles, tmp_path, kind):
+    rng = np.random.default_rng(1)
+    h, w = 200, 260
+    hole = np.zeros((h, w), dtype=bool)
+    hole[50:120, 30:200] = True
+    prof = dict(driver="GTiff", height=h, width=w, crs="EPSG:32633",
+                transform=rasterio.transform.from_origin(0, 0, 1, 1))
+    path = tmp_path / f"{kind}.tif"
+    if kind == "alpha":
+        img = rng.integers(1, 255, size=(4, h, w), dtype=np.uint8)
+        img[3] = np.where(hole, 0, 255)
+        with rasterio.open(path, "w", count=4, dtype="uint8", photometric="RGB",
+                           alpha="YES", **prof) as d:
+            d.write(img)
+    else:
+        img = rng.normal(100, 20, size=(3, h, w)).astype(np.float32)
+        img[1, hole] = np.nan if kind == "nan" else -9999.0
+        nodata = None if kind == "nan" else -9999.0
+        with rasterio.open(path, "w", count=3, dtype="float32", nodata=nodata, **prof) as d:
+            d.write(img)
+    bundle = bundles("pixelnet", bands=3, tile=64, overlap=16, mean=100.0, std=20.0)
+    out = read(predict(path, bundle, tmp_path / "out.tif", client=client).path)
+    np.testing.assert_array_equal(out == 0, hole)

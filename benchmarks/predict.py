@@ -58,7 +58,7 @@ def job_tiles(scene: Path, bundle: Path, block: int) -> list:
     from geoseg.engine.predict import plan
     from geoseg.model.bundle import read_meta
 
-    job, _ = plan(scene, str(bundle), OUT / "unused.tif", block=block, overwrite=True)
+    job, _, _ = plan(scene, str(bundle), OUT / "unused.tif", block=block, overwrite=True)
     meta = read_meta(bundle)
     grid, tiles = job.grid, []
     for b in job.blocks:

@@ -21,7 +21,7 @@ from geoseg.errors import GeoSegError
 from geoseg.grid import BlockGrid, TileGrid
 from geoseg.io.cog import check_output
 from geoseg.io.scene import Scene
-from geoseg.model.bundle import read_meta
+from geoseg.model.bundle import BundleMeta, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class PredictResult:
 def plan(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | None = None,
          overlap: int | None = None, probabilities: bool = False, staging: str | None = None,
          device: str = "auto", batch_size: int | None = None, amp: str | None = None,
-         torch_threads: int = 1, overwrite: bool = False) -> tuple[PredictJob, str]:
+         torch_threads: int = 1, overwrite: bool = False,
+         ) -> tuple[PredictJob, str, BundleMeta]:
     """Validate everything that can be checked before work starts, and describe the job."""
     scene = Scene.of(scene)
     meta = read_meta(model)
@@ -77,7 +78,7 @@ def plan(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | N
                      tiles_per_block=blocks.tiles_per_block, staging=str(root / key),
                      probabilities=probabilities, device=device, batch_size=batch_size, amp=amp,
                      torch_threads=torch_threads)
-    return job, key
+    return job, key, meta
 
 
 def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | None = None,
@@ -91,12 +92,11 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
     class COG ``out``. Runs on ``client`` if given, else on a cluster made from ``workers`` /
     ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine)."""
     device = device or ("cuda" if gpus else "auto")
-    job, key = plan(scene, model, out, block=block, tile=tile, overlap=overlap,
+    job, key, meta = plan(scene, model, out, block=block, tile=tile, overlap=overlap,
                     probabilities=probabilities, staging=staging, device=device,
                     batch_size=batch_size, amp=amp, torch_threads=torch_threads,
                     overwrite=overwrite)
     write_manifest(job, key)
-    meta = read_meta(model)
     tags = {"GEOSEG_MODEL": f"{meta.name} {meta.version}", "GEOSEG_ARCH":
             f"{meta.architecture}/{meta.encoder}", "GEOSEG_TILE": str(job.tile),
             "GEOSEG_OVERLAP": str(job.overlap), "GEOSEG_SOURCE": ",".join(job.scene.paths)}

@@ -132,6 +132,48 @@ def bundle_info(path: Path = typer.Argument(..., help="Bundle directory.")):
         _fail(e)
 
 
+@app.command()
+def vectorize(
+    classes: Path = typer.Argument(..., help="Class raster (geoseg's class COG)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output layer (.gpkg by default)."),
+    fmt: str = typer.Option(None, "--format", "-f", help="gpkg, shp, parquet, fgb or geojson "
+                            "(default: from the --out suffix, else gpkg)."),
+    mmu: float = typer.Option(0.0, "--mmu", help="Minimum mapping unit in hectares: smaller "
+                              "regions join their neighbours."),
+    simplify: float = typer.Option(0.0, help="Simplification tolerance in metres (shared "
+                                   "edges stay shared)."),
+    connectivity: int = typer.Option(4, help="Pixel connectivity of a polygon: 4 or 8."),
+    confidence: Path = typer.Option(None, help="Confidence raster for a mean 'confidence' "
+                                    "attribute (default: <stem>_confidence.tif if present)."),
+    attr: list[str] = typer.Option(None, "--attr", help="KEY=VALUE attribute for every "
+                                   "polygon (overrides source, date, model, model_ver)."),
+    block: int = typer.Option(None, help="Block size in pixels (default 4096); one Dask task "
+                              "per block."),
+    workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
+    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+):
+    """Polygonize a class raster into a GIS layer, block by block, seams merged."""
+    import time
+
+    from geoseg.vectorize import DEFAULT_BLOCK
+    from geoseg.vectorize import vectorize as run
+
+    try:
+        if any("=" not in a for a in attr or []):
+            raise GeoSegError("--attr takes KEY=VALUE, e.g. --attr date=2015-08-18")
+        attrs = dict(a.split("=", 1) for a in attr or [])
+        t0 = time.perf_counter()
+        path = run(classes, out_path, fmt=fmt, mmu_ha=mmu, simplify=simplify,
+                   connectivity=connectivity, probabilities=confidence, workers=workers,
+                   scheduler=scheduler, block=block or DEFAULT_BLOCK, attrs=attrs,
+                   overwrite=overwrite)
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        _fail(e)
+        return
+    out.print(f"[green]wrote[/] {path} ({time.perf_counter() - t0:.1f} s)")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

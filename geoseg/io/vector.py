@@ -1,0 +1,185 @@
+"""Polygon layers for GIS: GeoPackage (default), Shapefile, GeoParquet, FlatGeobuf, GeoJSON.
+
+Layers arrive as an Arrow table whose ``geom`` column holds WKB, and are written without
+building Python geometries (pyogrio's Arrow writer), except GeoParquet, which geopandas writes
+with its ``geo`` metadata. Everything goes to temporary names first (all component files of a
+Shapefile, the QGIS ``.qml`` beside the layer) and is renamed into place when complete, the
+layer itself last. A GeoPackage is written as version 1.3 and carries its style in QGIS's
+``layer_styles`` table too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from geoseg.errors import GeoSegError
+from geoseg.io.cog import check_output
+
+GEOM = "geom"
+SHP_MAX_BYTES = 2**31  # .shp/.dbf offsets are 32-bit: GIS software fails beyond 2 GB
+SHP_COMPONENTS = (".shx", ".dbf", ".prj", ".cpg")
+
+
+@dataclass(frozen=True)
+class VectorFormat:
+    name: str
+    driver: str | None  # OGR driver; None: written by geopandas (GeoParquet)
+    suffix: str
+
+
+FORMATS = {
+    "gpkg": VectorFormat("gpkg", "GPKG", ".gpkg"),
+    "shp": VectorFormat("shp", "ESRI Shapefile", ".shp"),
+    "parquet": VectorFormat("parquet", None, ".parquet"),
+    "fgb": VectorFormat("fgb", "FlatGeobuf", ".fgb"),
+    "geojson": VectorFormat("geojson", "GeoJSON", ".geojson"),
+}
+_BY_SUFFIX = {".gpkg": "gpkg", ".shp": "shp", ".parquet": "parquet", ".geoparquet": "parquet",
+              ".fgb": "fgb", ".geojson": "geojson", ".json": "geojson"}
+
+
+def vector_format(out: str | Path, fmt: str | None = None) -> VectorFormat:
+    """The format named by ``fmt``, else by the output's suffix, else GeoPackage."""
+    if fmt:
+        key = fmt.lower().lstrip(".")
+        key = {"geoparquet": "parquet", "shapefile": "shp", "flatgeobuf": "fgb"}.get(key, key)
+        if key not in FORMATS:
+            raise GeoSegError(f"unknown vector format {fmt!r}: use one of "
+                              f"{', '.join(FORMATS)}")
+        return FORMATS[key]
+    return FORMATS[_BY_SUFFIX.get(Path(out).suffix.lower(), "gpkg")]
+
+
+def check_vector_output(out: str | Path, fmt: VectorFormat, overwrite: bool) -> Path:
+    """Fail before any work if the layer (or, for a Shapefile, a component) can't be written."""
+    p = check_output(out, overwrite)
+    if fmt.name == "shp" and not overwrite:
+        for ext in SHP_COMPONENTS:
+            if p.with_suffix(ext).exists():
+                raise GeoSegError(f"{p.with_suffix(ext)} already exists: pass --overwrite to "
+                                  "replace the Shapefile")
+    return p
+
+
+def _shp_checks(table: pa.Table, out: Path) -> None:
+    long = [n for n in table.column_names if n != GEOM and len(n) > 10]
+    if long:
+        raise GeoSegError(f"Shapefile field names are limited to 10 characters: rename "
+                          f"{', '.join(long)} or use --format gpkg")
+    n = table.num_rows
+    wkb_bytes = int(pc.sum(pc.binary_length(table[GEOM])).as_py() or 0)
+    shp = 100 + 43 * n + wkb_bytes  # record = 52 + 4 per ring + 16 per point <= 43 + WKB size
+    widths = []
+    for f in table.schema:
+        if f.name == GEOM:
+            continue
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            longest = int(pc.max(pc.utf8_length(table[f.name])).as_py() or 0)
+            widths.append(max(80, min(254, longest)))
+        else:
+            widths.append(24 if pa.types.is_floating(f.type) else 20)
+    dbf = 34 + 32 * len(widths) + n * (1 + sum(widths))
+    for ext, size in ((".shp", shp), (".dbf", dbf)):
+        if size > SHP_MAX_BYTES:
+            raise GeoSegError(f"the Shapefile's {out.with_suffix(ext).name} would be "
+                              f"{size / 2**30:.1f} GB, over the format's 2 GB limit: use "
+                              "--format gpkg (or parquet, fgb)")
+
+
+def write_polygons(out: str | Path, table: pa.Table, *, fmt: VectorFormat,
+                   crs_wkt: str | None, geometry_type: str, qml: str | None = None) -> Path:
+    """Write ``table`` (WKB in column ``geom``) as layer ``out.stem`` of ``out``, with ``qml``
+    beside it (and inside a GeoPackage); the final names appear only when all is written."""
+    out = Path(out)
+    if fmt.name == "shp":
+        _shp_checks(table, out)
+    pid = os.getpid()
+    stem = f".{out.stem}.part{pid}"
+    tmp = out.with_name(stem + fmt.suffix)
+    renames: list[tuple[Path, Path]] = []
+    try:
+        if fmt.driver is None:
+            _write_parquet(tmp, table, crs_wkt)
+        else:
+            _write_ogr(tmp, table, fmt, layer=out.stem, crs_wkt=crs_wkt,
+                       geometry_type=geometry_type)
+        if fmt.name == "gpkg" and qml is not None:
+            add_layer_style(tmp, out.stem, qml)
+        if fmt.name == "shp":
+            renames += [(tmp.with_suffix(e), out.with_suffix(e)) for e in SHP_COMPONENTS
+                        if tmp.with_suffix(e).exists()]
+        if qml is not None:
+            q = out.with_name(stem + ".qml")
+            q.write_text(qml, encoding="utf-8")
+            renames.append((q, out.with_suffix(".qml")))
+        renames.append((tmp, out))
+        if fmt.name == "shp":  # stale components of a replaced Shapefile would not match
+            for e in SHP_COMPONENTS + (".qix", ".sbn", ".sbx"):
+                if not tmp.with_suffix(e).exists():
+                    with contextlib.suppress(FileNotFoundError):
+                        out.with_suffix(e).unlink()
+        for src, dst in renames:
+            os.replace(src, dst)
+    except BaseException as e:
+        for p in out.parent.glob(f"{stem}.*"):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        if isinstance(e, OSError) or type(e).__module__.startswith("pyogrio"):
+            raise GeoSegError(f"cannot write {out} ({e}): check free space and "
+                              "permissions") from None
+        raise
+    return out
+
+
+def _write_ogr(path: Path, table: pa.Table, fmt: VectorFormat, *, layer: str,
+               crs_wkt: str | None, geometry_type: str) -> None:
+    from pyogrio.raw import write_arrow
+
+    kw: dict = {}
+    if fmt.name == "gpkg":
+        kw["dataset_options"] = {"VERSION": "1.3"}  # QGIS 3.22 warns on GDAL 3.12's 1.4
+    if fmt.name == "shp":
+        kw["encoding"] = "UTF-8"  # and a .cpg saying so
+    table = table.replace_schema_metadata(None)
+    with warnings.catch_warnings():  # a raster without CRS was already warned about
+        warnings.filterwarnings("ignore", "'crs' was not provided")
+        write_arrow(table, str(path), layer=layer, driver=fmt.driver, geometry_name=GEOM,
+                    geometry_type=geometry_type, crs=crs_wkt, **kw)
+
+
+def _write_parquet(path: Path, table: pa.Table, crs_wkt: str | None) -> None:
+    import geopandas as gpd
+
+    geom = gpd.GeoSeries.from_wkb(table[GEOM].to_numpy(zero_copy_only=False), crs=crs_wkt)
+    gdf = gpd.GeoDataFrame(table.drop_columns([GEOM]).to_pandas(), geometry=geom)
+    gdf.to_parquet(path, index=False)
+
+
+def add_layer_style(gpkg: Path, layer: str, qml: str, name: str | None = None) -> None:
+    """Store ``qml`` as the default style of ``layer`` in the GeoPackage's ``layer_styles``
+    table, the way QGIS saves a style into a database: a non-spatial (attributes) OGR table with
+    FID ``id`` and QGIS's columns, registered in gpkg_contents by GDAL."""
+    import pandas as pd
+    import pyogrio
+
+    geom_col = pyogrio.read_info(gpkg, layer=layer)["geometry_name"] or GEOM
+    row = {"f_table_catalog": "", "f_table_schema": "", "f_table_name": layer,
+           "f_geometry_column": geom_col, "styleName": name or layer, "styleQML": qml,
+           "styleSLD": "", "useAsDefault": True, "description": "geoseg class style",
+           "owner": "", "ui": "", "update_time": pd.Timestamp.now(tz="UTC")}
+    df = pd.DataFrame({k: [v] for k, v in row.items()})
+    df["useAsDefault"] = df["useAsDefault"].astype(bool)
+    pyogrio.write_dataframe(df, gpkg, layer="layer_styles", driver="GPKG", append=True,
+                            layer_options={"FID": "id"})
+
+
+def constant_column(value: str | None, n: int) -> pa.Array:
+    """A string column repeating one value (plain strings: every driver takes them)."""
+    return pa.repeat(pa.scalar(value, type=pa.string()), n)

@@ -17,8 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Land-cover maps from large scenes on a Dask cluster.")
 bundle_app = typer.Typer(no_args_is_help=True, help="Create and inspect model bundles.")
 app.add_typer(bundle_app, name="bundle")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -130,6 +130,82 @@ def bundle_info(path: Path = typer.Argument(..., help="Bundle directory.")):
         out.print_json(json.dumps(describe(read_meta(path))))
     except GeoSegError as e:
         _fail(e)
+
+
+@app.command()
+def evaluate(
+    map_path: Path = typer.Argument(..., help="Class map (a geoseg class COG, or any class "
+                                    "raster with --classes)."),
+    reference: str = typer.Argument(..., help="Reference: a class raster, or polygons or "
+                                    "points with a class field (GeoPackage, Shapefile, ...)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for report.json, CSV "
+                                 "tables and PNG plots."),
+    classes: Path = typer.Option(None, help="classes.json, if the map has no CLASSES tag."),
+    field: str = typer.Option(None, help="Class field of a vector reference (ids or names)."),
+    layer: str = typer.Option(None, help="Layer of a vector reference."),
+    class_map: list[str] = typer.Option(None, "--class-map", help="REF=MAP: reference id REF "
+                                        "is map class MAP (MAP 0: leave it out); repeatable."),
+    design: str = typer.Option("auto", help="Points: auto (Olofsson stratified estimators "
+                               "for a 'geoseg sample' set), stratified, or none."),
+    block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
+    workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
+    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
+):
+    """Accuracy of a class map against reference data: report.json, CSV tables, plots."""
+    from geoseg.evaluate import evaluate as run
+    from geoseg.evaluate import parse_class_map
+
+    try:
+        rep = run(map_path, reference, out_dir, classes=classes, field=field, layer=layer,
+                  class_map=parse_class_map(class_map), design=design, block=block,
+                  workers=workers, scheduler=scheduler, overwrite=overwrite)
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        _fail(e)
+        return
+    o, s = rep["overall"], rep["stratified"]
+    out.print(f"overall accuracy {o['overall_accuracy']:.3f} over {rep['compared']:,} "
+              f"{rep['unit']} (quantity / allocation disagreement "
+              f"{o['quantity_disagreement']:.3f} / {o['allocation_disagreement']:.3f})")
+    if s:
+        oa = s["overall_accuracy"]
+        ci = f" ± {oa['ci95']:.3f} (95 % CI)" if oa["ci95"] is not None else ""
+        out.print(f"area-weighted overall accuracy {oa['estimate']:.3f}{ci}")
+    for note in rep["notes"]:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(f"[green]wrote[/] {rep['files']['report_json']} (+ CSV tables and plots)")
+
+
+@app.command()
+def sample(
+    map_path: Path = typer.Argument(..., help="Class map to sample; its classes are strata."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Points to write (.gpkg)."),
+    n: int = typer.Option(None, "--n", help="Total points (default: from --target-se and "
+                          "--expected-ua, Olofsson et al. 2014 eq. 13)."),
+    min_per_class: int = typer.Option(50, help="Minimum points per mapped class."),
+    seed: int = typer.Option(0, help="Random seed (same map, block and seed: same points)."),
+    expected_ua: float = typer.Option(0.8, help="Expected user's accuracy, for the default n."),
+    target_se: float = typer.Option(0.01, help="Target standard error of overall accuracy, "
+                                    "for the default n."),
+    classes: Path = typer.Option(None, help="classes.json, if the map has no CLASSES tag."),
+    block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
+    workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
+    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+):
+    """Stratified random sample of a class map (points for the analyst to label)."""
+    from geoseg.sample import sample as run
+
+    try:
+        res = run(map_path, out_path, n=n, min_per_class=min_per_class, seed=seed,
+                  expected_ua=expected_ua, target_se=target_se, classes=classes, block=block,
+                  workers=workers, scheduler=scheduler, overwrite=overwrite)
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        _fail(e)
+        return
+    per = ", ".join(f"{k}: {v}" for k, v in res.allocation.items())
+    out.print(f"[green]wrote[/] {res.path} ({res.n} points; per class {per}); fill in "
+              "ref_class, then run 'geoseg evaluate MAP POINTS'")
 
 
 @app.command()

@@ -111,10 +111,10 @@ def end_to_end(scene: Path, bundle: Path, workers: int, threads: int = 1, block:
     import dask
     from distributed import Client, LocalCluster
 
-    from geoseg.engine.cluster import PRELOAD, WORKER_ENV
+    from geoseg.engine.cluster import PRELOAD, CLUSTER_CONFIG
     from geoseg.engine.predict import predict
 
-    env = {} if malloc_trim else WORKER_ENV
+    env = {} if malloc_trim else CLUSTER_CONFIG
     with dask.config.set(env):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=":0", preload=[PRELOAD])

@@ -184,6 +184,7 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
     from geoseg.io.cog import CogWriter, RasterSpec
 
     t0 = time.perf_counter()
+    _remove_leftovers(Path(out), Path(job.staging))
     meta = read_meta(job.bundle)
     classes = meta.class_list
     class_ids = np.asarray(classes.ids)
@@ -228,6 +229,16 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
     outs["seconds"] = time.perf_counter() - t0
     outs.update(peak_rss())
     return outs
+
+
+def _remove_leftovers(out: Path, staging: Path) -> None:
+    """Partial files of an earlier assembly that died (a killed worker or job)."""
+    stems = [out.stem, out.stem + "_probabilities", out.stem + "_confidence"]
+    junk = [p for s in stems for p in out.parent.glob(f".{s}*.part*")]
+    junk += [p for p in staging.glob("*.tif")]
+    for p in junk:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 def remove_staging(staging: str) -> None:

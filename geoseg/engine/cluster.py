@@ -25,8 +25,10 @@ from geoseg.errors import GeoSegError
 
 log = logging.getLogger(__name__)
 
-WORKER_ENV = {
+CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # a block whose worker dies is re-run elsewhere; tolerate a few deaths per block
+    "distributed.scheduler.allowed-failures": 10,
 }
 
 
@@ -77,7 +79,7 @@ def connect(options: ClusterOptions | None = None, client: Client | None = None,
         return
     cluster = _gpu_cluster(o) if o.gpus else None
     if cluster is None:
-        with dask.config.set(WORKER_ENV):
+        with dask.config.set(CLUSTER_CONFIG):
             cluster = LocalCluster(
                 n_workers=o.workers or default_workers(), threads_per_worker=o.threads_per_worker,
                 processes=True, dashboard_address=o.dashboard, memory_limit=o.memory_limit,
@@ -99,7 +101,7 @@ def _gpu_cluster(o: ClusterOptions):
                       stacklevel=3)
         return None
     try:
-        with dask.config.set(WORKER_ENV):
+        with dask.config.set(CLUSTER_CONFIG):
             return LocalCUDACluster(dashboard_address=o.dashboard, threads_per_worker=1,
                                     silence_logs=logging.ERROR, preload=[PRELOAD])
     except Exception as e:  # NVML errors without a GPU

@@ -250,6 +250,26 @@ def vectorize(
     out.print(f"[green]wrote[/] {path} ({time.perf_counter() - t0:.1f} s)")
 
 
+@app.command("train")
+def train_cmd(
+    config: Path = typer.Argument(..., help="Training config (YAML), see examples/train/."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from "
+                                "its last checkpoint."),
+):
+    """Train a land-cover model from scenes and labels into a model bundle."""
+    from geoseg.model.train import train as run
+
+    try:
+        res = run(config, resume=resume, progress=True)
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        _fail(e)
+        return
+    out.print(f"[green]wrote[/] {res.bundle} (best epoch {res.best_epoch}/{res.epochs_run}, "
+              f"validation mIoU {res.best_miou:.3f}"
+              f"{', stopped early' if res.stopped_early else ''}; {res.seconds:.0f} s)")
+    out.print(f"[green]wrote[/] {res.history_csv}\n[green]wrote[/] {res.curves_png}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

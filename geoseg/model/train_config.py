@@ -1,0 +1,259 @@
+"""Training configuration: YAML, safe-loaded and validated (unknown keys are errors).
+
+Relative paths are resolved against the config file's folder (a dict or model passed from
+Python: the current directory), except scene images and labels, which are resolved against
+``root`` (the data folder, itself relative to the config file's folder) when it is given. An
+``image`` given as a glob pattern expands into one scene per matching file, paired in sorted
+order with the files matching its ``labels`` pattern.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from geoseg.errors import GeoSegError
+
+_GLOB_CHARS = set("*?[")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class SceneConfig(_Strict):
+    image: str | list[str]  # one raster, a glob pattern, or single-band files stacked in order
+    labels: str | None = None  # class raster, or vector polygons/points (or a glob pattern)
+    label_field: str | None = None  # vector: field with class ids (numbers) or class names
+    role: Literal["split", "train", "val", "test"] = "split"
+    name: str | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("image is an empty list: give a raster or band files")
+        return v
+
+
+class SplitConfig(_Strict):
+    """How scenes with role ``split`` are divided into training and validation pixels."""
+
+    mode: Literal["blocks", "halves"] = "blocks"
+    block: int = Field(128, ge=8)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    buffer: int = Field(16, ge=0)
+    axis: Literal["x", "y"] = "x"  # halves: x = west trains, east validates; y = north/south
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    architecture: str = "deeplabv3plus"
+    encoder: str = "resnet18"
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    encoder_weights: str | None = None  # a local encoder state_dict file (.safetensors/.pth)
+    tile: int = Field(512, ge=32)  # prediction tile stored in the bundle
+    overlap: int = Field(64, ge=0)
+
+    @field_validator("encoder_weights")
+    @classmethod
+    def _weights(cls, v):
+        if v is not None and v.lower() in ("imagenet", "none", "null"):
+            raise ValueError("encoder_weights is a local weights file or null; geoseg "
+                             "downloads nothing")
+        return v
+
+
+class LossConfig(_Strict):
+    ce: float = Field(1.0, ge=0)
+    dice: float = Field(0.0, ge=0)
+    focal: float = Field(0.0, ge=0)
+    focal_gamma: float = Field(2.0, ge=0)
+    class_weights: Literal["auto", "none"] | list[float] = "auto"  # auto: 1/sqrt(frequency)
+
+    @model_validator(mode="after")
+    def _any(self) -> LossConfig:
+        if self.ce == 0 and self.dice == 0 and self.focal == 0:
+            raise ValueError("all loss weights are 0: give ce, dice or focal a weight > 0")
+        return self
+
+
+class AugmentConfig(_Strict):
+    d4: bool = True  # random flips and 90-degree rotations
+    brightness: float = Field(0.1, ge=0)  # additive, in units of the band's std
+    contrast: float = Field(0.1, ge=0, lt=1)  # multiplicative, 1 +- contrast
+
+
+class EarlyStopping(_Strict):
+    patience: int = Field(10, ge=1)  # epochs without a better validation mIoU
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(30, ge=1)
+    samples_per_epoch: int = Field(1024, ge=1)
+    batch_size: int = Field(8, ge=1)
+    crop: int = 256
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
+    warmup: float = Field(0.05, ge=0, lt=1)  # cosine: share of steps with a linear warm-up
+    sampling: Literal["random", "balanced"] = "random"
+    loss: LossConfig = Field(default_factory=LossConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
+    amp: Literal["auto", "bf16", "none"] = "auto"  # auto: bf16 on CUDA, never on CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+    seed: int = 0
+    val_window: int = 512
+    val_max_pixels: int = Field(4_000_000, ge=1024)
+
+    @field_validator("crop", "val_window")
+    @classmethod
+    def _mult32(cls, v: int) -> int:
+        if v < 32 or v % 32:
+            raise ValueError(f"must be a multiple of 32 (>= 32), got {v}")
+        return v
+
+
+class TrainConfig(_Strict):
+    name: str = "geoseg-model"
+    version: str = "1"
+    root: str | None = None  # folder that scene images and labels are relative to
+    classes: str | list[Any] | dict[str, Any]  # classes.json, or inline [{id, name, color}]
+    scenes: list[SceneConfig] = Field(min_length=1)
+    bands: list[int] | None = None  # 1-based bands of the (stacked) scenes; default all
+    ignore_values: list[int] = Field(default_factory=lambda: [0])  # unlabelled label values
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: str  # the bundle directory
+    checkpoint_dir: str | None = None  # default: OUTPUT/checkpoint
+    cache_mb: int = Field(2048, ge=0)  # scenes are held in memory up to this size
+
+    @field_validator("ignore_values", mode="before")
+    @classmethod
+    def _ignore(cls, v):
+        return [v] if isinstance(v, int) else v
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, v):
+        if v is not None and (not v or min(v) < 1):
+            raise ValueError("bands are 1-based band numbers, e.g. [1, 2, 3]")
+        return v
+
+    @property
+    def checkpoints(self) -> Path:
+        return Path(self.checkpoint_dir or Path(self.output) / "checkpoint")
+
+
+def _format_error(e: ValidationError, where: str) -> str:
+    first = e.errors()[0]
+    loc = ""
+    for part in first["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    if first["type"] == "extra_forbidden":
+        return f"{where}: unknown key {loc!r}: check its spelling (see examples/train/)"
+    if first["type"] == "missing":
+        return f"{where}: missing required key {loc!r}"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {loc}: {msg}" if loc else f"{where}: {msg}"
+
+
+def parse_config(data: Any, where: str = "training config") -> TrainConfig:
+    if isinstance(data, TrainConfig):
+        return data
+    if not isinstance(data, dict):
+        raise GeoSegError(f"{where}: expected a mapping of keys (name, scenes, classes, "
+                          f"output, ...), got {type(data).__name__}")
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        raise GeoSegError(_format_error(e, where)) from None
+
+
+def load_config(source: str | os.PathLike | dict | TrainConfig) -> TrainConfig:
+    """A validated config with every path resolved and glob patterns expanded."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise GeoSegError(f"training config {path} does not exist") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise GeoSegError(f"training config {path} is not valid YAML{at}: "
+                              f"{getattr(e, 'problem', None) or e}") from None
+        cfg = parse_config(raw, f"config {path}")
+        base = path.resolve().parent
+    else:
+        cfg = parse_config(source)
+        base = Path.cwd()
+    return resolve(cfg, base)
+
+
+def _path(x: str, base: Path) -> str:
+    return x if x.startswith("/vsi") or "://" in x else str(base / os.path.expanduser(x))
+
+
+def resolve(cfg: TrainConfig, base: Path) -> TrainConfig:
+    root = (base / cfg.root) if cfg.root else base
+
+    def p(x: str) -> str:
+        return _path(x, root)
+
+    def q(x: str) -> str:
+        return _path(x, base)
+
+    scenes: list[SceneConfig] = []
+    for i, s in enumerate(cfg.scenes):
+        if isinstance(s.image, list):
+            scenes.append(s.model_copy(update={
+                "image": [p(x) for x in s.image], "labels": s.labels and p(s.labels)}))
+        elif _GLOB_CHARS & set(s.image):
+            scenes.extend(_expand(s, i, p))
+        else:
+            scenes.append(s.model_copy(update={"image": p(s.image),
+                                               "labels": s.labels and p(s.labels)}))
+    classes = cfg.classes
+    if isinstance(classes, str):
+        classes = q(classes)
+    return cfg.model_copy(update={
+        "scenes": scenes, "classes": classes, "output": q(cfg.output),
+        "checkpoint_dir": cfg.checkpoint_dir and q(cfg.checkpoint_dir),
+        "model": cfg.model.model_copy(update={
+            "encoder_weights": cfg.model.encoder_weights and q(cfg.model.encoder_weights)}),
+        "root": str(root)})
+
+
+def _expand(s: SceneConfig, i: int, p) -> list[SceneConfig]:
+    images = sorted(glob.glob(p(s.image)))
+    if not images:
+        raise GeoSegError(f"scenes[{i}].image: no file matches {p(s.image)!r}")
+    labels: list[str | None] = [None] * len(images)
+    if s.labels is not None:
+        if not _GLOB_CHARS & set(s.labels):
+            raise GeoSegError(f"scenes[{i}]: image is a pattern, so labels must be one too "
+                              "(files are paired in sorted order)")
+        labels = sorted(glob.glob(p(s.labels)))
+        if len(labels) != len(images):
+            raise GeoSegError(f"scenes[{i}]: {len(images)} images match {s.image!r} but "
+                              f"{len(labels)} label files match {s.labels!r}")
+    return [s.model_copy(update={"image": im, "labels": lb,
+                                 "name": f"{s.name}-{k}" if s.name else None})
+            for k, (im, lb) in enumerate(zip(images, labels, strict=True))]

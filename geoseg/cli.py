@@ -223,8 +223,8 @@ def vectorize(
                                     "attribute (default: <stem>_confidence.tif if present)."),
     attr: list[str] = typer.Option(None, "--attr", help="KEY=VALUE attribute for every "
                                    "polygon (overrides source, date, model, model_ver)."),
-    block: int = typer.Option(None, help="Block size in pixels (default 4096); one Dask task "
-                              "per block."),
+    block: int = typer.Option(None, help="Largest block side in pixels (default 3072); one "
+                              "Dask task per block."),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),

@@ -51,9 +51,17 @@ class VectorJob:
         return Affine(*self.transform)
 
     def windows(self) -> list[Window]:
-        b = self.block
-        return [Window(r, c, min(b, self.height - r), min(b, self.width - c))
-                for r in range(0, self.height, b) for c in range(0, self.width, b)]
+        """Blocks of at most ``block`` pixels a side, of even sizes (no thin last row or
+        column of blocks: tasks take similar times and balance across workers)."""
+        rows, cols = _splits(self.height, self.block), _splits(self.width, self.block)
+        return [Window(r0, c0, r1 - r0, c1 - c0)
+                for r0, r1 in zip(rows[:-1], rows[1:], strict=True)
+                for c0, c1 in zip(cols[:-1], cols[1:], strict=True)]
+
+
+def _splits(size: int, block: int) -> list[int]:
+    n = -(-size // block)
+    return [size * i // n for i in range(n + 1)]
 
 
 @dataclass

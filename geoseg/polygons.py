@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 import shapely
 from affine import Affine
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 # DE-9IM: the boundaries meet along a line (a shared pixel edge, not just a corner point).
 SHARE_EDGE = "****1****"
@@ -21,6 +19,9 @@ SHARE_EDGE = "****1****"
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Connected-component label (0..k-1) of each of ``n`` nodes, given edges ``a[i]-b[i]``
     (scipy's union-find-equivalent graph search; nodes without edges get their own label)."""
+    from scipy.sparse import coo_matrix  # client side only: workers need not import scipy
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 

@@ -11,6 +11,7 @@ layer itself last. A GeoPackage is written as version 1.3 and carries its style 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import warnings
 from dataclasses import dataclass
@@ -166,18 +167,21 @@ def add_layer_style(gpkg: Path, layer: str, qml: str, name: str | None = None) -
     """Store ``qml`` as the default style of ``layer`` in the GeoPackage's ``layer_styles``
     table, the way QGIS saves a style into a database: a non-spatial (attributes) OGR table with
     FID ``id`` and QGIS's columns, registered in gpkg_contents by GDAL."""
-    import pandas as pd
     import pyogrio
+    from pyogrio.raw import write_arrow
 
     geom_col = pyogrio.read_info(gpkg, layer=layer)["geometry_name"] or GEOM
-    row = {"f_table_catalog": "", "f_table_schema": "", "f_table_name": layer,
-           "f_geometry_column": geom_col, "styleName": name or layer, "styleQML": qml,
-           "styleSLD": "", "useAsDefault": True, "description": "geoseg class style",
-           "owner": "", "ui": "", "update_time": pd.Timestamp.now(tz="UTC")}
-    df = pd.DataFrame({k: [v] for k, v in row.items()})
-    df["useAsDefault"] = df["useAsDefault"].astype(bool)
-    pyogrio.write_dataframe(df, gpkg, layer="layer_styles", driver="GPKG", append=True,
-                            layer_options={"FID": "id"})
+    text = {"f_table_catalog": "", "f_table_schema": "", "f_table_name": layer,
+            "f_geometry_column": geom_col, "styleName": name or layer, "styleQML": qml,
+            "styleSLD": ""}
+    cols = {k: pa.array([v], pa.string()) for k, v in text.items()}
+    cols["useAsDefault"] = pa.array([True])
+    for k, v in (("description", "geoseg class style"), ("owner", ""), ("ui", "")):
+        cols[k] = pa.array([v], pa.string())
+    cols["update_time"] = pa.array([dt.datetime.now(dt.UTC)],
+                                   pa.timestamp("ms", tz="UTC"))
+    write_arrow(pa.table(cols), str(gpkg), layer="layer_styles", driver="GPKG", append=True,
+                layer_options={"FID": "id"}, geometry_name=None, geometry_type=None)
 
 
 def constant_column(value: str | None, n: int) -> pa.Array:

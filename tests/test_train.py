@@ -154,6 +154,7 @@ def test_cached_and_window_by_window_reads_agree(synth, tmp_path):
     for w in (Window(10, 20, 32, 32), Window(80, 70, 32, 32), Window(0, 0, 128, 128)):
         for a, b in zip(cached[0].read(w), direct[0].read(w), strict=True):
             assert np.array_equal(a, b)
+        assert np.array_equal(cached[0].read_labels(w), direct[0].read_labels(w))
     x, valid, y = direct[0].read(Window(0, 0, 100, 90))
     assert (~valid).any() and (y[~valid] == IGNORE).all()
 
@@ -254,7 +255,7 @@ def test_globbed_scenes_with_roles_and_relative_paths(synth, tmp_path):
     assert [s.role for s in got.scenes] == ["train", "train", "val"]
     assert got.scenes[1].image.endswith("image_1.tif")
     assert got.scenes[1].labels.endswith("label_1.tif")
-    assert got.output == str(tmp_path / "cfg" / ".." / "out")
+    assert got.output == str(tmp_path / "out")  # relative to the config file, not root
     data = prepare(got, load_classes(CLASSES5))
     assert [sp.has_val for sp in data.splits] == [False, False, True]
 

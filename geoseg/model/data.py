@@ -48,9 +48,7 @@ class SceneData:
         """Read the whole scene into memory (image float32, validity, class indices)."""
         whole = Window(0, 0, self.height, self.width)
         x, valid = self.scene.read(whole, self.bands)
-        y = self._labels(whole)
-        y[~valid] = IGNORE
-        self.cached = (x, valid, y)
+        self.cached = (x, valid, self._labels(whole))
 
     def _labels(self, w: Window) -> np.ndarray:
         if self.labels is None:
@@ -62,17 +60,18 @@ class SceneData:
         unlabelled and invalid pixels have class ``IGNORE``."""
         if self.cached is None:
             x, valid = self.scene.read(w, self.bands)
-            y = self._labels(w)
-            y[~valid] = IGNORE
-            return x, valid, y
-        cx, cv, cy = self.cached
-        x = read_mirrored(w, self.height, self.width, lambda i: cx[(slice(None), *i.slices())])
-        v = read_mirrored(w, self.height, self.width, lambda i: cv[i.slices()])
-        y = read_mirrored(w, self.height, self.width, lambda i: cy[i.slices()])
-        return np.array(x, copy=True), np.array(v, copy=True), np.array(y, copy=True)
+        else:
+            cx, cv, _ = self.cached
+            x = read_mirrored(w, self.height, self.width,
+                              lambda i: cx[(slice(None), *i.slices())]).copy()
+            valid = read_mirrored(w, self.height, self.width, lambda i: cv[i.slices()]).copy()
+        y = self.read_labels(w)
+        y[~valid] = IGNORE
+        return x, valid, y
 
     def read_labels(self, w: Window) -> np.ndarray:
-        """Class indices only (cheap for uncached scenes: no image read)."""
+        """Class indices only, whatever the image holds there (cheap for uncached scenes: no
+        image read)."""
         if self.cached is not None:
             return read_mirrored(w, self.height, self.width,
                                  lambda i: self.cached[2][i.slices()]).copy()

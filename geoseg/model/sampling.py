@@ -1,11 +1,11 @@
 """Random training windows, optionally class-balanced, that never touch validation pixels.
 
 Labels are scanned once, window by window: per scene and class, a uniform random sample (a
-reservoir of at most ``cap`` pixels) of the labelled pixels outside validation and its buffer,
-and their counts. A training window is drawn around one of these *anchor* pixels at a random
-offset: ``random`` picks the class in proportion to its pixels (so every labelled pixel is about
-equally likely), ``balanced`` picks the class uniformly first. Windows that would reach a
-validation pixel or its buffer are rejected and drawn again.
+reservoir of at most ``cap`` pixels) of the labelled pixels with valid image data outside
+validation and its buffer, and their counts. A training window is drawn around one of these
+*anchor* pixels at a random offset: ``random`` picks the class in proportion to its pixels (so
+every labelled pixel is about equally likely), ``balanced`` picks the class uniformly first.
+Windows that would reach a validation pixel or its buffer are rejected and drawn again.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def collect_anchors(d: SceneData, split: SceneSplit, n_classes: int, cap: int = 
         return Anchors(coords, counts)
     rng = np.random.default_rng([seed, d.index, 7])
     for w in scan_windows(d.height, d.width):
-        y = d.read_labels(w)
+        _, _, y = d.read(w)  # labelled pixels with valid image data
         ok = (y != IGNORE) & ~split.forbidden_mask(w)
         rr, cc = np.nonzero(ok)
         cls = y[rr, cc]

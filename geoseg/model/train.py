@@ -142,6 +142,12 @@ def _row(epoch: int, lr: float, loss: float, val: dict, classes: ClassList, seco
     return row
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when inside it (provenance stays portable)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
+
+
 def _nan_to_none(v):
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -285,14 +291,14 @@ def _finish(cfg: TrainConfig, ck: Path, model, meta: BundleMeta, data: TrainingD
                       f"{cfg.model.encoder}")
     wall = final["seconds"]
     prov = _nan_to_none({
-        "trained": True, "config": cfg.model_dump(mode="json"),
+        "trained": True, "config": cfg.given,
         "epochs": final["epoch"], "best_epoch": final["best_epoch"],
         "best_val_miou": best["val_miou"], "best_val_oa": best["val_oa"],
         "best_val_iou": {k[4:]: v for k, v in best.items() if k.startswith("iou_")},
         "stopped_early": final["stopped"], "wall_seconds": round(wall, 1),
         "device": str(device), "torch": torch.__version__,
-        "data": [{"name": d.name, "role": d.role, "image": list(d.scene.paths),
-                  "labels": d.labels.path if d.labels else None,
+        "data": [{"name": d.name, "role": d.role, "image": [_shown(p) for p in d.scene.paths],
+                  "labels": _shown(d.labels.path) if d.labels else None,
                   "size": [d.height, d.width]} for d in data.scenes],
         "train_pixels": {c.name: int(v) for c, v in zip(classes.classes, data.class_pixels,
                                                         strict=True)},

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -156,6 +157,13 @@ class TrainConfig(_Strict):
             raise ValueError("bands are 1-based band numbers, e.g. [1, 2, 3]")
         return v
 
+    _given: dict | None = PrivateAttr(default=None)  # as written, before paths are resolved
+
+    @property
+    def given(self) -> dict:
+        """The config as written (relative paths, patterns), for provenance."""
+        return self._given or self.model_dump(mode="json")
+
     @property
     def checkpoints(self) -> Path:
         return Path(self.checkpoint_dir or Path(self.output) / "checkpoint")
@@ -204,11 +212,15 @@ def load_config(source: str | os.PathLike | dict | TrainConfig) -> TrainConfig:
     else:
         cfg = parse_config(source)
         base = Path.cwd()
-    return resolve(cfg, base)
+    out = resolve(cfg, base)
+    out._given = cfg.given
+    return out
 
 
 def _path(x: str, base: Path) -> str:
-    return x if x.startswith("/vsi") or "://" in x else str(base / os.path.expanduser(x))
+    if x.startswith("/vsi") or "://" in x:
+        return x
+    return os.path.normpath(base / os.path.expanduser(x))
 
 
 def resolve(cfg: TrainConfig, base: Path) -> TrainConfig:

@@ -1,0 +1,81 @@
+"""Training benchmark on real data: train from a config, then map the held-out pixels through
+the engine and score them (rows of the confusion matrix = map, columns = reference).
+
+    python benchmarks/train.py examples/train/nc.yaml --evaluate val
+    python benchmarks/train.py examples/train/dubai.yaml --evaluate test
+    python benchmarks/train.py CONFIG --evaluate test --skip-training   # score an existing bundle
+
+Prints the figures as a Markdown fragment (for BENCHMARKS.md) and writes them as JSON to
+bench-output/train/<config name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-output" / "train"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config")
+    ap.add_argument("--evaluate", choices=["val", "test"], default="test",
+                    help="held-out pixels to map: validation (split/val scenes) or test scenes")
+    ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+
+    from geoseg.model.bundle import read_meta
+    from geoseg.model.heldout import evaluate_heldout
+    from geoseg.model.train import train
+    from geoseg.model.train_config import load_config
+
+    cfg = load_config(args.config)
+    OUT.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    if not args.skip_training:
+        train(cfg, resume=args.resume, progress=True)
+    train_s = time.perf_counter() - t
+    meta = read_meta(cfg.output)
+    prov = meta.provenance
+    ev = evaluate_heldout(cfg, cfg.output, OUT / f"{Path(args.config).stem}-maps",
+                          roles=(args.evaluate,), workers=args.workers)
+    s = ev.summary()
+    result = {"config": args.config, "held_out": args.evaluate, "engine": s,
+              "train_seconds_this_run": round(train_s, 1),
+              "train_loop_seconds": prov.get("wall_seconds"),
+              "epochs": prov.get("epochs"), "best_epoch": prov.get("best_epoch"),
+              "best_val_miou": prov.get("best_val_miou"), "best_val_oa": prov.get("best_val_oa"),
+              "architecture": f"{meta.architecture}/{meta.encoder}",
+              "weights_mb": round((Path(cfg.output) / "weights.safetensors").stat().st_size
+                                  / 2**20, 1),
+              "machine": f"{platform.machine()}, {_cores()} cores"}
+    (OUT / f"{Path(args.config).stem}.json").write_text(json.dumps(result, indent=2))
+    print(f"\n{args.config}: {result['architecture']}, {result['epochs']} epochs (best "
+          f"{result['best_epoch']}), training loop {result['train_loop_seconds']} s")
+    print(f"validation during training: OA {result['best_val_oa']:.3f}, "
+          f"mIoU {result['best_val_miou']:.3f}")
+    print(f"held-out ({args.evaluate}) through the engine: {s['pixels']} px, OA {s['oa']:.3f}, "
+          f"mIoU {s['miou']:.3f}; prediction {s['megapixels']:.1f} Mpx in "
+          f"{s['predict_seconds']:.1f} s\n")
+    print("| class | IoU |\n|---|---|")
+    for name, v in s["iou"].items():
+        print(f"| {name} | {v:.3f} |")
+    return 0
+
+
+def _cores() -> int:
+    from geoseg.engine.cluster import usable_cores
+
+    return usable_cores()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

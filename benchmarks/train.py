@@ -30,6 +30,8 @@ def main() -> int:
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--block", type=int, default=1024, help="engine block (several per scene "
+                    "keep both workers busy)")
     args = ap.parse_args()
 
     from geoseg.model.bundle import read_meta
@@ -46,7 +48,7 @@ def main() -> int:
     meta = read_meta(cfg.output)
     prov = meta.provenance
     ev = evaluate_heldout(cfg, cfg.output, OUT / f"{Path(args.config).stem}-maps",
-                          roles=(args.evaluate,), workers=args.workers)
+                          roles=(args.evaluate,), workers=args.workers, block=args.block)
     s = ev.summary()
     result = {"config": args.config, "held_out": args.evaluate, "engine": s,
               "train_seconds_this_run": round(train_s, 1),

@@ -312,3 +312,19 @@ def test_encoder_weights_from_a_local_file(synth, tmp_path):
     with pytest.raises(GeoSegError, match="weights_only"):
         load_encoder_weights(model, tmp_path / "junk.pth")
     assert json.loads(json.dumps(done)) == done
+
+
+def test_cli_trains_and_resumes(synth, tmp_path):
+    scene, labels = synth(160, 160, patch=40, seed=7)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(_config(scene, labels, "model", training={"epochs": 1},
+                                           split={"mode": "halves", "axis": "y"})))
+    r = CliRunner().invoke(app, ["train", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "best epoch 1/1" in r.output and (tmp_path / "model" / "bundle.json").exists()
+    cfg = yaml.safe_load(path.read_text())
+    cfg["training"]["epochs"] = 2  # a longer run continues the finished one
+    path.write_text(yaml.safe_dump(cfg))
+    r = CliRunner().invoke(app, ["train", str(path), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert read_state(tmp_path / "model" / "checkpoint")["epoch"] == 2

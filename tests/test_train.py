@@ -328,3 +328,26 @@ def test_cli_trains_and_resumes(synth, tmp_path):
     r = CliRunner().invoke(app, ["train", str(path), "--resume"])
     assert r.exit_code == 0, r.output
     assert read_state(tmp_path / "model" / "checkpoint")["epoch"] == 2
+
+
+def test_label_raster_on_another_grid_is_warped_onto_the_image(synth, tmp_path):
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    scene, labels = synth(150, 130, patch=40, seed=8)
+    with rasterio.open(labels) as src:
+        lab = src.read(1)
+        tf, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height,
+                                               *src.bounds)
+        out = np.zeros((h, w), dtype=np.uint8)
+        reproject(lab, out, src_transform=src.transform, src_crs=src.crs, dst_transform=tf,
+                  dst_crs="EPSG:4326", resampling=Resampling.nearest, src_nodata=0,
+                  dst_nodata=0)
+    warped = tmp_path / "labels_4326.tif"
+    with rasterio.open(warped, "w", driver="GTiff", height=h, width=w, count=1, dtype="uint8",
+                       crs="EPSG:4326", transform=tf, nodata=0) as dst:
+        dst.write(out, 1)
+    info = Scene.of(scene).info
+    got = LabelSource(str(warped), info, load_classes(CLASSES5), [0]).read(
+        Window(0, 0, info.height, info.width))
+    labelled = got != IGNORE
+    assert labelled.mean() > 0.9 and (got[labelled] + 1 == lab[labelled]).mean() > 0.9

@@ -111,7 +111,7 @@ def end_to_end(scene: Path, bundle: Path, workers: int, threads: int = 1, block:
     import dask
     from distributed import Client, LocalCluster
 
-    from geoseg.engine.cluster import PRELOAD, CLUSTER_CONFIG
+    from geoseg.engine.cluster import CLUSTER_CONFIG, PRELOAD
     from geoseg.engine.predict import predict
 
     env = {} if malloc_trim else CLUSTER_CONFIG

@@ -323,6 +323,10 @@ def change_cmd(
     out.print(f"[green]wrote[/] {res.outputs['report_json']} (+ rasters, polygons, tables)")
 
 
+# Commands kept in their own modules register on `app` when imported (after the helpers above).
+from geoseg import cli_baseline, cli_run  # noqa: E402,F401,I001
+
+
 def main() -> None:  # pragma: no cover
     app()
 

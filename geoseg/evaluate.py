@@ -118,7 +118,7 @@ def evaluate_block(cmap: ClassMap, ref, window: Window, payload) -> dict:
 
 def _run(cmap: ClassMap, ref, windows: list[Window], opts: ClusterOptions,
          client: Client | None) -> dict:
-    tasks, points = _tasks(cmap, ref, windows)
+    tasks, points = block_tasks(cmap, ref, windows)
     total = {"map_counts": np.zeros(cmap.n, dtype=np.int64), "unknown_map": {},
              "unknown_ref": {}, "matrix": mx.ConfusionAccumulator(cmap.n), "map_missing": 0,
              "ref_missing": 0}
@@ -145,7 +145,7 @@ def _run(cmap: ClassMap, ref, windows: list[Window], opts: ClusterOptions,
     return total
 
 
-def _tasks(cmap: ClassMap, ref, windows: list[Window]):
+def block_tasks(cmap: ClassMap, ref, windows: list[Window]):
     """(window, reference spec, payload, point selection) per task, and for points the pixel
     rows/cols of all points with the mask of those inside the map."""
     if isinstance(ref, RasterReference):

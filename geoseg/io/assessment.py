@@ -31,15 +31,15 @@ def write_assessment(out_dir: Path, report: dict) -> dict[str, str]:
 
     def put(kind: str, name: str, data: bytes) -> None:
         path = out_dir / name
-        _atomic(path, data)
+        atomic_write(path, data)
         files[kind] = str(path)
 
     put("confusion_matrix_csv", "confusion_matrix.csv",
-        _matrix_csv(names, report["confusion_matrix"]["counts"], totals=True))
+        matrix_csv(names, report["confusion_matrix"]["counts"], totals=True))
     strat = report.get("stratified")
     if strat:
         put("area_proportions_csv", "area_proportions.csv",
-            _matrix_csv(names, strat["area_proportions"]["values"], totals=True))
+            matrix_csv(names, strat["area_proportions"]["values"], totals=True))
     else:  # not left over from an earlier, stratified report in this folder
         with contextlib.suppress(FileNotFoundError):
             (out_dir / "area_proportions.csv").unlink()
@@ -47,7 +47,7 @@ def write_assessment(out_dir: Path, report: dict) -> dict[str, str]:
     put("confusion_matrix_png", "confusion_matrix.png", _heatmap_png(report))
     put("per_class_png", "per_class.png", _bars_png(report))
     files["report_json"] = str(out_dir / "report.json")
-    _atomic(out_dir / "report.json",
+    atomic_write(out_dir / "report.json",
             json.dumps(clean({**report, "files": files}), indent=2).encode())
     return files
 
@@ -67,7 +67,8 @@ def clean(obj):
     return obj
 
 
-def _atomic(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` under a temporary name, then rename it into place."""
     tmp = path.with_name(f".{path.name}.part{os.getpid()}")
     try:
         tmp.write_bytes(data)
@@ -88,13 +89,15 @@ def _cell(v) -> str:
     return str(v)
 
 
-def _csv(rows: list[list]) -> bytes:
+def csv_bytes(rows: list[list]) -> bytes:
+    """CSV text of ``rows`` (numbers to 6 significant digits, None as an empty cell)."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([[_cell(v) for v in r] for r in rows])
     return buf.getvalue().encode()
 
 
-def _matrix_csv(names: list[str], matrix, totals: bool) -> bytes:
+def matrix_csv(names: list[str], matrix, totals: bool) -> bytes:
+    """A labelled matrix (rows = map, columns = reference) as CSV, with totals if asked."""
     m = np.asarray(matrix, dtype=float)
     as_int = np.allclose(m, np.round(m))
 
@@ -106,7 +109,7 @@ def _matrix_csv(names: list[str], matrix, totals: bool) -> bytes:
         rows.append([name, *map(fmt, r)] + ([fmt(r.sum())] if totals else []))
     if totals:
         rows.append(["total", *map(fmt, m.sum(axis=0)), fmt(m.sum())])
-    return _csv(rows)
+    return csv_bytes(rows)
 
 
 def _per_class_csv(report: dict) -> bytes:
@@ -130,10 +133,11 @@ def _per_class_csv(report: dict) -> bytes:
                 e = s[k] or {}
                 row += [e.get("estimate"), e.get("se"), e.get("ci95")]
         rows.append(row)
-    return _csv(rows)
+    return csv_bytes(rows)
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (120 dpi)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     return buf.getvalue()
@@ -166,7 +170,7 @@ def _heatmap_png(report: dict) -> bytes:
                         color="white" if share[i, j] > 0.6 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
                  label="share of the map-class row (diagonal = user's accuracy)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _bars_png(report: dict) -> bytes:
@@ -205,4 +209,4 @@ def _bars_png(report: dict) -> bytes:
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)

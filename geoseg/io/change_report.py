@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.io.assessment import _atomic, _csv, _png, clean
+from geoseg.io.assessment import atomic_write, clean, csv_bytes, png_bytes
 
 CORNER = "from \\ to (ha)"
 COMPONENTS = ("persistence", "gain", "loss", "net", "swap")
@@ -24,14 +24,14 @@ def write_change_report(out_dir: Path, report: dict, files: dict[str, str]) -> d
     tr = report["transitions"]
 
     def put(kind: str, name: str, data: bytes) -> None:
-        _atomic(out_dir / name, data)
+        atomic_write(out_dir / name, data)
         files[kind] = str(out_dir / name)
 
     put("transitions_csv", "transitions.csv", _matrix_csv(names, tr["matrix_ha"]))
     put("class_changes_csv", "class_changes.csv", _classes_csv(report))
     put("transitions_png", "transitions.png", _plot(report))
     files["report_json"] = str(out_dir / "report.json")
-    _atomic(out_dir / "report.json",
+    atomic_write(out_dir / "report.json",
             json.dumps(clean({**report, "files": files}), indent=2).encode())
     return files
 
@@ -42,7 +42,7 @@ def _matrix_csv(names: list[str], matrix) -> bytes:
     for name, r in zip(names, m, strict=True):
         rows.append([name, *r.tolist(), r.sum()])
     rows.append(["total (after)", *m.sum(axis=0).tolist(), m.sum()])
-    return _csv(rows)
+    return csv_bytes(rows)
 
 
 def _classes_csv(report: dict) -> bytes:
@@ -55,7 +55,7 @@ def _classes_csv(report: dict) -> bytes:
         rows.append([c["id"], c["name"], a["before_ha"], a["after_ha"],
                      *(a[f"{k}_ha"] for k in COMPONENTS), a["total_change_ha"],
                      *(g[f"{k}_ha"] for k in COMPONENTS[1:])])
-    return _csv(rows)
+    return csv_bytes(rows)
 
 
 def _plot(report: dict) -> bytes:
@@ -99,4 +99,4 @@ def _plot(report: dict) -> bytes:
     bx.set_title("Gross gain, gross loss and net change per class (all pixels)")
     bx.legend(fontsize=8)
     bx.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)

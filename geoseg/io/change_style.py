@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoseg.classes import ClassInfo, ClassList, load_classes
-from geoseg.io.assessment import _atomic
+from geoseg.io.assessment import atomic_write
 from geoseg.io.style import category_aux_xml, raster_qml
 
 CODE_FACTOR = 100
@@ -70,6 +70,6 @@ def write_legend_sidecars(raster: Path, legend: ClassList) -> list[Path]:
     """``<raster>.aux.xml`` (category names) and ``<stem>.qml`` beside ``raster``, each
     written under a temporary name and renamed."""
     aux, qml = Path(f"{raster}.aux.xml"), raster.with_suffix(".qml")
-    _atomic(aux, category_aux_xml(category_names(legend)).encode())
-    _atomic(qml, raster_qml(legend).encode())
+    atomic_write(aux, category_aux_xml(category_names(legend)).encode())
+    atomic_write(qml, raster_qml(legend).encode())
     return [aux, qml]

@@ -169,13 +169,14 @@ class TrainConfig(_Strict):
         return Path(self.checkpoint_dir or Path(self.output) / "checkpoint")
 
 
-def _format_error(e: ValidationError, where: str) -> str:
+def format_error(e: ValidationError, where: str, see: str = "examples/train/") -> str:
+    """The first validation error of a config as one line (``see``: where examples live)."""
     first = e.errors()[0]
     loc = ""
     for part in first["loc"]:
         loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
     if first["type"] == "extra_forbidden":
-        return f"{where}: unknown key {loc!r}: check its spelling (see examples/train/)"
+        return f"{where}: unknown key {loc!r}: check its spelling (see {see})"
     if first["type"] == "missing":
         return f"{where}: missing required key {loc!r}"
     msg = first["msg"].removeprefix("Value error, ")
@@ -191,23 +192,27 @@ def parse_config(data: Any, where: str = "training config") -> TrainConfig:
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
-        raise GeoSegError(_format_error(e, where)) from None
+        raise GeoSegError(format_error(e, where)) from None
+
+
+def read_yaml(path: Path, what: str = "training config") -> Any:
+    """The safe-loaded YAML document at ``path``; one-line errors for a missing or bad file."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise GeoSegError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise GeoSegError(f"{what} {path} is not valid YAML{at}: "
+                          f"{getattr(e, 'problem', None) or e}") from None
 
 
 def load_config(source: str | os.PathLike | dict | TrainConfig) -> TrainConfig:
     """A validated config with every path resolved and glob patterns expanded."""
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise GeoSegError(f"training config {path} does not exist") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise GeoSegError(f"training config {path} is not valid YAML{at}: "
-                              f"{getattr(e, 'problem', None) or e}") from None
-        cfg = parse_config(raw, f"config {path}")
+        cfg = parse_config(read_yaml(path), f"config {path}")
         base = path.resolve().parent
     else:
         cfg = parse_config(source)

@@ -94,10 +94,10 @@ def open_scenes(cfg: TrainConfig, classes: ClassList, roles=("split", "train", "
             bands = list(range(1, info.count + 1))
         scene.check_bands(bands)
         if sc.labels is None:
-            raise GeoSegError(f"scenes[{i}] ({_name(sc)}) has no labels: every scene with role "
-                              f"{sc.role} needs them")
+            raise GeoSegError(f"scenes[{i}] ({scene_name(sc)}) has no labels: every scene with "
+                              f"role {sc.role} needs them")
         labels = LabelSource(sc.labels, info, classes, cfg.ignore_values, sc.label_field)
-        out.append(SceneData(i, _name(sc), sc.role, scene, bands, labels))
+        out.append(SceneData(i, scene_name(sc), sc.role, scene, bands, labels))
     if not out:
         raise GeoSegError(f"no scene with role {' or '.join(roles)} in the config")
     budget = cfg.cache_mb * 2**20 if cache else -1
@@ -113,7 +113,8 @@ def open_scenes(cfg: TrainConfig, classes: ClassList, roles=("split", "train", "
     return out, bands or []
 
 
-def _name(sc: SceneConfig) -> str:
+def scene_name(sc: SceneConfig) -> str:
+    """A short name for a configured scene: its name, else folder/stem of its first image."""
     if sc.name:
         return sc.name
     first = sc.image if isinstance(sc.image, str) else sc.image[0]

@@ -111,10 +111,12 @@ def end_to_end(scene: Path, bundle: Path, workers: int, threads: int = 1, block:
     import dask
     from distributed import Client, LocalCluster
 
-    from geoseg.engine.cluster import CLUSTER_CONFIG, PRELOAD
+    from geoseg.engine.cluster import CLUSTER_CONFIG, PRELOAD, unset_malloc_trim
     from geoseg.engine.predict import predict
 
     env = {} if malloc_trim else CLUSTER_CONFIG
+    if not malloc_trim:
+        unset_malloc_trim()  # an earlier default-config cluster leaves it in os.environ
     with dask.config.set(env):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=":0", preload=[PRELOAD])

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from geoseg.blend import Accumulator, add_patch, finalize, tile_weights
+from geoseg.engine.prefetch import RowPrefetch
 from geoseg.grid import Block, BlockGrid, Window
 from geoseg.model.bundle import read_meta
 
@@ -82,6 +83,26 @@ def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
+def _tiles(b: Block, grid, src: RowPrefetch, origin, stats: dict):
+    """The block's tiles in row order, once their rows are read; entirely nodata tiles are
+    counted and skipped (they never reach the model)."""
+    for ti in b.tiles_rows:
+        for tj in b.tiles_cols:
+            tw = grid.tile_window(ti, tj)
+            src.wait(tw.row_end - origin[0])
+            if not src.valid[tw.intersect(grid.scene).slices(origin)].any():
+                stats["tiles_skipped"] += 1
+                continue
+            yield tw, (ti, tj)
+
+
+def _predict_batch(pred, data, origin, batch, acc: Accumulator, grid, stats: dict) -> None:
+    x = np.stack([data[(slice(None),) + tw.slices(origin)] for tw, _ in batch])
+    for (tw, (ti, tj)), p in zip(batch, pred.predict(x), strict=True):
+        acc.add_tile(p, tile_weights(grid, ti, tj), tw)
+    stats["tiles"] += len(batch)
+
+
 def predict_block(job, bi: int, bj: int) -> dict:
     """Predict block (bi, bj) into the staging area; reuse it if already staged."""
     t0 = time.perf_counter()
@@ -98,29 +119,24 @@ def predict_block(job, bi: int, bj: int) -> dict:
     meta = pred.meta
     from geoseg.model.runner import normalize
 
-    data, valid = job.scene.read(b.read, meta.bands)
-    normalize(data, valid, meta)
     grid = blocks.grid
-    acc = Accumulator(b.extent, meta.n_classes)
     origin = (b.read.row, b.read.col)
-    todo: list[tuple[Window, tuple[int, int]]] = []
-    for ti in b.tiles_rows:
-        for tj in b.tiles_cols:
-            tw = grid.tile_window(ti, tj)
-            inside = tw.intersect(grid.scene)
-            vs = inside.slices(origin)
-            if not valid[vs].any():  # entirely nodata: never reaches the model
-                stats["tiles_skipped"] += 1
-                continue
-            todo.append((tw, (ti, tj)))
+    cuts = sorted({min(grid.tile_window(ti, b.tiles_cols[0]).row_end - b.read.row,
+                       b.read.height) for ti in b.tiles_rows} | {b.read.height})
+    src = RowPrefetch(job.scene, b.read, meta.bands, cuts,
+                      prepare=lambda d, v: normalize(d, v, meta))
+    acc = Accumulator(b.extent, meta.n_classes)
     bs = pred.batch_size
-    for k in range(0, len(todo), bs):
-        chunk = todo[k:k + bs]
-        x = np.stack([data[(slice(None),) + tw.slices(origin)] for tw, _ in chunk])
-        probs = pred.predict(x)
-        for (tw, (ti, tj)), p in zip(chunk, probs, strict=True):
-            acc.add_tile(p, tile_weights(grid, ti, tj), tw)
-        stats["tiles"] += len(chunk)
+    batch: list[tuple[Window, tuple[int, int]]] = []
+    for tw, tij in _tiles(b, grid, src, origin, stats):
+        batch.append((tw, tij))
+        if len(batch) == bs:
+            _predict_batch(pred, src.data, origin, batch, acc, grid, stats)
+            batch = []
+    if batch:
+        _predict_batch(pred, src.data, origin, batch, acc, grid, stats)
+    src.join()
+    valid = src.valid
     reg = b.region
     rs = reg.slices(origin)
     class_ids = np.asarray([c.id for c in meta.classes])

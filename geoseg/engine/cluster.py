@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import dask
 from distributed import Client, LocalCluster
+from distributed.security import Security
 
 from geoseg.errors import GeoSegError
 
@@ -27,12 +28,27 @@ log = logging.getLogger(__name__)
 
 CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # GDAL's block cache defaults to 5 % of RAM per process and fills with decoded blocks of
+    # every window a worker reads, so worker memory grew with the scene (12 % from 17 to 268
+    # Mpx); each block is read once, so a small cache costs nothing
+    "distributed.nanny.pre-spawn-environ.GDAL_CACHEMAX": "128",
     # a block whose worker dies is re-run elsewhere; tolerate a few deaths per block
     "distributed.scheduler.allowed-failures": 10,
 }
 
 
 PRELOAD = "geoseg.engine.preload"
+
+
+def unset_malloc_trim() -> None:
+    """Drop ``MALLOC_TRIM_THRESHOLD_`` from this process's environment before spawning workers.
+
+    Distributed's nanny copies its pre-spawn environment into the *parent's* ``os.environ``
+    (``os.environ.update`` before each spawn) and never removes it, so one cluster started with
+    the default config leaks ``MALLOC_TRIM_THRESHOLD_=65536`` into every worker spawned later
+    by this process, whatever their config says (seen in benchmarks/predict.py).
+    """
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,9 @@ class ClusterOptions:
     threads_per_worker: int = 1  # dask task threads per worker
     dashboard: str | None = ":0"  # local dashboard address (":0" = a free port)
     memory_limit: str | float | None = "auto"
+    # TLS between client, scheduler and workers (e.g. Security.temporary() for a local
+    # cluster); None: plain TCP, or whatever the dask config's distributed.comm.tls sets
+    security: Security | None = None
 
 
 def usable_cores() -> int:
@@ -68,7 +87,7 @@ def connect(options: ClusterOptions | None = None, client: Client | None = None,
     o = options or ClusterOptions()
     if o.scheduler:
         try:
-            c = Client(o.scheduler, timeout="20s")
+            c = Client(o.scheduler, timeout="20s", security=o.security)
         except (OSError, TimeoutError) as e:
             raise GeoSegError(f"cannot reach the Dask scheduler at {o.scheduler} ({e}): check "
                               "the address and that 'dask scheduler' is running") from None
@@ -79,13 +98,14 @@ def connect(options: ClusterOptions | None = None, client: Client | None = None,
         return
     cluster = _gpu_cluster(o) if o.gpus else None
     if cluster is None:
+        unset_malloc_trim()
         with dask.config.set(CLUSTER_CONFIG):
             cluster = LocalCluster(
                 n_workers=o.workers or default_workers(), threads_per_worker=o.threads_per_worker,
                 processes=True, dashboard_address=o.dashboard, memory_limit=o.memory_limit,
-                silence_logs=logging.ERROR, preload=[PRELOAD])
+                silence_logs=logging.ERROR, preload=[PRELOAD], security=o.security)
     try:
-        with Client(cluster) as c:
+        with Client(cluster, security=o.security) as c:
             yield c
     finally:
         cluster.close()
@@ -103,7 +123,8 @@ def _gpu_cluster(o: ClusterOptions):
     try:
         with dask.config.set(CLUSTER_CONFIG):
             return LocalCUDACluster(dashboard_address=o.dashboard, threads_per_worker=1,
-                                    silence_logs=logging.ERROR, preload=[PRELOAD])
+                                    silence_logs=logging.ERROR, preload=[PRELOAD],
+                                    security=o.security)
     except Exception as e:  # NVML errors without a GPU
         warnings.warn(f"--gpus: no usable GPU ({type(e).__name__}: {str(e)[:120]}); falling "
                       "back to a local CPU cluster.", stacklevel=3)

@@ -119,12 +119,18 @@ class Scene:
             by_file.setdefault(fi, []).append((k, fb))
         for fi, items in by_file.items():
             with _open(self.paths[fi]) as src:
-                idx = [fb for _, fb in items]
-                arr = src.read(idx, window=rw, out_dtype="float32")
-                for j, (k, fb) in enumerate(items):
-                    data[k] = arr[j]
-                    if MaskFlags.all_valid not in src.mask_flag_enums[fb - 1]:
-                        valid &= src.read_masks(fb, window=rw) > 0
+                try:
+                    idx = [fb for _, fb in items]
+                    arr = src.read(idx, window=rw, out_dtype="float32")
+                    for j, (k, fb) in enumerate(items):
+                        data[k] = arr[j]
+                        _mask_band(src, fb, rw, arr[j], valid)
+                except RasterioIOError as e:
+                    msg = str(e).splitlines()[0] if str(e) else "read failed"
+                    raise GeoSegError(
+                        f"cannot read pixels of {self.paths[fi]} at rows {r0}-{r1}, columns "
+                        f"{c0}-{c1} ({msg}): the file is truncated or damaged (or, if remote, "
+                        "unreachable); re-create or re-download it") from None
         if any(np.dtype(info.dtypes[b - 1]).kind == "f" for b in bands):
             valid &= ~np.isnan(data).any(axis=0)
         inside = (rows[0] == r0 and rows[-1] == r1 - 1 and len(rows) == r1 - r0
@@ -134,6 +140,21 @@ class Scene:
             data = data[:, ri][:, :, ci]
             valid = valid[ri][:, ci]
         return data, valid
+
+
+def _mask_band(src, band: int, rw: RioWindow, values: np.ndarray, valid: np.ndarray) -> None:
+    """Clear ``valid`` where ``band`` is masked. A nodata-value mask is computed from the
+    pixels already read (``read_masks`` would decode the band a second time); dataset masks
+    and alpha bands are read."""
+    flags = src.mask_flag_enums[band - 1]
+    if MaskFlags.all_valid in flags:
+        return
+    nd = src.nodatavals[band - 1]
+    if flags == [MaskFlags.nodata] and nd is not None:
+        # values are float32; integer nodata values of GDAL's types are exact in float32
+        valid &= ~np.isnan(values) if np.isnan(nd) else values != np.float32(nd)
+    else:
+        valid &= src.read_masks(band, window=rw) > 0
 
 
 def _same_crs(a, b) -> bool:

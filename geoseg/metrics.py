@@ -307,3 +307,51 @@ def allocate(n: int, stratum_pixels: np.ndarray, min_per_class: int = 50) -> np.
         order = [i for i in np.argsort(-frac, kind="stable") if frac[i] >= 0]
         whole[order[:left]] += 1
     return whole
+
+
+# --- McNemar's test: two maps' paired outcomes on the same reference units ----------------
+
+MCNEMAR_EXACT_BELOW = 25  # discordant pairs below which the exact binomial p is the p-value
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's test of two maps A and B scored on the same reference units: ``a_only`` is
+    the number right in A and wrong in B (b of the usual 2 x 2 table), ``b_only`` the
+    reverse (c). Under H0 (equal accuracy) a_only ~ Binomial(a_only + b_only, 1/2)."""
+
+    both_right: int
+    a_only: int
+    b_only: int
+    both_wrong: int
+    z: float  # (|b - c| - 1) / sqrt(b + c), continuity corrected; > 0 when A is more accurate
+    chi2: float  # z ** 2, 1 degree of freedom
+    p_chi2: float
+    p_exact: float  # two-sided exact binomial test (scipy.stats.binomtest)
+    p: float  # p_exact when b + c < MCNEMAR_EXACT_BELOW, else p_chi2
+    method: str
+
+    @property
+    def n(self) -> int:
+        return self.both_right + self.a_only + self.b_only + self.both_wrong
+
+
+def mcnemar(both_right: int, a_only: int, b_only: int, both_wrong: int) -> McNemar:
+    """McNemar's test (Edwards' continuity correction) with the exact binomial p-value."""
+    from scipy.stats import binomtest, chi2
+
+    b, c = int(a_only), int(b_only)
+    d = b + c
+    if d == 0:
+        z = stat = 0.0
+        p_chi2 = p_exact = 1.0
+    else:
+        corrected = max(abs(b - c) - 1, 0)
+        z = math.copysign(corrected / math.sqrt(d), b - c)
+        stat = corrected**2 / d
+        p_chi2 = float(chi2.sf(stat, 1))
+        p_exact = float(binomtest(b, d, 0.5).pvalue)
+    exact = d < MCNEMAR_EXACT_BELOW
+    return McNemar(int(both_right), b, c, int(both_wrong), z, stat, p_chi2, p_exact,
+                   p_exact if exact else p_chi2,
+                   "exact binomial" if exact else "chi-square, continuity corrected")

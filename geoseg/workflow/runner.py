@@ -1,0 +1,205 @@
+"""``geoseg run WORKFLOW.yaml``: run a workflow's stages in order, skipping current ones.
+
+All stages of a run share one Dask client: the one passed in (any ``distributed.Client``:
+dask-jobqueue, dask-kubernetes, ...), else one made from the ``cluster`` section, started only
+when a stage needs it, so re-running a finished workflow starts no cluster at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from geoseg.errors import GeoSegError
+from geoseg.workflow.config import WorkflowConfig, input_path, load_workflow, output_path
+from geoseg.workflow.manifest import Manifest, stage_hash
+from geoseg.workflow.plan import make_plan
+from geoseg.workflow.stages import Context, Stage
+from geoseg.workflow.summary import products, report_stage
+
+
+@dataclass
+class StageRun:
+    name: str
+    ran: bool  # False: its outputs were current and it was skipped
+    seconds: float  # this run's time if it ran, else the time recorded when it did
+    result: dict
+
+
+@dataclass
+class WorkflowResult:
+    output: Path
+    stages: list[StageRun]
+    products: dict[str, str]  # name -> path
+    seconds: float
+    notes: list[str]
+
+    @property
+    def ran(self) -> list[str]:
+        return [s.name for s in self.stages if s.ran]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [s.name for s in self.stages if not s.ran]
+
+    @property
+    def report(self) -> Path | None:
+        p = self.products.get("HTML report")
+        return Path(p) if p else None
+
+
+def run(
+    workflow: str | os.PathLike | dict,
+    *,
+    force: bool = False,
+    client=None,
+    out: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> WorkflowResult:
+    """Run the workflow (a YAML path, or a dict whose relative paths start from the current
+    folder). ``force``: run every stage even if current. ``client``: run on this
+    ``distributed.Client`` instead of the ``cluster`` section's. ``out``: another output
+    folder than the workflow's ``output``. ``progress``: stage lines and progress bars on
+    stderr."""
+    t0 = time.perf_counter()
+    cfg, base, where = load_workflow(workflow)
+    out_dir = Path(os.path.abspath(out if out is not None else input_path(cfg.output, base)))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GeoSegError(f"workflow output {out_dir} is a file: give a folder as 'output'")
+    plan = make_plan(cfg, base, out_dir)
+    report_html = output_path(cfg.report.out, out_dir, "report.out")
+    wf_path = None if isinstance(workflow, dict) else str(Path(workflow).resolve())
+    params = cfg.model_dump(mode="json", exclude={"cluster", "output"}, exclude_none=True)
+    plan.stages.append(
+        Stage(
+            "report",
+            partial(
+                report_stage,
+                out_html=report_html,
+                title=cfg.report.title or cfg.name,
+                workflow=wf_path,
+                out_dir=out_dir,
+                model=plan.model,
+                inputs=plan.inputs,
+                parameters={k: _flat_params(v) for k, v in params.items() if isinstance(v, dict)},
+                notes=plan.notes,
+                preview_px=cfg.report.preview_px,
+            ),
+            {
+                "title": cfg.report.title or cfg.name,
+                "out": str(report_html),
+                "preview_px": cfg.report.preview_px,
+                "params": params,
+                "inputs": plan.inputs,
+            },
+            upstream=[s.name for s in plan.stages],
+        )
+    )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GeoSegError(f"cannot create the output folder {out_dir} ({e.strerror})") from None
+    say = _Say(progress)
+    for note in plan.notes:
+        say.note(note)
+    manifest = Manifest(out_dir)
+    runs: list[StageRun] = []
+    with _LazyClient(cfg, client) as lazy:
+        ctx = Context(client=lazy.get, gpus=cfg.cluster.gpus, progress=progress)
+        hashes: dict[str, str] = {}
+        for stage in plan.stages:
+            h = stage_hash(
+                stage.name, stage.params, stage.inputs, [hashes[u] for u in stage.upstream]
+            )
+            hashes[stage.name] = h
+            rec = None if force else manifest.current(stage.name, h)
+            if rec is not None:
+                ctx.results[stage.name] = rec["result"]
+                ctx.status[stage.name] = {"status": "current (kept)", "seconds": rec["seconds"]}
+                runs.append(StageRun(stage.name, False, rec["seconds"], rec["result"]))
+                say.skipped(stage.name)
+                continue
+            manifest.forget(stage.name)
+            say.start(stage.name)
+            t = time.perf_counter()
+            outputs, result = stage.run(ctx)
+            seconds = time.perf_counter() - t
+            manifest.record(stage.name, h, outputs, seconds, result)
+            ctx.results[stage.name] = result
+            ctx.status[stage.name] = {"status": "ran", "seconds": round(seconds, 3)}
+            runs.append(StageRun(stage.name, True, seconds, result))
+            say.done(stage.name, seconds)
+    return WorkflowResult(
+        out_dir, runs, products(ctx.results), time.perf_counter() - t0, plan.notes
+    )
+
+
+def _flat_params(d: dict, prefix: str = "") -> dict:
+    """Nested section parameters as dotted keys (for the report's parameter tables)."""
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flat_params(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+class _LazyClient:
+    """The run's client: the one given, or one from the cluster section on first use."""
+
+    def __init__(self, cfg: WorkflowConfig, client):
+        self.cfg, self.client = cfg, client
+        self.stack = contextlib.ExitStack()
+
+    def get(self):
+        if self.client is None:
+            from geoseg.engine.cluster import ClusterOptions, connect
+
+            c = self.cfg.cluster
+            opts = ClusterOptions(
+                workers=c.workers,
+                scheduler=c.scheduler,
+                gpus=c.gpus,
+                threads_per_worker=c.threads_per_worker,
+            )
+            self.client = self.stack.enter_context(connect(opts))
+        return self.client
+
+    def __enter__(self) -> _LazyClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stack.close()
+
+
+class _Say:
+    """One line per stage on stderr (when asked for)."""
+
+    def __init__(self, on: bool):
+        self.con = None
+        if on:
+            from rich.console import Console
+
+            self.con = Console(stderr=True, highlight=False)
+
+    def note(self, text: str) -> None:
+        if self.con:
+            self.con.print(f"[yellow]note:[/] {text}")
+
+    def start(self, name: str) -> None:
+        if self.con:
+            self.con.print(f"[bold]{name}[/] ...")
+
+    def done(self, name: str, seconds: float) -> None:
+        if self.con:
+            self.con.print(f"[bold]{name}[/] [green]done[/] ({seconds:.1f} s)")
+
+    def skipped(self, name: str) -> None:
+        if self.con:
+            self.con.print(f"[bold]{name}[/] current, skipped")

@@ -1,0 +1,277 @@
+"""What each workflow stage does: thin calls into geoseg's APIs on the run's one client.
+
+Every stage function takes the run context and its resolved parameters and returns the files
+it wrote (checked for existence before a stage is skipped) and a JSON-able result, which the
+manifest keeps so that later stages and the report can use it when this stage is skipped.
+Stages overwrite their own earlier outputs: everything they write lies inside the workflow's
+output folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geoseg.io.assessment import clean
+
+
+@dataclass
+class Context:
+    client: Callable[[], Any]  # the run's distributed.Client, started on first use
+    gpus: bool = False
+    progress: bool = False
+    results: dict[str, dict] = field(default_factory=dict)  # stage -> result (run or kept)
+    status: dict[str, dict] = field(default_factory=dict)  # stage -> {status, seconds}
+
+
+@dataclass
+class Stage:
+    name: str
+    run: Callable[[Context], tuple[list[str], dict]]
+    params: dict  # hashed with the inputs' fingerprints and the upstream stages' hashes
+    inputs: list[str] = field(default_factory=list)
+    upstream: list[str] = field(default_factory=list)
+
+
+def train_stage(ctx: Context, cfg) -> tuple[list[str], dict]:
+    """``cfg``: a resolved TrainConfig whose output lies in the workflow's folder."""
+    from geoseg.model.train import train
+
+    res = train(cfg, progress=ctx.progress)
+    out = Path(res.bundle)
+    return [str(out / "bundle.json"), str(out / "weights.safetensors")], {
+        "bundle": str(out),
+        "best_epoch": res.best_epoch,
+        "best_miou": res.best_miou,
+        "epochs_run": res.epochs_run,
+        "stopped_early": res.stopped_early,
+        "seconds": round(res.seconds, 1),
+        "history_csv": str(res.history_csv),
+        "curves_png": str(res.curves_png),
+    }
+
+
+def predict_stage(
+    ctx: Context,
+    scene,
+    model: str,
+    out: Path,
+    *,
+    block: int,
+    tile: int | None,
+    overlap: int | None,
+    probabilities: bool,
+    batch_size: int | None,
+    torch_threads: int,
+) -> tuple[list[str], dict]:
+    from geoseg.engine.predict import predict
+
+    res = predict(
+        scene,
+        model,
+        out,
+        block=block,
+        tile=tile,
+        overlap=overlap,
+        probabilities=probabilities,
+        client=ctx.client(),
+        overwrite=True,
+        batch_size=batch_size,
+        torch_threads=torch_threads,
+        device="cuda" if ctx.gpus else None,
+        progress=ctx.progress,
+    )
+    peak = max(res.peak_rss_mb.values(), default=None)
+    return list(res.outputs.values()), {
+        "path": res.path,
+        "outputs": res.outputs,
+        "megapixels": res.megapixels,
+        "seconds": round(res.seconds, 3),
+        "mpx_per_s": round(res.mpx_per_s, 3),
+        "tiles": res.tiles,
+        "tiles_skipped": res.tiles_skipped,
+        "blocks": res.blocks,
+        "blocks_reused": res.blocks_reused,
+        "peak_worker_rss_mb": peak,
+    }
+
+
+def vectorize_stage(
+    ctx: Context,
+    raster: str,
+    outputs: list[Path],
+    *,
+    mmu: float,
+    simplify: float,
+    connectivity: int,
+    attrs: dict,
+    block: int | None,
+) -> tuple[list[str], dict]:
+    import pyogrio
+
+    from geoseg.vectorize import DEFAULT_BLOCK, vectorize
+
+    written, counts = {}, {}
+    for out in outputs:
+        path = vectorize(
+            raster,
+            out,
+            mmu_ha=mmu,
+            simplify=simplify,
+            connectivity=connectivity,
+            attrs=attrs,
+            block=block or DEFAULT_BLOCK,
+            client=ctx.client(),
+            overwrite=True,
+        )
+        written[path.suffix.lstrip(".")] = str(path)
+        counts[path.suffix.lstrip(".")] = int(pyogrio.read_info(path, layer=path.stem)["features"])
+    return list(written.values()), {
+        "outputs": written,
+        "polygons": counts,
+        "megapixels": _megapixels(raster),
+    }
+
+
+def evaluate_stage(
+    ctx: Context,
+    raster: str,
+    reference: str,
+    out: Path,
+    *,
+    field: str | None,
+    layer: str | None,
+    class_map: dict | None,
+    design: str,
+    block: int,
+) -> tuple[list[str], dict]:
+    from geoseg.evaluate import evaluate
+
+    rep = evaluate(
+        raster,
+        reference,
+        out,
+        client=ctx.client(),
+        block=block,
+        class_map=class_map,
+        overwrite=True,
+        field=field,
+        layer=layer,
+        design=design,
+    )
+    return [rep["files"]["report_json"]], {
+        "report_json": rep["files"]["report_json"],
+        "overall_accuracy": rep["overall"]["overall_accuracy"],
+        "mean_iou": rep["overall"]["mean_iou"],
+        "megapixels": rep["run"]["megapixels"],
+    }
+
+
+def change_stage(
+    ctx: Context,
+    before: str,
+    after: str,
+    out: Path,
+    *,
+    probabilities: tuple,
+    dates: tuple,
+    classes: str | None,
+    threshold: float,
+    mmu: float,
+    grid: str | None,
+    reference: str | None,
+    reference_field: str | None,
+    design: str,
+    block: int,
+) -> tuple[list[str], dict]:
+    from geoseg.change import change
+
+    res = change(
+        before,
+        after,
+        out,
+        threshold=threshold,
+        mmu_ha=mmu,
+        grid=grid,
+        client=ctx.client(),
+        block=block,
+        reference=reference,
+        reference_field=reference_field,
+        design=design,
+        before_probabilities=probabilities[0],
+        after_probabilities=probabilities[1],
+        classes=classes,
+        dates=dates,
+        overwrite=True,
+    )
+    return [res.outputs["report_json"]], {
+        "report_json": res.outputs["report_json"],
+        "outputs": res.outputs,
+        "changed_ha": res.changed_ha,
+        "uncertain_ha": res.uncertain_ha,
+        "megapixels": res.report["run"]["megapixels"],
+        "seconds": round(res.seconds, 3),
+    }
+
+
+def baseline_stage(ctx: Context, config, out: Path) -> tuple[list[str], dict]:
+    from geoseg.baseline.obia import run_obia  # written alongside; imported only when used
+
+    res = run_obia(config, out, client=ctx.client(), overwrite=True)
+    return [str(res.map_path)], {
+        "map_path": str(res.map_path),
+        "seconds": res.seconds,
+        "report": clean(_plain(res.report)),
+    }
+
+
+def compare_stage(
+    ctx: Context,
+    maps: list[str],
+    reference: str,
+    out: Path,
+    *,
+    names: list[str],
+    classes: str | None,
+    field: str | None,
+    layer: str | None,
+    class_map: dict | None,
+    block: int,
+) -> tuple[list[str], dict]:
+    from geoseg.compare import compare
+
+    res = compare(
+        maps,
+        reference,
+        out,
+        names=names,
+        classes=classes,
+        field=field,
+        layer=layer,
+        class_map=class_map,
+        block=block,
+        client=ctx.client(),
+        overwrite=True,
+    )
+    return [str(out)], {"compare": clean(_plain(res)), "out": str(out)}
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-able: paths as strings, dataclass-like objects as their dicts."""
+    return json.loads(
+        json.dumps(
+            obj, default=lambda o: str(o) if isinstance(o, Path) else getattr(o, "__dict__", str(o))
+        )
+    )
+
+
+def _megapixels(raster: str) -> float | None:
+    from geoseg.io.scene import _open
+
+    with contextlib.suppress(Exception), _open(raster) as src:
+        return src.height * src.width / 1e6
+    return None

@@ -13,7 +13,7 @@ from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
 from geoseg.baseline.config import BaselineConfig, load_baseline
-from geoseg.baseline.features import FeatureSpec, object_features
+from geoseg.baseline.features import ANGLES, FeatureSpec, object_features
 from geoseg.baseline.heldout import write_heldout_reference
 from geoseg.baseline.obia import run_obia
 from geoseg.baseline.objects import paint
@@ -169,6 +169,18 @@ def test_object_features_against_numpy_and_skimage():
         assert f[k, names.index("ndvi_mean")] == pytest.approx(nd.mean(), rel=1e-4)
         assert f[k, names.index("area")] == (lab == k).sum()
     assert (f[:, names.index("compactness")] > 0).all()
+    # texture and shape: each object alone through skimage
+    from skimage.feature import graycomatrix, graycoprops
+    from skimage.measure import regionprops
+
+    q = np.clip(np.floor(((x / 100).mean(axis=0) + 2.5) / 5 * 16), 0, 15).astype(np.uint8) + 1
+    for k, rp in enumerate(regionprops(lab + 1)):
+        glcm = graycomatrix(np.where(lab == k, q, 0), [1], ANGLES, levels=17, symmetric=True)
+        for prop in ("contrast", "homogeneity", "energy", "correlation"):
+            expect = np.nan_to_num(graycoprops(glcm[1:, 1:], prop)).mean()
+            assert f[k, names.index(f"glcm_{prop}")] == pytest.approx(expect, rel=1e-4, abs=1e-6)
+        assert f[k, names.index("eccentricity")] == pytest.approx(rp.eccentricity, rel=1e-4)
+        assert f[k, names.index("perimeter")] == pytest.approx(rp.perimeter, rel=1e-5)
 
 
 def test_pixel_rf_learns(client, scene, tmp_path):

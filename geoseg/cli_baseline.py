@@ -23,6 +23,10 @@ WORKERS_HELP = "Local worker processes (default: one per core)."
 SCHEDULER_HELP = "Use an existing Dask scheduler, tcp://HOST:PORT."
 
 
+def _p(p: float) -> str:
+    return "< 1e-300" if p == 0 else f"{p:.3g}"  # below the smallest double: underflow
+
+
 def _print(res) -> None:
     for p in res.map_paths:
         out.print(f"[green]wrote[/] {p}")
@@ -205,7 +209,7 @@ def compare_cmd(
         t = p["mcnemar"]
         out.print(
             f"  {p['a']} vs {p['b']}: OA difference {p['oa_difference']:+.3f}, McNemar "
-            f"z {t['z']:.2f}, p {t['p']:.3g} ({t['a_only']:,} vs {t['b_only']:,} "
+            f"z {t['z']:.2f}, p {_p(t['p'])} ({t['a_only']:,} vs {t['b_only']:,} "
             "discordant)"
         )
     out.print(

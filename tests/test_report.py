@@ -13,6 +13,7 @@ import rasterio
 
 from geoseg.change import change
 from geoseg.classes import load_classes
+from geoseg.compare import compare as compare_maps
 from geoseg.evaluate import evaluate
 from geoseg.grid import Window
 from geoseg.io.cog import CogWriter, RasterSpec
@@ -50,14 +51,15 @@ def report(synth, client, tmp_path_factory) -> Path:
     after = _cog(root / "after.tif", later, crs, tr)
     ev = evaluate(after, labels, root / "accuracy", client=client, block=64)
     ch = change(before, after, root / "change", client=client, block=64).report
-    compare = {
-        "maps": [
-            {"name": "deeplabv3plus", "overall_accuracy": 0.91, "mean_iou": 0.8},
-            {"name": "obia", "overall_accuracy": 0.82, "mean_iou": 0.66},
-        ],
-        "mcnemar": [{"a": "deeplabv3plus", "b": "obia", "z": 4.2, "p": 2.7e-5}],
-        "files": {"disagreement": after},
-    }
+    compare = compare_maps(
+        [after, before],
+        labels,
+        root / "compare",
+        names=["model", "baseline"],
+        client=client,
+        block=64,
+    )
+    compare["method_seconds"] = {"model": 2.0, "baseline": 3.5}
     summary = {
         "title": "Test <report>",
         "inputs": {"scene": "scene.tif"},

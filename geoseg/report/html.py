@@ -11,7 +11,6 @@ import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -21,8 +20,7 @@ from geoseg.report.figures import class_preview, data_uri, file_uri
 from geoseg.report.tables import (
     accuracy_tables,
     change_tables,
-    fmt,
-    generic_tables,
+    compare_tables,
     key_values,
     table,
 )
@@ -216,37 +214,26 @@ def _change(rep: dict, px: int) -> dict:
     return {"tables": change_tables(rep), "images": images, "notes": rep.get("notes") or []}
 
 
-def _compare(res: dict, px: int) -> dict:
+def _compare(rep: dict, px: int) -> dict:
+    files = rep.get("files") or {}
     images = []
-    for path in _files(res):
-        p = Path(path)
-        if p.suffix.lower() == ".png" and p.is_file():
-            images.append((p.stem.replace("_", " "), data_uri(p.read_bytes())))
-        elif p.suffix.lower() in (".tif", ".tiff") and p.is_file():
-            png = class_preview(p, max_px=px, title=p.stem.replace("_", " "))
+    uri = file_uri(files.get("chart_png"))
+    if uri:
+        images.append(("Methods compared", uri))
+    maps = [(m["name"], m["path"]) for m in rep.get("maps", [])]
+    maps += [
+        (f"Disagreement {p['a']} vs {p['b']}", p["disagreement_map"])
+        for p in rep.get("pairs", [])
+        if p.get("disagreement_map")
+    ]
+    for title, path in maps:
+        if Path(path).exists():
+            png = class_preview(path, max_px=min(px, 640), title=title)
             if png:
-                images.append((p.stem.replace("_", " "), data_uri(png)))
-    notes = res.get("notes") if isinstance(res.get("notes"), list) else []
+                images.append((title, data_uri(png)))
     return {
-        "tables": generic_tables({k: v for k, v in res.items() if k != "notes"}),
+        "tables": compare_tables(rep, rep.get("method_seconds")),
         "images": images,
-        "notes": [fmt(n) for n in notes],
+        "notes": rep.get("notes") or [],
+        "reference": (rep.get("reference") or {}).get("path"),
     }
-
-
-def _files(d: Any) -> list[str]:
-    """Every existing file path named in a result (each once, in order)."""
-    out: dict[str, None] = {}
-
-    def walk(v: Any) -> None:
-        if isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, list | tuple):
-            for x in v:
-                walk(x)
-        elif isinstance(v, str | Path) and str(v).endswith((".png", ".tif", ".tiff")):
-            out[str(v)] = None
-
-    walk(d)
-    return list(out)

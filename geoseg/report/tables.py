@@ -133,33 +133,51 @@ def change_tables(rep: dict) -> list[dict]:
     return out
 
 
-def generic_tables(d: dict, prefix: str = "") -> list[dict]:
-    """Tables for whatever a result dict holds: a list of flat records becomes a table, a
-    mapping of scalars a key-value table; nested mappings are searched, paths are left out."""
-    out: list[dict] = []
-    scalars = {k: v for k, v in d.items() if _scalar(v) and not _pathlike(k, v)}
-    if scalars:
-        out.append(key_values(prefix or "Summary", scalars))
-    for k, v in d.items():
-        name = f"{prefix} / {k}" if prefix else str(k)
-        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
-            cols = list(
-                dict.fromkeys(
-                    c for r in v for c, x in r.items() if _scalar(x) and not _pathlike(c, x)
-                )
-            )
-            if cols:
-                out.append(
-                    table(name.replace("_", " "), cols, [[r.get(c) for c in cols] for r in v])
-                )
-        elif isinstance(v, dict) and k != "files":
-            out.extend(generic_tables(v, name.replace("_", " ")))
+def compare_tables(rep: dict, seconds: dict | None = None) -> list[dict]:
+    """Methods side by side, per-class F1 and McNemar's test per pair of a compare report;
+    ``seconds``: wall time per method name, where known."""
+    seconds = seconds or {}
+    keys = [
+        "overall_accuracy",
+        "mean_iou",
+        "kappa",
+        "quantity_disagreement",
+        "allocation_disagreement",
+    ]
+    out = [
+        table(
+            f"Methods on the same {rep['compared']:,} reference {rep['unit']}",
+            ["method", "OA", "mIoU", "kappa", "quantity dis.", "allocation dis.", "wall time (s)"],
+            [[m["name"], *(m[k] for k in keys), seconds.get(m["name"])] for m in rep["per_map"]],
+        )
+    ]
+    names = [c["name"] for c in rep["classes"]]
+    f1 = [[n, *(m["per_class"][i]["f1"] for m in rep["per_map"])] for i, n in enumerate(names)]
+    out.append(table("F1 per class", ["class", *(m["name"] for m in rep["per_map"])], f1))
+    out.append(
+        table(
+            "McNemar's test (paired right/wrong; z > 0: the first method is more accurate)",
+            [
+                "pair",
+                "OA difference",
+                "mIoU difference",
+                "only first right",
+                "only second right",
+                "z",
+                "p (exact)",
+            ],
+            [
+                [
+                    f"{p['a']} vs {p['b']}",
+                    p["oa_difference"],
+                    p["miou_difference"],
+                    p["mcnemar"]["a_only"],
+                    p["mcnemar"]["b_only"],
+                    p["mcnemar"]["z"],
+                    p["mcnemar"]["p_exact"],
+                ]
+                for p in rep["pairs"]
+            ],
+        )
+    )
     return out
-
-
-def _scalar(v: Any) -> bool:
-    return v is None or isinstance(v, str | int | float | bool)
-
-
-def _pathlike(k: Any, v: Any) -> bool:
-    return isinstance(v, str) and ("/" in v or str(k).endswith(("path", "file")))

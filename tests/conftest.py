@@ -73,3 +73,21 @@ def bundles(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+class _Unpickled:
+    """Loading a pickle of this creates ``marker``: proof that something unpickled it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="session")
+def evil_pickle():
+    """Factory: evil_pickle(marker) -> bytes of a pickle whose loading creates ``marker``."""
+    import pickle
+
+    return lambda marker: pickle.dumps({"weight": _Unpickled(marker)})

@@ -7,6 +7,7 @@ never reads a pixel, and the graph is O(blocks).
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass, field
@@ -111,9 +112,28 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
             from rich.console import Console
 
             Console(stderr=True).print(f"Dask dashboard: {dashboard}")
-        stats = _run_blocks(c, job, key, progress)
+        try:
+            stats = _run_blocks(c, job, key, progress)
+            _check_valid_pixels(job, stats)
+        except GeoSegError:  # the scene or the model is at fault: nothing worth resuming
+            remove_staging(job.staging)
+            raise
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise GeoSegError(f"no space left on the device of the staging folder "
+                                  f"{job.staging}: free some space and re-run (finished blocks "
+                                  "are reused), or pass --staging DIR on a larger disk") from None
+            raise
         t_asm = time.perf_counter()
-        outs = c.submit(assemble, job, str(Path(out).resolve()), tags, pure=False).result()
+        finals = _final_files(Path(out).resolve(), probabilities)
+        before = {p: _identity(p) for p in finals}
+        try:
+            outs = c.submit(assemble, job, str(Path(out).resolve()), tags, pure=False).result()
+        except BaseException:  # no partial set: files this assembly already put in place go
+            for p in finals:
+                if _identity(p) != before[p]:
+                    p.unlink(missing_ok=True)
+            raise
         t1 = time.perf_counter()
     if not keep_staging:
         remove_staging(job.staging)
@@ -124,6 +144,32 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
         tiles_skipped=sum(s["tiles_skipped"] for s in stats), seconds=t1 - t0,
         assembly_seconds=t1 - t_asm, staging=job.staging, dashboard=dashboard,
         block_seconds=[s["seconds"] for s in stats], peak_rss_mb=_peaks(stats + [outs]))
+
+
+def _final_files(out: Path, probabilities: bool) -> list[Path]:
+    """Every file the assembly puts in place (CogWriter.finish), sidecars included."""
+    files = [out, Path(f"{out}.aux.xml"), out.with_suffix(".qml")]
+    if probabilities:
+        files += [out.with_name(f"{out.stem}{s}{out.suffix}")
+                  for s in ("_probabilities", "_confidence")]
+    return files
+
+
+def _identity(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _check_valid_pixels(job: PredictJob, stats: list[dict]) -> None:
+    """A scene without one valid pixel gives a useless map: most likely a wrong input."""
+    if stats and not any(s["reused"] or s["tiles"] for s in stats):
+        paths = job.scene.paths
+        what = paths[0] if len(paths) == 1 else f"the {len(paths)} band files"
+        raise GeoSegError(f"{what} has no valid pixel in the bands the model reads (all nodata, "
+                          "masked or NaN): check the scene and its nodata value")
 
 
 def _peaks(stats: list[dict]) -> dict[int, float]:

@@ -9,6 +9,7 @@ is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise GeoSegError(f"cannot create the output folder {parent} ({e.strerror})") from None
+        why = "a file is in the way" if e.errno in (errno.EEXIST, errno.ENOTDIR) else e.strerror
+        raise GeoSegError(f"cannot create the output folder {parent} ({why}): choose another "
+                          "--out") from None
     if not os.access(parent, os.W_OK):
         raise GeoSegError(f"output folder {parent} is not writable: choose another --out")
     return p
@@ -123,8 +126,8 @@ class CogWriter:
                         final = Path(f"{out}{suffix}") if suffix == ".aux.xml" else \
                             out.with_suffix(".qml")
                         tmp = final.with_name(f".{final.name}.part{os.getpid()}")
+                        sidecars.append((tmp, final))  # before writing: removed if that fails
                         tmp.write_text(text)
-                        sidecars.append((tmp, final))
                 for tmp, final in sidecars:
                     os.replace(tmp, final)
                 os.replace(part, out)

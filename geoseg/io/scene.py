@@ -118,6 +118,7 @@ class Scene:
             fi, fb = self.band_map[b - 1]
             by_file.setdefault(fi, []).append((k, fb))
         for fi, items in by_file.items():
+            failed = None
             with _open(self.paths[fi]) as src:
                 try:
                     idx = [fb for _, fb in items]
@@ -126,11 +127,12 @@ class Scene:
                         data[k] = arr[j]
                         _mask_band(src, fb, rw, arr[j], valid)
                 except RasterioIOError as e:
-                    msg = str(e).splitlines()[0] if str(e) else "read failed"
-                    raise GeoSegError(
-                        f"cannot read pixels of {self.paths[fi]} at rows {r0}-{r1}, columns "
-                        f"{c0}-{c1} ({msg}): the file is truncated or damaged (or, if remote, "
-                        "unreachable); re-create or re-download it") from None
+                    failed = _gdal_message(e, "read failed")
+            if failed:  # raised outside the handler: see _gdal_message
+                raise GeoSegError(
+                    f"cannot read pixels of {self.paths[fi]} at rows {r0}-{r1}, columns "
+                    f"{c0}-{c1} ({failed}): the file is truncated or damaged (or, if remote, "
+                    "unreachable); re-create or re-download it")
         if any(np.dtype(info.dtypes[b - 1]).kind == "f" for b in bands):
             valid &= ~np.isnan(data).any(axis=0)
         inside = (rows[0] == r0 and rows[-1] == r1 - 1 and len(rows) == r1 - r0
@@ -167,20 +169,32 @@ def _same_crs(a, b) -> bool:
 _warned_no_crs: set[str] = set()
 
 
+def _gdal_message(e: BaseException, default: str) -> str:
+    """The first line of GDAL's own message (rasterio chains it as the cause).
+
+    geoseg's errors about a rasterio error are raised outside the ``except`` block, so that
+    they carry no chained rasterio exception: Dask could not send one from a worker (tblib
+    fails on rasterio's CPLE errors) and the client would get a bare ``Exception`` instead."""
+    text = str(e.__cause__ or e) or str(e)
+    return text.splitlines()[0] if text else default
+
+
 def _open(path: str):
     """Open a raster for reading with a one-line error for anything GDAL cannot read."""
     if not path.startswith("/vsi") and "://" not in path and not os.path.exists(path):
         raise GeoSegError(f"input {path} does not exist: check the path")
+    msg = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NotGeoreferencedWarning)
             src = rasterio.open(path)
     except RasterioIOError as e:
-        msg = str(e).splitlines()[0] if str(e) else "unreadable"
+        msg = _gdal_message(e, "unreadable")
         if os.path.exists(path) and os.path.getsize(path) == 0:
             msg = "the file is empty (0 bytes)"
+    if msg is not None:  # raised outside the handler: see _gdal_message
         raise GeoSegError(f"cannot read {path} as a raster ({msg}): pass a GeoTIFF, COG, VRT or "
-                          "another format GDAL reads") from None
+                          "another format GDAL reads")
     if any(issubclass(w.category, NotGeoreferencedWarning) for w in caught) and (
             path not in _warned_no_crs):
         _warned_no_crs.add(path)

@@ -10,6 +10,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,9 @@ def create_bundle(out_dir: str | Path, *, classes, bands: int | list[int],
             state = load_file(str(sd_path))
         else:
             try:
-                state = torch.load(sd_path, map_location="cpu", weights_only=True)
+                with warnings.catch_warnings():  # torch's notes on a plain pickle's protocol
+                    warnings.simplefilter("ignore", UserWarning)
+                    state = torch.load(sd_path, map_location="cpu", weights_only=True)
             except Exception as e:
                 raise GeoSegError(f"cannot read {sd_path} as a state_dict with weights_only=True"
                                   f" ({type(e).__name__}); geoseg loads no arbitrary pickles"

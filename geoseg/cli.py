@@ -51,7 +51,8 @@ def predict(
     scene: list[str] = typer.Argument(..., help="Raster to predict, or single-band files to "
                                       "stack in order."),
     model: str = typer.Option(..., "--model", "-m", help="Model bundle directory."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="Output class COG (.tif)."),
+    out_path: str = typer.Option(..., "--out", "-o", help="Output class COG (.tif), or an "
+                                 "s3:// or /vsis3/ URL (written locally, then uploaded)."),
     block: int = typer.Option(2048, help="Output block size in pixels (rounded to a whole "
                               "number of tile strides); one Dask task per block."),
     tile: int = typer.Option(None, help="Tile size (default: the bundle's)."),
@@ -211,7 +212,8 @@ def sample(
 @app.command()
 def vectorize(
     classes: Path = typer.Argument(..., help="Class raster (geoseg's class COG)."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="Output layer (.gpkg by default)."),
+    out_path: str = typer.Option(..., "--out", "-o", help="Output layer (.gpkg by default), "
+                                 "or an s3:// or /vsis3/ URL."),
     fmt: str = typer.Option(None, "--format", "-f", help="gpkg, shp, parquet, fgb or geojson "
                             "(default: from the --out suffix, else gpkg)."),
     mmu: float = typer.Option(0.0, "--mmu", help="Minimum mapping unit in hectares: smaller "

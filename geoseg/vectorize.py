@@ -27,6 +27,7 @@ from distributed import Client, as_completed
 from geoseg.classes import ClassList, load_classes
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
+from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.style import vector_qml
 from geoseg.io.vector import (
     GEOM,
@@ -50,8 +51,10 @@ def vectorize(raster: str | Path, out: str | Path, *, fmt: str | None = None,
               probabilities: str | Path | bool | None = None, client: Client | None = None,
               workers: int | None = None, scheduler: str | None = None,
               block: int = DEFAULT_BLOCK, attrs: dict[str, str] | None = None,
-              overwrite: bool = False) -> Path:
-    """Polygonize the class raster ``raster`` into the layer ``out`` and return its path.
+              overwrite: bool = False) -> Path | str:
+    """Polygonize the class raster ``raster`` into the layer ``out`` and return its path
+    (``out`` may be an ``s3://`` or ``/vsis3/`` URL: the layer is written locally, then
+    uploaded, see :mod:`geoseg.io.remote`).
 
     ``fmt``: gpkg (default), shp, parquet, fgb or geojson (else from the suffix). ``mmu_ha``:
     minimum mapping unit in hectares (smaller regions join their neighbours). ``simplify``:
@@ -61,6 +64,13 @@ def vectorize(raster: str | Path, out: str | Path, *, fmt: str | None = None,
     ``model`` and ``model_ver`` attributes (read from the raster's GEOSEG_* tags) and adds
     constant attributes. Runs on ``client``, else on a cluster from ``workers``/``scheduler``.
     """
+    if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
+        with local_staging(str(out), overwrite) as st:
+            vectorize(raster, st.local, fmt=fmt, mmu_ha=mmu_ha, simplify=simplify,
+                      connectivity=connectivity, probabilities=probabilities, client=client,
+                      workers=workers, scheduler=scheduler, block=block, attrs=attrs,
+                      overwrite=True)
+        return st.url(st.local)
     if connectivity not in (4, 8):
         raise GeoSegError(f"connectivity must be 4 or 8, got {connectivity}")
     if mmu_ha < 0 or simplify < 0 or not (math.isfinite(mmu_ha) and math.isfinite(simplify)):

@@ -21,6 +21,8 @@ from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_m
 from geoseg.errors import GeoSegError
 from geoseg.grid import BlockGrid, TileGrid
 from geoseg.io.cog import check_output
+from geoseg.io.remote import default_staging_root as remote_staging_root
+from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
 from geoseg.model.bundle import BundleMeta, read_meta
 
@@ -92,6 +94,16 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
     """Predict ``scene`` (a path, or band files to stack) with the bundle ``model`` into the
     class COG ``out``. Runs on ``client`` if given, else on a cluster made from ``workers`` /
     ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine)."""
+    if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
+        with local_staging(str(out), overwrite, where=staging) as st:
+            res = predict(scene, model, st.local, block=block, tile=tile, overlap=overlap,
+                          probabilities=probabilities, workers=workers, scheduler=scheduler,
+                          gpus=gpus, client=client, staging=staging or str(remote_staging_root()),
+                          keep_staging=keep_staging, overwrite=True, batch_size=batch_size,
+                          amp=amp, device=device, torch_threads=torch_threads,
+                          progress=progress)
+        res.outputs = {k: st.url(v) for k, v in res.outputs.items()}
+        return res
     device = device or ("cuda" if gpus else "auto")
     job, key, meta = plan(scene, model, out, block=block, tile=tile, overlap=overlap,
                     probabilities=probabilities, staging=staging, device=device,

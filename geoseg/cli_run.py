@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -24,6 +25,7 @@ def run_cmd(
     Stages whose outputs are current (same inputs and parameters) are skipped."""
     from geoseg.workflow.runner import run
 
+    _quiet_dask()
     try:
         res = run(workflow, force=force, out=out_dir, progress=True)
     except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
@@ -34,6 +36,16 @@ def run_cmd(
     width = max((len(k) for k in res.products), default=0)
     for name, path in res.products.items():
         out.print(f"  {name:<{width}}  {_shown(path)}", highlight=False)
+
+
+def _quiet_dask() -> None:
+    """Dask's INFO lines (cluster start and stop) only with --debug: distributed sets its
+    loggers to INFO on import, and after the CLI's basicConfig they reach the root handler."""
+    import distributed  # noqa: F401  (configures its loggers on import)
+
+    root = logging.getLogger().level
+    if root > logging.INFO:
+        logging.getLogger("distributed").setLevel(root)
 
 
 def _shown(path: str) -> str:

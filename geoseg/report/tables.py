@@ -1,7 +1,7 @@
 """Tables for the HTML report, built from the report dicts of evaluate, change and compare.
 
-A table is ``{"caption", "columns", "rows"}`` with cells already formatted as text, so the
-template only lays them out.
+A table is ``{"caption", "columns", "rows"}`` with cells already formatted: ``{"text",
+"num"}`` (numbers are right-aligned), so the template only lays them out.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def fmt(v: Any, digits: int = 3) -> str:
         return f"{v:,}"
     if isinstance(v, float):
         if v != 0 and abs(v) < 10**-digits:
-            return f"{v:.2e}"
+            return f"{v:.2g}"
         return f"{v:,.{digits}f}"
     if isinstance(v, list | tuple):
         return ", ".join(fmt(x, digits) for x in v)
@@ -33,8 +33,13 @@ def table(caption: str, columns: list[str], rows: list[list], digits: int = 3) -
     return {
         "caption": caption,
         "columns": columns,
-        "rows": [[fmt(c, digits) for c in r] for r in rows],
+        "rows": [[_cell(c, digits) for c in r] for r in rows],
     }
+
+
+def _cell(v: Any, digits: int) -> dict:
+    num = isinstance(v, int | float) and not isinstance(v, bool)
+    return {"text": fmt(v, digits), "num": num or v is None}
 
 
 def key_values(caption: str, d: dict, digits: int = 3) -> dict:
@@ -43,7 +48,7 @@ def key_values(caption: str, d: dict, digits: int = 3) -> dict:
 
 def matrix(caption: str, corner: str, names: list[str], m: list[list], digits: int) -> dict:
     rows = [[n, *r, sum(x for x in r if x is not None)] for n, r in zip(names, m, strict=True)]
-    cols = [sum(r[j] or 0 for r in m) for j in range(len(names))]
+    cols = [sum(r[j] for r in m if r[j] is not None) for j in range(len(names))]
     rows.append(["total", *cols, sum(cols)])
     return table(caption, [corner, *names, "total"], rows, digits)
 

@@ -49,7 +49,7 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
         tcfg, files = _train_config(cfg.train, base, outp(cfg.train.out, "train.out"))
         if cfg.train.when == "missing":
             plan.notes.append(
-                f"model {plan.model} not found: training one from "
+                f"model {plan.model} not found: using one trained from "
                 f"{cfg.train.config} (with train.set) instead"
             )
         add(

@@ -348,11 +348,15 @@ def test_compare_obia_workflow(synth, client, tmp_path):
         "train": {"config": "train.yaml"},
         "predict": {"scene": str(scene), "block": 64},
         "baseline": {"config": "obia.yaml", "out": "obia.tif"},
-        "compare": {"reference": str(labels), "block": 64},
+        "compare": {"reference": "heldout", "block": 64},
     }
     path = tmp_path / "cmp.yaml"
     path.write_text(yaml.safe_dump(doc))
     res = run(path, client=client)
-    assert res.ran == ["train", "predict", "baseline", "compare", "report"]
+    assert res.ran == ["train", "predict", "baseline", "heldout", "compare", "report"]
+    rep = json.loads((tmp_path / "out/compare/compare.json").read_text())
+    assert [m["name"] for m in rep["maps"]] == ["deeplabv3plus", "obia"]
+    with rasterio.open(tmp_path / "out/heldout.tif") as src:  # the validation half only
+        assert (src.read(1)[:, : W // 2 - 4] == src.nodata).all()
     assert 'id="compare"' in (tmp_path / "out/report.html").read_text()
     assert run(path, client=client).ran == []

@@ -113,7 +113,8 @@ class BaselineSection(_Strict):
 
 
 class CompareSection(_Strict):
-    reference: str
+    reference: str  # a class raster or vector reference, or heldout: the labels that the
+    #                 baseline's training config held out (written to <output>/heldout.tif)
     names: list[str] | None = None  # default: deeplabv3plus, obia
     classes: str | None = None
     field: str | None = None

@@ -19,6 +19,8 @@ from geoseg.errors import GeoSegError
 from geoseg.workflow import stages as st
 from geoseg.workflow.config import WorkflowConfig, input_path, output_path
 
+HELDOUT = "heldout"  # compare.reference: the labels the baseline's training config held out
+
 
 @dataclass
 class Plan:
@@ -134,31 +136,49 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
             )
         )
     if cfg.compare:
-        c = cfg.compare
-        ref = inp(c.reference, "compare.reference")
-        classes = c.classes and inp(c.classes, "compare.classes")
-        out = outp(c.out, "compare.out")
-        kw = {
-            **c.model_dump(exclude={"reference", "out", "classes"}),
-            "classes": classes,
-            "names": c.names or ["deeplabv3plus", "obia"],
-        }
-        cog = str(outp(cfg.predict.out, "predict.out"))
+        _compare(cfg, plan, inp, outp)
+    return plan
 
-        def run_compare(ctx: st.Context) -> tuple[list[str], dict]:
-            maps = [cog, ctx.results["baseline"]["map_path"]]
-            return st.compare_stage(ctx, maps, ref, out, **kw)
 
-        add(
+def _compare(cfg: WorkflowConfig, plan: Plan, inp, outp) -> None:
+    """Compare the predicted map with the baseline's, on a reference file or, for
+    ``reference: heldout``, on the labels the training config held out (a stage of its own)."""
+    c = cfg.compare
+    classes = c.classes and inp(c.classes, "compare.classes")
+    out = outp(c.out, "compare.out")
+    kw = {
+        **c.model_dump(exclude={"reference", "out", "classes"}),
+        "classes": classes,
+        "names": c.names or ["deeplabv3plus", "obia"],
+    }
+    cog = str(outp(cfg.predict.out, "predict.out"))
+    upstream, files = ["predict", "baseline"], [classes] if classes else []
+    if c.reference == HELDOUT:
+        baseline = next(s for s in plan.stages if s.name == "baseline")
+        conf = baseline.params["config"]
+        ref = str(outp("heldout.tif", "compare.reference"))
+        plan.inputs["reference"] = "labels held out by the training config"
+        plan.stages.append(
             st.Stage(
-                "compare",
-                run_compare,
-                {**kw, "reference": ref, "out": str(out)},
-                [ref] + ([classes] if classes else []),
-                ["predict", "baseline"],
+                "heldout",
+                partial(st.heldout_stage, config=conf, out=Path(ref)),
+                {"config": conf, "out": ref},
+                baseline.inputs,
             )
         )
-    return plan
+        upstream.append("heldout")
+    else:
+        ref = inp(c.reference, "compare.reference")
+        plan.inputs["reference"] = ref
+        files.append(ref)
+
+    def run_compare(ctx: st.Context) -> tuple[list[str], dict]:
+        maps = [cog, ctx.results["baseline"]["map_path"]]
+        return st.compare_stage(ctx, maps, ref, out, **kw)
+
+    plan.stages.append(
+        st.Stage("compare", run_compare, {**kw, "reference": ref, "out": str(out)}, files, upstream)
+    )
 
 
 def _change(cfg: WorkflowConfig, plan: Plan, inp, outp, predict) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geoseg.errors import GeoSegError
 from geoseg.io.assessment import clean
 
 
@@ -227,6 +228,18 @@ def baseline_stage(ctx: Context, config, out: Path) -> tuple[list[str], dict]:
         "seconds": res.seconds,
         "report": clean(_plain(res.report)),
     }
+
+
+def heldout_stage(ctx: Context, config, out: Path) -> tuple[list[str], dict]:
+    from geoseg.baseline.heldout import write_heldout_reference
+
+    paths = write_heldout_reference(config, out, overwrite=True)
+    if len(paths) != 1:
+        raise GeoSegError(
+            f"the baseline maps {len(paths)} scenes: a workflow compares one "
+            "(choose it with map: in the baseline config)"
+        )
+    return [str(paths[0])], {"path": str(paths[0])}
 
 
 def compare_stage(

@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The bundled North Carolina sample to a class COG, GeoPackage, Shapefile and report.html in
+# demo-output/ (workflows/landcover.yaml; a second run skips every current stage).
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/geoseg run workflows/landcover.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check geoseg tests benchmarks examples
@@ -28,4 +30,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/predict.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output test-artifacts .pytest_cache

@@ -127,6 +127,28 @@ def test_an_edited_parameter_reruns_only_the_stages_that_depend_on_it(landcover,
     ]
 
 
+def test_all_stages_share_one_client_from_the_cluster_section(landcover, client, monkeypatch):
+    """cluster.scheduler: the running test cluster, reached through its address; one
+    connection serves every stage."""
+    import geoseg.engine.cluster as cluster
+
+    path, doc, write = landcover
+    opened = []
+    real = cluster.connect
+
+    def counting(options=None, client=None):  # the stages pass the run's client on
+        if client is None:
+            opened.append(options)
+        return real(options, client)
+
+    monkeypatch.setattr(cluster, "connect", counting)
+    doc["cluster"] = {"scheduler": client.scheduler.address}
+    res = run(write(doc))
+    assert res.ran == ["predict", "vectorize", "evaluate", "report"]
+    assert [o.scheduler for o in opened] == [client.scheduler.address]
+    assert any("connecting to the cluster took" in n for n in res.notes)
+
+
 def test_a_changed_input_file_reruns_its_stage(landcover, client, tmp_path):
     path, doc, write = landcover
     ref = tmp_path / "reference.tif"

@@ -53,7 +53,13 @@ def fit(
             "the split and min_overlap (a classifier needs two classes or more)"
         )
     model = make_classifier(cc, seed)
-    model.fit(x, y)
+    if cc.kind == "rf" and "n_jobs" not in cc.params:
+        # the client fits while the workers wait: all its cores; then one per worker task
+        model.set_params(n_jobs=-1)
+        model.fit(x, y)
+        model.set_params(n_jobs=1)
+    else:
+        model.fit(x, y)
     return model, counts
 
 

@@ -64,31 +64,34 @@ def run_pixel_rf(
         connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c,
     ):
         remote = c.scatter(model, broadcast=True)
-        asm = []
+        scenes = []
         for s, path in zip(p.mapped, maps, strict=True):
             blocks = block_windows(s.info.height, s.info.width, cfg.block)
             items = [
                 (w, str(stage / f"s{s.index:03d}_b{bi:05d}_{bj:05d}.npz"), None)
                 for bi, bj, w in blocks
             ]
-            c.gather(
-                [
-                    c.submit(
-                        classify_block,
-                        remote,
-                        s.scene,
-                        p.bands,
-                        indices,
-                        ids,
-                        nodata,
-                        w,
-                        npz,
-                        pure=False,
-                    )
-                    for w, npz, _ in items
-                ]
-            )
-            asm.append(
+            scenes.append((s, path, items))
+        c.gather(
+            [
+                c.submit(
+                    classify_block,
+                    remote,
+                    s.scene,
+                    p.bands,
+                    indices,
+                    ids,
+                    nodata,
+                    w,
+                    npz,
+                    pure=False,
+                )
+                for s, _, items in scenes
+                for w, npz, _ in items
+            ]
+        )
+        c.gather(
+            [
                 c.submit(
                     write_class_cog,
                     str(path),
@@ -99,8 +102,9 @@ def run_pixel_rf(
                     str(stage),
                     pure=False,
                 )
-            )
-        c.gather(asm)
+                for s, path, items in scenes
+            ]
+        )
     seconds = time.perf_counter() - t0
     report = base_report("pixel-rf", b, p, maps)
     report.update(

@@ -8,12 +8,20 @@ train -> predict -> vectorize / evaluate, change (two dates), baseline -> compar
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from geoseg.errors import GeoSegError
 from geoseg.workflow.messages import describe_error
@@ -85,6 +93,11 @@ class DateSection(_Strict):
     probabilities: str | None = None  # of `map` (default: <stem>_probabilities.tif beside it)
     date: str | None = None  # YYYY-MM-DD (default: from the file name)
     out: str | None = None  # where a predicted scene's map goes (default: <before|after>.tif)
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date(cls, v):
+        return v.isoformat() if isinstance(v, dt.date) else v  # YAML reads 2020-08-31 as a date
 
     @model_validator(mode="after")
     def _one(self) -> DateSection:

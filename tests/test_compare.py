@@ -253,3 +253,34 @@ def test_cli_compare(client, maps, tmp_path):
         ],
     )
     assert r.exit_code == 2 and "two maps or more" in r.output
+
+
+def test_polygon_reference(client, maps, tmp_path):
+    t = maps["prof"]["transform"]
+    x0, y0 = t * (10, 10)
+    x1, y1 = t * (90, 70)
+    x2, y2 = t * (140, 110)
+    gdf = gpd.GeoDataFrame(
+        {"class": [2, 4]},
+        geometry=[shapely.box(x0, y1, x1, y0), shapely.box(x1, y2, x2, y1)],
+        crs=maps["prof"]["crs"],
+    )
+    path = tmp_path / "poly.gpkg"
+    gdf.to_file(path)
+    rep = compare([maps["pa"], maps["pb"]], path, tmp_path / "g", client=client, block=64)
+    from rasterio.features import rasterize
+
+    ref = rasterize(
+        zip(gdf.geometry, gdf["class"], strict=True),
+        out_shape=(H, W),
+        transform=t,
+        fill=0,
+        dtype="uint8",
+    )
+    a, b = maps["a"], maps["b"]
+    used = (ref > 0) & (a > 0) & (b > 0)
+    assert rep["compared"] == used.sum() and rep["unit"] == "pixels"
+    ra, rb = (a == ref)[used], (b == ref)[used]
+    t_ = rep["pairs"][0]["mcnemar"]
+    assert (t_["a_only"], t_["b_only"]) == (int((ra & ~rb).sum()), int((~ra & rb).sum()))
+    assert rep["pairs"][0]["disagreement_map"].endswith("disagreement_a_vs_b.tif")

@@ -33,8 +33,6 @@ from geoseg.grid import Window
 from geoseg.io.staged import save_npz
 from geoseg.model.labels import IGNORE
 
-SIDES = ("left", "right", "top", "bottom")
-
 
 @dataclass(frozen=True)
 class ObiaJob:

@@ -16,6 +16,7 @@ Dubai (tiles 1-6 train, test tile 8, as examples/train/dubai.yaml):
 
     python benchmarks/compare.py                       # everything (~15-25 min on 2 cores)
     python benchmarks/compare.py --only nc --sweep     # NC with the sweep
+    python benchmarks/compare.py --reuse               # baselines kept, comparison redone
 
 Writes bench-output/baseline/<name>/..., bench-output/baseline/benchmark.json, and prints the
 Markdown tables of BENCHMARKS.md.
@@ -46,13 +47,19 @@ def main() -> int:
     ap.add_argument("--only", default="nc,zion,dubai")
     ap.add_argument("--sweep", action="store_true", help="NC: SLIC size sweep")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the baselines of an earlier "
+        "run (their maps and timings) and redo only the comparison",
+    )
     args = ap.parse_args()
     from geoseg.engine.cluster import ClusterOptions, connect
 
     results = _load()
     with connect(ClusterOptions(workers=args.workers)) as client:
         for name in args.only.split(","):
-            results[name] = run_set(name, client)
+            results[name] = run_set(name, client, results.get(name) if args.reuse else None)
             _save(results)
         if args.sweep:
             results["nc_sweep"] = sweep(client)
@@ -61,7 +68,7 @@ def main() -> int:
     return 0
 
 
-def run_set(name: str, client) -> dict:
+def run_set(name: str, client, earlier: dict | None = None) -> dict:
     from geoseg.baseline.heldout import write_heldout_reference
     from geoseg.baseline.obia import run_obia
     from geoseg.baseline.pixel import run_pixel_rf
@@ -69,12 +76,19 @@ def run_set(name: str, client) -> dict:
     config, otsu_bands, water = SETS[name]
     out = OUT / name
     res = {"config": config}
-    obia = run_obia(ROOT / config, out / "obia", client=client, overwrite=True)
-    res["obia"] = {"seconds": obia.seconds, "report": _brief(obia.report)}
-    pixel = run_pixel_rf(ROOT / config, out / "pixel-rf", client=client, overwrite=True)
-    res["pixel_rf"] = {"seconds": pixel.seconds}
     refs = write_heldout_reference(ROOT / config, out / "heldout", overwrite=True)
-    maps = {"OBIA": obia.map_paths, "pixel-RF": pixel.map_paths}
+    if earlier:  # --reuse: the maps are named like the references
+        res.update(obia=earlier["obia"], pixel_rf=earlier["pixel_rf"])
+        maps = {
+            "OBIA": [out / "obia" / r.name for r in refs],
+            "pixel-RF": [out / "pixel-rf" / r.name for r in refs],
+        }
+    else:
+        obia = run_obia(ROOT / config, out / "obia", client=client, overwrite=True)
+        res["obia"] = {"seconds": obia.seconds, "report": _brief(obia.report)}
+        pixel = run_pixel_rf(ROOT / config, out / "pixel-rf", client=client, overwrite=True)
+        res["pixel_rf"] = {"seconds": pixel.seconds}
+        maps = {"OBIA": obia.map_paths, "pixel-RF": pixel.map_paths}
     deep = deeplab_maps(name, config, refs, out, client)
     if deep:
         maps = {"DeepLabV3+": deep["maps"], **maps}
@@ -111,13 +125,17 @@ def deeplab_maps(name, config, refs, out, client) -> dict | None:
             seconds += r.seconds
         maps.append(path)
     prov = meta.provenance or {}
+    bench = ROOT / "bench-output" / "train" / f"{stem}.json"  # benchmarks/train.py's figures
+    if not seconds and bench.exists():
+        seconds = json.loads(bench.read_text())["engine"]["predict_seconds"]
     return {
         "maps": maps,
         "bundle": str(bundle),
         "architecture": f"{meta.architecture}/{meta.encoder}",
         "train_seconds": prov.get("wall_seconds"),
         "epochs": prov.get("epochs"),
-        "predict_seconds_here": seconds,
+        "best_epoch": prov.get("best_epoch"),
+        "predict_seconds": seconds,
     }
 
 
@@ -309,7 +327,9 @@ def print_tables(results: dict) -> None:
         times = {"OBIA": r["obia"]["seconds"], "pixel-RF": r["pixel_rf"]["seconds"]}
         if "deeplab" in r:
             d = r["deeplab"]
-            times["DeepLabV3+"] = f"train {d['train_seconds']}"
+            times["DeepLabV3+"] = (
+                f"train {d['train_seconds']:.0f} + predict {d['predict_seconds']:.1f}"
+            )
         for m, v in c["per_map"].items():
             f1 = " | ".join("-" if v["f1"][k] is None else f"{v['f1'][k]:.3f}" for k in classes)
             t = times.get(m)

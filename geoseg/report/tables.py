@@ -179,7 +179,7 @@ def compare_tables(rep: dict, seconds: dict | None = None) -> list[dict]:
                     p["mcnemar"]["a_only"],
                     p["mcnemar"]["b_only"],
                     p["mcnemar"]["z"],
-                    p["mcnemar"]["p_exact"],
+                    p["mcnemar"]["p_exact"] or "< 1e-300",  # underflowed
                 ]
                 for p in rep["pairs"]
             ],

@@ -28,6 +28,12 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
     logging.basicConfig(level=logging.INFO if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     warnings.showwarning = _show_warning
+    if not debug:
+        # distributed sets its loggers to INFO on import; after basicConfig their cluster
+        # start/stop lines would reach the root handler: only with --debug
+        import distributed  # noqa: F401
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

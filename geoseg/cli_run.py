@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -25,7 +24,6 @@ def run_cmd(
     Stages whose outputs are current (same inputs and parameters) are skipped."""
     from geoseg.workflow.runner import run
 
-    _quiet_dask()
     try:
         res = run(workflow, force=force, out=out_dir, progress=True)
     except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
@@ -36,16 +34,6 @@ def run_cmd(
     width = max((len(k) for k in res.products), default=0)
     for name, path in res.products.items():
         out.print(f"  {name:<{width}}  {_shown(path)}", highlight=False)
-
-
-def _quiet_dask() -> None:
-    """Dask's INFO lines (cluster start and stop) only with --debug: distributed sets its
-    loggers to INFO on import, and after the CLI's basicConfig they reach the root handler."""
-    import distributed  # noqa: F401  (configures its loggers on import)
-
-    root = logging.getLogger().level
-    if root > logging.INFO:
-        logging.getLogger("distributed").setLevel(root)
 
 
 def _shown(path: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,56 +93,22 @@ def run_obia(
             results[(r["scene"], r["bi"], r["bj"])] = r
             f.release()
         marks["segment"] = time.perf_counter()
-        order = [results[k] for k in sorted(results)]  # not completion order: reproducible
-        xs = [r["x"] for r in order if "x" in r]
-        ys = [r["y"] for r in order if "y" in r]
-        x = np.concatenate(xs) if xs else np.zeros((0, len(spec.names())), np.float32)
-        y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
-        model, counts = fit(cfg.classifier, cfg.seed, x, y, [c.name for c in p.classes.classes])
+        model, counts = _fit(cfg, p, spec, results)
         marks["fit"] = time.perf_counter()
-        mapped = {s.index for s in p.mapped}
-        keys = [k for k in sorted(results) if k[0] in mapped]
-        starts = np.cumsum([0] + [results[k]["objects"] for k in keys])
-        offsets = dict(zip(keys, starts[:-1].tolist(), strict=True))
-        nodes, comp = components(seam_pairs({k: results[k] for k in keys}, offsets))
-        local = {
-            k: nodes[(nodes >= o) & (nodes < o + results[k]["objects"])] - o
-            for k, o in offsets.items()
-        }
-        remote_model = c.scatter(model, broadcast=True)
-        futs = {
-            c.submit(block_classify, job, remote_model, job.path(k), local[k], pure=False): k
-            for k in keys
-        }
-        probs = np.zeros((len(nodes), n), dtype=np.float32)
-        area = np.zeros(len(nodes))
-        predict_s = 0.0
-        for f in as_completed(futs):
-            k = futs[f]
-            r = f.result()
-            at = np.searchsorted(nodes, local[k] + offsets[k])
-            probs[at], area[at] = r["probs"], results[k]["area"][local[k]]
-            predict_s += r["seconds"]
-        joined = joined_classes(comp, probs, area)
+        j = Joins.of(results, {s.index for s in p.mapped})
+        joined, predict_s = _classify(c, job, model, j, results)
         marks["predict"] = time.perf_counter()
-        ids, nodata = class_ids_of(p.classes), p.classes.nodata
         t = tags(
             "obia",
             segmentation=json.dumps(cfg.segmentation.model_dump()),
             classifier=cfg.classifier.kind,
         )
-        asm = []
-        for s, path in zip(p.mapped, maps, strict=True):
-            items = []
-            for bi, bj, w in blocks[s.index]:
-                k = (s.index, bi, bj)
-                sel = np.searchsorted(nodes, local[k] + offsets[k])
-                items.append((w, job.path(k), (ids, nodata, local[k], joined[sel])))
-            asm.append(
+        c.gather(
+            [
                 c.submit(
                     write_class_cog,
                     str(path),
-                    items,
+                    _items(job, j, joined, s, blocks, p),
                     p.classes,
                     grid_of(s),
                     {**t, "GEOSEG_SOURCE": ",".join(s.scene.paths)},
@@ -149,11 +116,12 @@ def run_obia(
                     paint,
                     pure=False,
                 )
-            )
-        c.gather(asm)
+                for s, path in zip(p.mapped, maps, strict=True)
+            ]
+        )
         marks["assemble"] = time.perf_counter()
     report = base_report("obia", b, p, maps)
-    report.update(_obia_report(b, p, spec, results, keys, counts, nodes, comp, model, mean, std))
+    report.update(_obia_report(b, p, spec, results, j, counts, model, mean, std))
     report["seconds"] = {
         k: round(t1 - t_, 3) for (_, t_), (k, t1) in itertools.pairwise(marks.items())
     }
@@ -163,8 +131,80 @@ def run_obia(
     return finish(report, rpath, maps, seconds)
 
 
-def _obia_report(b, p, spec, results, keys, counts, nodes, comp, model, mean, std) -> dict:
+@dataclass(frozen=True)
+class Joins:
+    """The blocks of the mapped scenes, their global id offsets, and the object parts joined
+    across block edges (global ids, component of each, local ids per block)."""
+
+    keys: list[tuple[int, int, int]]
+    offsets: dict[tuple, int]
+    nodes: np.ndarray
+    comp: np.ndarray
+    local: dict[tuple, np.ndarray]
+
+    @classmethod
+    def of(cls, results: dict, mapped: set[int]) -> Joins:
+        keys = [k for k in sorted(results) if k[0] in mapped]
+        starts = np.cumsum([0] + [results[k]["objects"] for k in keys])
+        offsets = dict(zip(keys, starts[:-1].tolist(), strict=True))
+        nodes, comp = components(seam_pairs({k: results[k] for k in keys}, offsets))
+        local = {
+            k: nodes[(nodes >= o) & (nodes < o + results[k]["objects"])] - o
+            for k, o in offsets.items()
+        }
+        return cls(keys, offsets, nodes, comp, local)
+
+    def at(self, k: tuple) -> np.ndarray:
+        """Positions in ``nodes`` of block ``k``'s joined parts."""
+        return np.searchsorted(self.nodes, self.local[k] + self.offsets[k])
+
+
+def _fit(cfg, p, spec, results: dict):
+    """The classifier, fitted on the training objects of all blocks (in block order, not
+    completion order: reproducible)."""
+    order = [results[k] for k in sorted(results)]
+    xs = [r["x"] for r in order if "x" in r]
+    ys = [r["y"] for r in order if "y" in r]
+    x = np.concatenate(xs) if xs else np.zeros((0, len(spec.names())), np.float32)
+    y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
+    return fit(cfg.classifier, cfg.seed, x, y, [c.name for c in p.classes.classes])
+
+
+def _classify(c, job: ObiaJob, model, j: Joins, results: dict) -> tuple[np.ndarray, float]:
+    """Every mapped block's objects predicted on the workers; the class of each joined part
+    (from its component's area-weighted probabilities) and the seconds spent in the tasks."""
+    remote = c.scatter(model, broadcast=True)
+    futs = {
+        c.submit(block_classify, job, remote, job.path(k), j.local[k], pure=False): k
+        for k in j.keys
+    }
+    probs = np.zeros((len(j.nodes), job.n_classes), dtype=np.float32)
+    area = np.zeros(len(j.nodes))
+    seconds = 0.0
+    for f in as_completed(futs):
+        k = futs[f]
+        r = f.result()
+        probs[j.at(k)], area[j.at(k)] = r["probs"], results[k]["area"][j.local[k]]
+        seconds += r["seconds"]
+    return joined_classes(j.comp, probs, area), seconds
+
+
+def _items(job: ObiaJob, j: Joins, joined: np.ndarray, s, blocks: dict, p) -> list:
+    """(window, staged block, paint arguments) of scene ``s``'s blocks for the COG writer."""
+    ids, nodata = class_ids_of(p.classes), p.classes.nodata
+    return [
+        (
+            w,
+            job.path((s.index, bi, bj)),
+            (ids, nodata, j.local[(s.index, bi, bj)], joined[j.at((s.index, bi, bj))]),
+        )
+        for bi, bj, w in blocks[s.index]
+    ]
+
+
+def _obia_report(b, p, spec, results, j: Joins, counts, model, mean, std) -> dict:
     cfg = b.cfg
+    keys, nodes, comp = j.keys, j.nodes, j.comp
     held = np.array([r["heldout"] for r in results.values() if "heldout" in r]).reshape(-1, 2)
     px = sum(results[k]["pixels"] for k in keys)
     n_obj = sum(results[k]["objects"] for k in keys)

@@ -271,3 +271,18 @@ def test_yaml_config_and_cli(scene, tmp_path):
         ["baseline", "otsu", str(scene[0]), "--out", str(tmp_path / "o.tif"), "--bands", "green"],
     )
     assert r.exit_code == 2 and "ROLE=BAND" in r.output
+
+
+def test_obia_with_an_svm_and_felzenszwalb(client, scene, tmp_path):
+    cfg = _config(
+        scene,
+        tmp_path,
+        classifier={"kind": "svm", "params": {"C": 10}},
+        segmentation={"method": "felzenszwalb", "scale": 50, "min_size": 20},
+    )
+    res = run_obia(cfg, tmp_path / "svm.tif", client=client)
+    labels, held = _east(scene)
+    out = _read(res.map_path)
+    chance = _chance(labels[held])
+    assert (out[held] == labels[held]).mean() > chance + 0.5 * (1 - chance)
+    assert res.report["classifier"]["kind"] == "svm"

@@ -21,12 +21,16 @@ def make_classifier(cc: ClassifierConfig, seed: int):
 
         params = {"n_estimators": 200, "random_state": seed, "n_jobs": 1, **cc.params}
         return RandomForestClassifier(class_weight=weight, **params)
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
+    # probabilities by Platt scaling on cross-validated decisions (sklearn's replacement for
+    # the deprecated SVC(probability=True))
     params = {"C": 10.0, "gamma": "scale", "random_state": seed, **cc.params}
-    return make_pipeline(StandardScaler(), SVC(probability=True, class_weight=weight, **params))
+    svc = SVC(class_weight=weight, **params)
+    return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, ensemble=False))
 
 
 def fit(
@@ -58,7 +62,16 @@ def fit(
         model.set_params(n_jobs=-1)
         model.fit(x, y)
         model.set_params(n_jobs=1)
-    else:
+    else:  # the SVM's calibration cross-validates: every class needs 2 samples or more
+        few = int(counts[present].min())
+        if few < 2:
+            rare = names[int(present[counts[present].argmin()])]
+            raise GeoSegError(
+                f"class {rare} has 1 of the {what}: the SVM's probability "
+                "calibration needs 2 or more (use kind: rf, or a lower "
+                "min_overlap)"
+            )
+        model.set_params(calibratedclassifiercv__cv=min(5, few))
         model.fit(x, y)
     return model, counts
 

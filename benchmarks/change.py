@@ -35,9 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "naip_mn"
 OUT = ROOT / "bench-output" / "change"
-CLASSES = [{"id": 1, "name": "Water", "color": "#1f78b4"},
-           {"id": 2, "name": "Vegetation", "color": "#33a02c"},
-           {"id": 3, "name": "Bare / built", "color": "#b15928"}]
+CLASSES = [
+    {"id": 1, "name": "Water", "color": "#1f78b4"},
+    {"id": 2, "name": "Vegetation", "color": "#33a02c"},
+    {"id": 3, "name": "Bare / built", "color": "#b15928"},
+]
 STRIP = 256
 
 
@@ -66,13 +68,27 @@ def classify(scene: Path, out_dir: Path) -> Path:
     classes = load_classes(CLASSES)
     out = out_dir / scene.name
     with rasterio.open(scene) as src:
-        base = dict(height=src.height, width=src.width, crs=src.crs, transform=src.transform,
-                    tags={"GEOSEG_MODEL": "ndvi-rule 1", "GEOSEG_SOURCE": str(scene)})
-        cls_w = CogWriter(RasterSpec(count=1, nodata=0, classes=classes, **base),
-                          out_dir / "scratch", "cls")
-        prob_w = CogWriter(RasterSpec(count=3, nodata=255, scales=[1 / 254] * 3,
-                                      descriptions=[f"p({c['name']})" for c in CLASSES],
-                                      **base), out_dir / "scratch", "probs")
+        base = dict(
+            height=src.height,
+            width=src.width,
+            crs=src.crs,
+            transform=src.transform,
+            tags={"GEOSEG_MODEL": "ndvi-rule 1", "GEOSEG_SOURCE": str(scene)},
+        )
+        cls_w = CogWriter(
+            RasterSpec(count=1, nodata=0, classes=classes, **base), out_dir / "scratch", "cls"
+        )
+        prob_w = CogWriter(
+            RasterSpec(
+                count=3,
+                nodata=255,
+                scales=[1 / 254] * 3,
+                descriptions=[f"p({c['name']})" for c in CLASSES],
+                **base,
+            ),
+            out_dir / "scratch",
+            "probs",
+        )
         for r0 in range(0, src.height, STRIP):
             h = min(STRIP, src.height - r0)
             rw = RioWindow(0, r0, src.width, h)
@@ -109,33 +125,58 @@ def main() -> None:
     t_rule = time.perf_counter() - t0
     with connect(ClusterOptions(workers=args.workers)) as client:
         t1 = time.perf_counter()
-        res = change(maps[0], maps[1], args.out / "result", threshold=args.threshold,
-                     mmu_ha=args.mmu, client=client, block=args.block, overwrite=True)
+        res = change(
+            maps[0],
+            maps[1],
+            args.out / "result",
+            threshold=args.threshold,
+            mmu_ha=args.mmu,
+            client=client,
+            block=args.block,
+            overwrite=True,
+        )
         t_change = time.perf_counter() - t1
     r = res.report
     names = [c["name"] for c in r["classes"]]
-    print(f"index-rule classes: {t_rule:.2f} s; change: {t_change:.2f} s "
-          f"({r['run']['blocks']} blocks, {r['run']['megapixels']:.3f} Mpx)")
-    print(f"grid: {r['grid']['width']} x {r['grid']['height']} px, {r['grid']['crs']}; "
-          f"after: {r['after']['read']}")
+    print(
+        f"index-rule classes: {t_rule:.2f} s; change: {t_change:.2f} s "
+        f"({r['run']['blocks']} blocks, {r['run']['megapixels']:.3f} Mpx)"
+    )
+    print(
+        f"grid: {r['grid']['width']} x {r['grid']['height']} px, {r['grid']['crs']}; "
+        f"after: {r['after']['read']}"
+    )
     print("transitions (ha), rows = 2009, columns = 2020:")
     print("from \\ to".ljust(14) + "".join(n[:12].rjust(14) for n in names))
     for n, row in zip(names, r["transitions"]["matrix_ha"], strict=True):
         print(n[:12].ljust(14) + "".join(f"{v:14.2f}" for v in row))
     a, px = r["area_ha"], r["pixels"]
-    print(f"changed {a['changed']:.2f} ha ({px['changed']} px), uncertain (gated) "
-          f"{a['uncertain']:.2f} ha ({px['uncertain']} px) of {a['compared']:.2f} ha; "
-          f"{r['polygons']['polygons']} polygons >= {args.mmu} ha covering "
-          f"{r['polygons']['area_ha']:.2f} ha")
+    print(
+        f"changed {a['changed']:.2f} ha ({px['changed']} px), uncertain (gated) "
+        f"{a['uncertain']:.2f} ha ({px['uncertain']} px) of {a['compared']:.2f} ha; "
+        f"{r['polygons']['polygons']} polygons >= {args.mmu} ha covering "
+        f"{r['polygons']['area_ha']:.2f} ha"
+    )
     for c in r["components"]["all"]["per_class"]:
-        print(f"  {c['name']:<14} gain {c['gain_ha']:8.2f}  loss {c['loss_ha']:8.2f}  net "
-              f"{c['net_ha']:8.2f}  swap {c['swap_ha']:8.2f}  persistence "
-              f"{c['persistence_ha']:8.2f} ha")
-    print("gate sensitivity:", ", ".join(f"{s['threshold']}: {s['changed_ha']:.1f} ha"
-                                         for s in r["gate"]["sensitivity"]))
-    (args.out / "summary.json").write_text(json.dumps(
-        {"seconds_rule": t_rule, "seconds_change": t_change, "report": str(
-            res.outputs["report_json"])}, indent=2))
+        print(
+            f"  {c['name']:<14} gain {c['gain_ha']:8.2f}  loss {c['loss_ha']:8.2f}  net "
+            f"{c['net_ha']:8.2f}  swap {c['swap_ha']:8.2f}  persistence "
+            f"{c['persistence_ha']:8.2f} ha"
+        )
+    print(
+        "gate sensitivity:",
+        ", ".join(f"{s['threshold']}: {s['changed_ha']:.1f} ha" for s in r["gate"]["sensitivity"]),
+    )
+    (args.out / "summary.json").write_text(
+        json.dumps(
+            {
+                "seconds_rule": t_rule,
+                "seconds_change": t_change,
+                "report": str(res.outputs["report_json"]),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

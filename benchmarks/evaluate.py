@@ -40,17 +40,34 @@ def make_inputs(side: int) -> tuple[Path, Path, Path]:
     from geoseg.io.cog import CogWriter, RasterSpec
 
     OUT.mkdir(exist_ok=True)
-    paths = (OUT / f"eval_map_{side}.tif", OUT / f"eval_ref_{side}.tif",
-             OUT / f"eval_ref20_{side}.tif")
+    paths = (
+        OUT / f"eval_map_{side}.tif",
+        OUT / f"eval_ref_{side}.tif",
+        OUT / f"eval_ref20_{side}.tif",
+    )
     if all(p.exists() for p in paths):
         return paths
     t0 = time.perf_counter()
     crs, transform = "EPSG:32612", from_origin(500000.0, 4200000.0, 10.0, 10.0)
-    writer = CogWriter(RasterSpec(side, side, 1, crs, transform, nodata=0,
-                                  classes=load_classes(CLASSES)), OUT / "scratch")
-    prof = dict(driver="GTiff", height=side, width=side, count=1, dtype="uint8", nodata=0,
-                crs=crs, transform=transform, tiled=True, blockxsize=512, blockysize=512,
-                compress="ZSTD", BIGTIFF="IF_SAFER")
+    writer = CogWriter(
+        RasterSpec(side, side, 1, crs, transform, nodata=0, classes=load_classes(CLASSES)),
+        OUT / "scratch",
+    )
+    prof = dict(
+        driver="GTiff",
+        height=side,
+        width=side,
+        count=1,
+        dtype="uint8",
+        nodata=0,
+        crs=crs,
+        transform=transform,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="ZSTD",
+        BIGTIFF="IF_SAFER",
+    )
     rng = np.random.default_rng(0)
     cols = np.arange(side)
     with rasterio.open(paths[1], "w", **prof) as ref:
@@ -63,15 +80,24 @@ def make_inputs(side: int) -> tuple[Path, Path, Path]:
             ref.write(lab, 1, window=rasterio.windows.Window(0, r0, side, h))
     writer.finish(paths[0])
     half = side // 2 + 1  # 20 m pixels covering the map, shifted by 5 m
-    prof20 = dict(prof, height=half, width=half,
-                  transform=from_origin(500000.0 - 5, 4200000.0 + 5, 20.0, 20.0))
+    prof20 = dict(
+        prof,
+        height=half,
+        width=half,
+        transform=from_origin(500000.0 - 5, 4200000.0 + 5, 20.0, 20.0),
+    )
     with rasterio.open(paths[2], "w", **prof20) as ref:
         for r0 in range(0, half, STRIP):
             h = min(STRIP, half - r0)
-            ref.write(_labels(np.arange(r0, r0 + h) * 2, np.arange(half) * 2), 1,
-                      window=rasterio.windows.Window(0, r0, half, h))
-    print(f"generated inputs ({side * side / 1e6:.0f} Mpx) in {time.perf_counter() - t0:.0f} s",
-          flush=True)
+            ref.write(
+                _labels(np.arange(r0, r0 + h) * 2, np.arange(half) * 2),
+                1,
+                window=rasterio.windows.Window(0, r0, half, h),
+            )
+    print(
+        f"generated inputs ({side * side / 1e6:.0f} Mpx) in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     return paths
 
 
@@ -94,16 +120,24 @@ def main() -> None:
             best = None
             for _ in range(args.repeat):
                 t = time.perf_counter()
-                rep = evaluate(map_path, reference, OUT / "eval_report", client=client,
-                               block=args.block, overwrite=True)
+                rep = evaluate(
+                    map_path,
+                    reference,
+                    OUT / "eval_report",
+                    client=client,
+                    block=args.block,
+                    overwrite=True,
+                )
                 total = time.perf_counter() - t
                 run = rep["run"]
                 if best is None or run["seconds"] < best[0]:
                     best = (run["seconds"], total, rep["overall"]["overall_accuracy"])
             sec, total, oa = best
-            print(f"  {name:>20}: {sec:6.2f} s  {mpx / sec:6.1f} Mpx/s "
-                  f"(with report files {total:.2f} s; {run['blocks']} blocks; OA {oa:.3f})",
-                  flush=True)
+            print(
+                f"  {name:>20}: {sec:6.2f} s  {mpx / sec:6.1f} Mpx/s "
+                f"(with report files {total:.2f} s; {run['blocks']} blocks; OA {oa:.3f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

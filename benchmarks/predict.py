@@ -35,10 +35,14 @@ def scene_path(side: int) -> Path:
     p = OUT / f"scene_{side}.tif"
     if not p.exists():
         t = time.perf_counter()
-        make_scene(p, SynthSpec(side, side, bands=4, n_classes=6, patch=160, seed=42,
-                                nodata_fraction=0.03))
-        print(f"  generated {p.name} ({side * side / 1e6:.0f} Mpx) in "
-              f"{time.perf_counter() - t:.0f} s", flush=True)
+        make_scene(
+            p, SynthSpec(side, side, bands=4, n_classes=6, patch=160, seed=42, nodata_fraction=0.03)
+        )
+        print(
+            f"  generated {p.name} ({side * side / 1e6:.0f} Mpx) in "
+            f"{time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
     return p
 
 
@@ -47,8 +51,17 @@ def bundle_path(arch: str, encoder: str) -> Path:
 
     p = OUT / f"bundle_{arch}_{encoder}"
     if not p.exists():
-        create_bundle(p, classes=CLASSES, bands=4, architecture=arch, encoder=encoder,
-                      mean=[2000.0] * 4, std=[1000.0] * 4, tile=512, overlap=64)
+        create_bundle(
+            p,
+            classes=CLASSES,
+            bands=4,
+            architecture=arch,
+            encoder=encoder,
+            mean=[2000.0] * 4,
+            std=[1000.0] * 4,
+            tile=512,
+            overlap=64,
+        )
     return p
 
 
@@ -95,9 +108,12 @@ def model_only(bundle: Path, scene: Path, tiles: list, procs: int, threads: int 
     """Seconds for ``procs`` concurrent plain processes to run all ``tiles`` (split evenly)."""
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
-    ps = [ctx.Process(target=_model_only_proc,
-                      args=(bundle, scene, tiles[i::procs], threads, barrier, queue))
-          for i in range(procs)]
+    ps = [
+        ctx.Process(
+            target=_model_only_proc, args=(bundle, scene, tiles[i::procs], threads, barrier, queue)
+        )
+        for i in range(procs)
+    ]
     for p in ps:
         p.start()
     times = [queue.get() for _ in ps]
@@ -106,8 +122,14 @@ def model_only(bundle: Path, scene: Path, tiles: list, procs: int, threads: int 
     return max(times)
 
 
-def end_to_end(scene: Path, bundle: Path, workers: int, threads: int = 1, block: int = 2048,
-               malloc_trim: bool = False) -> dict:
+def end_to_end(
+    scene: Path,
+    bundle: Path,
+    workers: int,
+    threads: int = 1,
+    block: int = 2048,
+    malloc_trim: bool = False,
+) -> dict:
     import dask
     from distributed import Client, LocalCluster
 
@@ -118,15 +140,27 @@ def end_to_end(scene: Path, bundle: Path, workers: int, threads: int = 1, block:
     if not malloc_trim:
         unset_malloc_trim()  # an earlier default-config cluster leaves it in os.environ
     with dask.config.set(env):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", preload=[PRELOAD])
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            preload=[PRELOAD],
+        )
     with cluster, Client(cluster) as c:
         out = OUT / f"pred_{scene.stem}_{workers}x{threads}.tif"
-        res = predict(scene, str(bundle), out, block=block, client=c, overwrite=True,
-                      torch_threads=threads)
-    return {"seconds": res.seconds, "mpx": res.megapixels, "mpx_s": res.mpx_per_s,
-            "tiles": res.tiles, "blocks": res.blocks, "assembly_s": res.assembly_seconds,
-            "peak_rss_mb": sorted(res.peak_rss_mb.values())}
+        res = predict(
+            scene, str(bundle), out, block=block, client=c, overwrite=True, torch_threads=threads
+        )
+    return {
+        "seconds": res.seconds,
+        "mpx": res.megapixels,
+        "mpx_s": res.mpx_per_s,
+        "tiles": res.tiles,
+        "blocks": res.blocks,
+        "assembly_s": res.assembly_seconds,
+        "peak_rss_mb": sorted(res.peak_rss_mb.values()),
+    }
 
 
 def bench_throughput(args, results):
@@ -134,19 +168,28 @@ def bench_throughput(args, results):
     bundle = bundle_path(args.arch, args.encoder)
     tiles = job_tiles(scene, bundle, args.block)
     mpx = args.side * args.side / 1e6
-    print(f"\n## Throughput: {args.arch}/{args.encoder}, {mpx:.1f} Mpx scene, "
-          f"{len(tiles)} tiles of 512 (overlap 64), block {args.block}")
+    print(
+        f"\n## Throughput: {args.arch}/{args.encoder}, {mpx:.1f} Mpx scene, "
+        f"{len(tiles)} tiles of 512 (overlap 64), block {args.block}"
+    )
     print(f"{'workers':>8} {'model-only Mpx/s':>17} {'end-to-end Mpx/s':>17} {'ratio':>6}")
     rows = []
     for w in (1, 2):
         m = model_only(bundle, scene, tiles, w)
         e = end_to_end(scene, bundle, w, block=args.block)
-        row = {"workers": w, "model_only_s": m, "model_only_mpx_s": mpx / m, **e,
-               "ratio": (mpx / e["seconds"]) / (mpx / m)}
+        row = {
+            "workers": w,
+            "model_only_s": m,
+            "model_only_mpx_s": mpx / m,
+            **e,
+            "ratio": (mpx / e["seconds"]) / (mpx / m),
+        }
         rows.append(row)
         print(f"{w:>8} {mpx / m:>17.3f} {e['mpx_s']:>17.3f} {row['ratio']:>6.3f}", flush=True)
-    print(f"2-vs-1-worker speed-up: end-to-end {rows[1]['mpx_s'] / rows[0]['mpx_s']:.2f}x, "
-          f"model-only {rows[1]['model_only_mpx_s'] / rows[0]['model_only_mpx_s']:.2f}x")
+    print(
+        f"2-vs-1-worker speed-up: end-to-end {rows[1]['mpx_s'] / rows[0]['mpx_s']:.2f}x, "
+        f"model-only {rows[1]['model_only_mpx_s'] / rows[0]['model_only_mpx_s']:.2f}x"
+    )
     results["throughput"] = rows
 
 
@@ -158,8 +201,9 @@ def bench_layout(args, results):
     rows = []
     for w, t, trim in ((2, 1, False), (1, 2, False), (2, 1, True)):
         e = end_to_end(scene, bundle, w, threads=t, block=args.block, malloc_trim=trim)
-        label = f"{w} worker(s) x {t} thread(s)" + (" with nanny MALLOC_TRIM_THRESHOLD_=65536"
-                                                      if trim else "")
+        label = f"{w} worker(s) x {t} thread(s)" + (
+            " with nanny MALLOC_TRIM_THRESHOLD_=65536" if trim else ""
+        )
         rows.append({"layout": label, **e})
         print(f"  {label:<60} {e['mpx_s']:.3f} Mpx/s", flush=True)
     results["layout"] = rows
@@ -174,12 +218,17 @@ def bench_memory(args, results):
         scene = scene_path(side)
         e = end_to_end(scene, bundle, 2, block=args.block)
         rows.append({"side": side, **e})
-        print(f"{e['mpx']:>6.0f} {e['seconds']:>8.1f} {e['mpx_s']:>7.2f} "
-              f"{', '.join(f'{r:.0f}' for r in e['peak_rss_mb']):>28}", flush=True)
+        print(
+            f"{e['mpx']:>6.0f} {e['seconds']:>8.1f} {e['mpx_s']:>7.2f} "
+            f"{', '.join(f'{r:.0f}' for r in e['peak_rss_mb']):>28}",
+            flush=True,
+        )
         (OUT / f"pred_{scene.stem}_2x1.tif").unlink(missing_ok=True)
     peaks = [max(r["peak_rss_mb"]) for r in rows]
-    print(f"peak RSS spread across sizes: {(max(peaks) / min(peaks) - 1) * 100:.1f} % "
-          f"(max {max(peaks):.0f} MiB)")
+    print(
+        f"peak RSS spread across sizes: {(max(peaks) / min(peaks) - 1) * 100:.1f} % "
+        f"(max {max(peaks):.0f} MiB)"
+    )
     results["memory"] = rows
 
 
@@ -195,12 +244,15 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     import torch
 
-    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"cuda {'yes' if torch.cuda.is_available() else 'no'}")
+    print(
+        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"cuda {'yes' if torch.cuda.is_available() else 'no'}"
+    )
     results: dict = {"argv": sys.argv[1:]}
     for name in args.only or ["throughput", "layout", "memory"]:
-        {"throughput": bench_throughput, "layout": bench_layout,
-         "memory": bench_memory}[name](args, results)
+        {"throughput": bench_throughput, "layout": bench_layout, "memory": bench_memory}[name](
+            args, results
+        )
     (OUT / "predict.json").write_text(json.dumps(results, indent=2))
 
 

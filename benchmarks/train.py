@@ -25,13 +25,21 @@ OUT = ROOT / "bench-output" / "train"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config")
-    ap.add_argument("--evaluate", choices=["val", "test"], default="test",
-                    help="held-out pixels to map: validation (split/val scenes) or test scenes")
+    ap.add_argument(
+        "--evaluate",
+        choices=["val", "test"],
+        default="test",
+        help="held-out pixels to map: validation (split/val scenes) or test scenes",
+    )
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--block", type=int, default=1024, help="engine block (several per scene "
-                    "keep both workers busy)")
+    ap.add_argument(
+        "--block",
+        type=int,
+        default=1024,
+        help="engine block (several per scene keep both workers busy)",
+    )
     args = ap.parse_args()
 
     from geoseg.model.bundle import read_meta
@@ -47,26 +55,43 @@ def main() -> int:
     train_s = time.perf_counter() - t
     meta = read_meta(cfg.output)
     prov = meta.provenance
-    ev = evaluate_heldout(cfg, cfg.output, OUT / f"{Path(args.config).stem}-maps",
-                          roles=(args.evaluate,), workers=args.workers, block=args.block)
+    ev = evaluate_heldout(
+        cfg,
+        cfg.output,
+        OUT / f"{Path(args.config).stem}-maps",
+        roles=(args.evaluate,),
+        workers=args.workers,
+        block=args.block,
+    )
     s = ev.summary()
-    result = {"config": args.config, "held_out": args.evaluate, "engine": s,
-              "train_seconds_this_run": round(train_s, 1),
-              "train_loop_seconds": prov.get("wall_seconds"),
-              "epochs": prov.get("epochs"), "best_epoch": prov.get("best_epoch"),
-              "best_val_miou": prov.get("best_val_miou"), "best_val_oa": prov.get("best_val_oa"),
-              "architecture": f"{meta.architecture}/{meta.encoder}",
-              "weights_mb": round((Path(cfg.output) / "weights.safetensors").stat().st_size
-                                  / 2**20, 1),
-              "machine": f"{platform.machine()}, {_cores()} cores"}
+    result = {
+        "config": args.config,
+        "held_out": args.evaluate,
+        "engine": s,
+        "train_seconds_this_run": round(train_s, 1),
+        "train_loop_seconds": prov.get("wall_seconds"),
+        "epochs": prov.get("epochs"),
+        "best_epoch": prov.get("best_epoch"),
+        "best_val_miou": prov.get("best_val_miou"),
+        "best_val_oa": prov.get("best_val_oa"),
+        "architecture": f"{meta.architecture}/{meta.encoder}",
+        "weights_mb": round((Path(cfg.output) / "weights.safetensors").stat().st_size / 2**20, 1),
+        "machine": f"{platform.machine()}, {_cores()} cores",
+    }
     (OUT / f"{Path(args.config).stem}.json").write_text(json.dumps(result, indent=2))
-    print(f"\n{args.config}: {result['architecture']}, {result['epochs']} epochs (best "
-          f"{result['best_epoch']}), training loop {result['train_loop_seconds']} s")
-    print(f"validation during training: OA {result['best_val_oa']:.3f}, "
-          f"mIoU {result['best_val_miou']:.3f}")
-    print(f"held-out ({args.evaluate}) through the engine: {s['pixels']} px, OA {s['oa']:.3f}, "
-          f"mIoU {s['miou']:.3f}; prediction {s['megapixels']:.1f} Mpx in "
-          f"{s['predict_seconds']:.1f} s\n")
+    print(
+        f"\n{args.config}: {result['architecture']}, {result['epochs']} epochs (best "
+        f"{result['best_epoch']}), training loop {result['train_loop_seconds']} s"
+    )
+    print(
+        f"validation during training: OA {result['best_val_oa']:.3f}, "
+        f"mIoU {result['best_val_miou']:.3f}"
+    )
+    print(
+        f"held-out ({args.evaluate}) through the engine: {s['pixels']} px, OA {s['oa']:.3f}, "
+        f"mIoU {s['miou']:.3f}; prediction {s['megapixels']:.1f} Mpx in "
+        f"{s['predict_seconds']:.1f} s\n"
+    )
     print("| class | IoU |\n|---|---|")
     for name, v in s["iou"].items():
         print(f"| {name} | {v:.3f} |")

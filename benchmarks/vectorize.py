@@ -58,9 +58,22 @@ def make_raster(kind: str, side: int) -> Path:
     scene = SynthScene(spec) if kind == "blobby" else None
     tmp = path.with_suffix(".part.tif")
     t = time.perf_counter()
-    with rasterio.open(tmp, "w", driver="GTiff", height=side, width=side, count=1,
-                       dtype="uint8", nodata=0, crs=spec.crs, transform=spec.transform,
-                       tiled=True, blockxsize=512, blockysize=512, compress="deflate") as ds:
+    with rasterio.open(
+        tmp,
+        "w",
+        driver="GTiff",
+        height=side,
+        width=side,
+        count=1,
+        dtype="uint8",
+        nodata=0,
+        crs=spec.crs,
+        transform=spec.transform,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+    ) as ds:
         for r in range(0, side, WIN):
             for c in range(0, side, WIN):
                 h, w = min(WIN, side - r), min(WIN, side - c)
@@ -94,8 +107,11 @@ def layer_stats(path: Path, class_field: str) -> tuple[int, dict[int, float]]:
 
 def run_gdal(exe: list[str], raster: Path, out: Path, connectivity: int) -> float:
     out.unlink(missing_ok=True)
-    cmd = exe + (["-8"] if connectivity == 8 else []) + ["-q", str(raster), "-f", "GPKG",
-                                                          str(out), "polygons", "class_id"]
+    cmd = (
+        exe
+        + (["-8"] if connectivity == 8 else [])
+        + ["-q", str(raster), "-f", "GPKG", str(out), "polygons", "class_id"]
+    )
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t
@@ -112,29 +128,49 @@ def bench(kind: str, side: int, exe: list[str], connectivity: int, block: int) -
     print(f"  gdal_polygonize: {t_gdal:.1f} s", flush=True)
     runs = []
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         t_start = time.perf_counter() - t0
         for _ in range(2):  # the first run includes the workers' first imports
             t1 = time.perf_counter()
-            vectorize(raster, v_out, client=client, connectivity=connectivity, block=block,
-                      overwrite=True)
+            vectorize(
+                raster, v_out, client=client, connectivity=connectivity, block=block, overwrite=True
+            )
             runs.append(time.perf_counter() - t1)
     t_cold, t_warm = t_start + runs[0], runs[1]
-    print(f"  geoseg: {t_warm:.1f} s warm, {t_cold:.1f} s cold (cluster start {t_start:.1f} s "
-          f"+ first run {runs[0]:.1f} s)", flush=True)
+    print(
+        f"  geoseg: {t_warm:.1f} s warm, {t_cold:.1f} s cold (cluster start {t_start:.1f} s "
+        f"+ first run {runs[0]:.1f} s)",
+        flush=True,
+    )
     n_g, a_g = layer_stats(g_out, "class_id")
     n_v, a_v = layer_stats(v_out, "class_id")
-    same = n_g == n_v and a_g.keys() == a_v.keys() and all(
-        abs(a_v[k] - a_g[k]) <= 1e-9 * a_g[k] for k in a_g)
-    return {"raster": kind, "side": side, "megapixels": side * side / 1e6,
-            "connectivity": connectivity, "block": block, "gdal_s": round(t_gdal, 2),
-            "geoseg_warm_s": round(t_warm, 2), "geoseg_cold_s": round(t_cold, 2),
-            "ratio_warm": round(t_warm / t_gdal, 3), "ratio_cold": round(t_cold / t_gdal, 3),
-            "polygons_gdal": n_g, "polygons_geoseg": n_v,
-            "area_ha_gdal": {k: round(v / 1e4, 4) for k, v in a_g.items()},
-            "area_ha_geoseg": {k: round(v / 1e4, 4) for k, v in a_v.items()},
-            "identical": same}
+    same = (
+        n_g == n_v
+        and a_g.keys() == a_v.keys()
+        and all(abs(a_v[k] - a_g[k]) <= 1e-9 * a_g[k] for k in a_g)
+    )
+    return {
+        "raster": kind,
+        "side": side,
+        "megapixels": side * side / 1e6,
+        "connectivity": connectivity,
+        "block": block,
+        "gdal_s": round(t_gdal, 2),
+        "geoseg_warm_s": round(t_warm, 2),
+        "geoseg_cold_s": round(t_cold, 2),
+        "ratio_warm": round(t_warm / t_gdal, 3),
+        "ratio_cold": round(t_cold / t_gdal, 3),
+        "polygons_gdal": n_g,
+        "polygons_geoseg": n_v,
+        "area_ha_gdal": {k: round(v / 1e4, 4) for k, v in a_g.items()},
+        "area_ha_geoseg": {k: round(v / 1e4, 4) for k, v in a_v.items()},
+        "identical": same,
+    }
 
 
 def main() -> int:
@@ -151,32 +187,42 @@ def main() -> int:
     from geoseg.vectorize import DEFAULT_BLOCK
 
     OUT.mkdir(exist_ok=True)
-    gdal_version = subprocess.run(["gdalinfo", "--version"], capture_output=True,
-                                  text=True).stdout.strip()
+    gdal_version = subprocess.run(
+        ["gdalinfo", "--version"], capture_output=True, text=True
+    ).stdout.strip()
     import rasterio
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"gdal_polygonize: {gdal_version}; geoseg's rasterio GDAL {rasterio.__gdal_version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"gdal_polygonize: {gdal_version}; geoseg's rasterio GDAL {rasterio.__gdal_version__}"
+    )
     from geoseg.engine.cluster import ClusterOptions, connect
 
     t = time.perf_counter()
     with connect(ClusterOptions(workers=2)):
-        print(f"the CLI's cluster start (engine connect(), which preloads torch): "
-              f"{time.perf_counter() - t:.1f} s", flush=True)
+        print(
+            f"the CLI's cluster start (engine connect(), which preloads torch): "
+            f"{time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
     results = []
     for kind in [args.only] if args.only else ["blobby", "speckled"]:
         print(f"{kind} {args.side}x{args.side}:", flush=True)
         r = bench(kind, args.side, exe, args.connectivity, args.block or DEFAULT_BLOCK)
         print(json.dumps(r, indent=1), flush=True)
         results.append(r)
-    print("\n| raster | Mpx | gdal_polygonize s | geoseg s (warm / cold) | ratio (warm / cold) "
-          "| polygons gdal / geoseg | per-class areas identical |")
+    print(
+        "\n| raster | Mpx | gdal_polygonize s | geoseg s (warm / cold) | ratio (warm / cold) "
+        "| polygons gdal / geoseg | per-class areas identical |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['raster']} | {r['megapixels']:.0f} | {r['gdal_s']:.1f} | "
-              f"{r['geoseg_warm_s']:.1f} / {r['geoseg_cold_s']:.1f} | "
-              f"{r['ratio_warm']:.2f} / {r['ratio_cold']:.2f} | "
-              f"{r['polygons_gdal']:,} / {r['polygons_geoseg']:,} | {r['identical']} |")
+        print(
+            f"| {r['raster']} | {r['megapixels']:.0f} | {r['gdal_s']:.1f} | "
+            f"{r['geoseg_warm_s']:.1f} / {r['geoseg_cold_s']:.1f} | "
+            f"{r['ratio_warm']:.2f} / {r['ratio_cold']:.2f} | "
+            f"{r['polygons_gdal']:,} / {r['polygons_geoseg']:,} | {r['identical']} |"
+        )
     return 0
 
 

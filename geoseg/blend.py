@@ -32,7 +32,7 @@ def ramp_weights(tile: int, overlap: int, taper_start: bool, taper_end: bool) ->
         if taper_start:
             w[:overlap] = up
         if taper_end:
-            w[tile - overlap:] = up[::-1]
+            w[tile - overlap :] = up[::-1]
     w = w.astype(np.float32)
     w.flags.writeable = False
     return w
@@ -77,8 +77,9 @@ class Accumulator:
         return self.data[:, s[0], s[1]].copy()
 
 
-def add_patch(dst: np.ndarray, dst_origin: tuple[int, int],
-              src: np.ndarray, src_origin: tuple[int, int]) -> None:
+def add_patch(
+    dst: np.ndarray, dst_origin: tuple[int, int], src: np.ndarray, src_origin: tuple[int, int]
+) -> None:
     """Add the overlapping part of ``src`` into ``dst`` (both C x h x w, placed in the scene)."""
     a = Window(dst_origin[0], dst_origin[1], dst.shape[1], dst.shape[2])
     b = Window(src_origin[0], src_origin[1], src.shape[1], src.shape[2])
@@ -89,8 +90,13 @@ def add_patch(dst: np.ndarray, dst_origin: tuple[int, int],
     dst[:, ds[0], ds[1]] += src[:, ss[0], ss[1]]
 
 
-def finalize(sums: np.ndarray, class_ids: np.ndarray, valid: np.ndarray, nodata: int,
-             want_probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def finalize(
+    sums: np.ndarray,
+    class_ids: np.ndarray,
+    valid: np.ndarray,
+    nodata: int,
+    want_probs: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Class raster (uint8 ids; ``nodata`` where not ``valid``) and, if asked, per-class
     probabilities scaled to uint8 0..254 (255 = nodata) from fixed-point sums (C+1 x h x w)."""
     n = sums.shape[0] - 1

@@ -78,7 +78,8 @@ class ChangeJob:
     def windows(self) -> list[Window]:
         """Block windows of about ``block`` pixels (a multiple of 32), row by row."""
         blocks = BlockGrid.from_block_size(
-            TileGrid(self.grid.height, self.grid.width, 32, 0), self.block)
+            TileGrid(self.grid.height, self.grid.width, 32, 0), self.block
+        )
         return [b.region for b in blocks]
 
     def block_path(self, w: Window) -> Path:
@@ -93,8 +94,11 @@ def _read_confidence(job: ChangeJob, w: Window) -> np.ndarray | None:
     return np.minimum(cb, ca)  # NaN (a masked probability) stays NaN: not confident
 
 
-def change_block(job: ChangeJob, w: Window, points: tuple[np.ndarray, np.ndarray] | None,
-                 ) -> dict:
+def change_block(
+    job: ChangeJob,
+    w: Window,
+    points: tuple[np.ndarray, np.ndarray] | None,
+) -> dict:
     """Compute, stage and count block ``w`` (see the module docstring)."""
     t0 = time.perf_counter()
     b, unknown_b = job.before.classes.read_classes(job.grid, w, job.before.table)
@@ -118,9 +122,14 @@ def change_block(job: ChangeJob, w: Window, points: tuple[np.ndarray, np.ndarray
         hist += np.bincount(np.clip(q, 0, CONF_BINS - 1), minlength=CONF_BINS)
     n = job.n
     unc = status == UNCERTAIN
-    res = {"window": w, "pairs": mx.pair_counts(b, a, n),
-           "uncertain": mx.pair_counts(np.where(unc, b, -1), np.where(unc, a, -1), n)[:n, :n],
-           "hist": hist, "unknown_before": unknown_b, "unknown_after": unknown_a}
+    res = {
+        "window": w,
+        "pairs": mx.pair_counts(b, a, n),
+        "uncertain": mx.pair_counts(np.where(unc, b, -1), np.where(unc, a, -1), n)[:n, :n],
+        "hist": hist,
+        "unknown_before": unknown_b,
+        "unknown_after": unknown_a,
+    }
     trans = np.where(valid, b.astype(np.int32) * n + a, -1)
     if job.reference is not None:
         res.update(_compare_raster(job, w, status, differ, valid, trans))
@@ -140,9 +149,11 @@ def _compare_raster(job: ChangeJob, w: Window, status, differ, valid, trans) -> 
     r_change = np.where(r >= 0, r // n != r % n, -1) if ref.kind == "transitions" else r
     gated = np.where(valid, status == CHANGED, -1)
     raw = np.where(valid, differ, -1)
-    out = {"unknown_reference": unknown,
-           "ref_change_gated": mx.pair_counts(gated, r_change, 2),
-           "ref_change_raw": mx.pair_counts(raw, r_change, 2)}
+    out = {
+        "unknown_reference": unknown,
+        "ref_change_gated": mx.pair_counts(gated, r_change, 2),
+        "ref_change_raw": mx.pair_counts(raw, r_change, 2),
+    }
     if ref.kind == "transitions":
         out["ref_transitions"] = mx.confusion_matrix(trans, r, n * n)
     return out
@@ -155,8 +166,9 @@ def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def assemble_change(job: ChangeJob, fromto: str, mask: str, legend: ClassList,
-                    tags: dict[str, str]) -> dict[str, str]:
+def assemble_change(
+    job: ChangeJob, fromto: str, mask: str, legend: ClassList, tags: dict[str, str]
+) -> dict[str, str]:
     """Stream the staged blocks into the from-to COG (with its legend sidecars) and the status
     COG, and into a plain GeoTIFF of the changed pixels' codes (for the polygons)."""
     from geoseg.io.cog import CogWriter, RasterSpec
@@ -165,14 +177,39 @@ def assemble_change(job: ChangeJob, fromto: str, mask: str, legend: ClassList,
     base = dict(height=g.height, width=g.width, crs=g.crs, transform=g.transform, tags=tags)
     scratch = Path(job.staging)
     writers = {
-        "fromto": CogWriter(RasterSpec(count=1, nodata=CODE_NODATA, dtype="uint16",
-                                       descriptions=["from_id * 100 + to_id"], **base),
-                            scratch, "fromto"),
-        "mask": CogWriter(RasterSpec(count=1, nodata=STATUS_NODATA, classes=STATUS_CLASSES,
-                                     descriptions=["change status"], **base), scratch, "mask"),
-        "changed": CogWriter(RasterSpec(count=1, nodata=CODE_NODATA, dtype="uint16",
-                                        descriptions=["code of changed pixels"], **base),
-                             scratch, "changed"),
+        "fromto": CogWriter(
+            RasterSpec(
+                count=1,
+                nodata=CODE_NODATA,
+                dtype="uint16",
+                descriptions=["from_id * 100 + to_id"],
+                **base,
+            ),
+            scratch,
+            "fromto",
+        ),
+        "mask": CogWriter(
+            RasterSpec(
+                count=1,
+                nodata=STATUS_NODATA,
+                classes=STATUS_CLASSES,
+                descriptions=["change status"],
+                **base,
+            ),
+            scratch,
+            "mask",
+        ),
+        "changed": CogWriter(
+            RasterSpec(
+                count=1,
+                nodata=CODE_NODATA,
+                dtype="uint16",
+                descriptions=["code of changed pixels"],
+                **base,
+            ),
+            scratch,
+            "changed",
+        ),
     }
     sidecars: list[Path] = []
     try:
@@ -184,9 +221,11 @@ def assemble_change(job: ChangeJob, fromto: str, mask: str, legend: ClassList,
             writers["changed"].write(w, np.where(status == CHANGED, code, CODE_NODATA))
         writers["changed"].close()
         sidecars = write_legend_sidecars(Path(fromto), legend)
-        out = {"fromto": str(writers["fromto"].finish(fromto)),
-               "mask": str(writers["mask"].finish(mask)),
-               "changed_codes": str(writers["changed"].tmp)}
+        out = {
+            "fromto": str(writers["fromto"].finish(fromto)),
+            "mask": str(writers["mask"].finish(mask)),
+            "changed_codes": str(writers["changed"].tmp),
+        }
     except BaseException:
         for wr in writers.values():
             wr.abort()

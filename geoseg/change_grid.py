@@ -60,18 +60,24 @@ class RasterGrid:
         return abs(self.transform.determinant) * factor**2 / 1e4
 
     def describe(self) -> dict:
-        return {"crs": self.crs.to_string(), "transform": list(self.transform)[:6],
-                "height": self.height, "width": self.width,
-                "pixel_size": [abs(self.transform.a), abs(self.transform.e)],
-                "bounds": list(self.bounds)}
+        return {
+            "crs": self.crs.to_string(),
+            "transform": list(self.transform)[:6],
+            "height": self.height,
+            "width": self.width,
+            "pixel_size": [abs(self.transform.a), abs(self.transform.e)],
+            "bounds": list(self.bounds),
+        }
 
 
 def common_grid(base: RasterGrid, footprints: list[tuple[str, RasterGrid]]) -> RasterGrid:
     """``base`` cropped to the pixels whose centres lie inside every footprint."""
     if base.crs is None or any(g.crs is None for _, g in footprints):
-        raise GeoSegError("change detection needs georeferenced rasters: "
-                          f"{next((n for n, g in footprints if g.crs is None), 'the grid')} has "
-                          "no CRS (set one with gdal_edit.py -a_srs)")
+        raise GeoSegError(
+            "change detection needs georeferenced rasters: "
+            f"{next((n for n, g in footprints if g.crs is None), 'the grid')} has "
+            "no CRS (set one with gdal_edit.py -a_srs)"
+        )
     t = base.transform
     if t.b or t.d:
         raise GeoSegError("the output grid is rotated: name a north-up grid with --grid")
@@ -79,9 +85,11 @@ def common_grid(base: RasterGrid, footprints: list[tuple[str, RasterGrid]]) -> R
         if base.crs.is_geographic or base.crs.linear_units_factor[1] <= 0:
             raise CRSError("geographic")
     except CRSError:
-        raise GeoSegError(f"the output grid's CRS ({base.crs.to_string()}) is not projected: "
-                          "areas in hectares need a projected grid; name one with --grid "
-                          "(a raster in a projected CRS)") from None
+        raise GeoSegError(
+            f"the output grid's CRS ({base.crs.to_string()}) is not projected: "
+            "areas in hectares need a projected grid; name one with --grid "
+            "(a raster in a projected CRS)"
+        ) from None
     x0, y0, x1, y1 = base.bounds
     for _, g in footprints:
         b = transform_bounds(g.crs, base.crs, *g.bounds, densify_pts=21)
@@ -94,8 +102,9 @@ def common_grid(base: RasterGrid, footprints: list[tuple[str, RasterGrid]]) -> R
     row0, row1 = _centres_within(r0, r1, base.height)
     if col1 <= col0 or row1 <= row0:
         names = " and ".join(f"{n} ({_fmt_bounds(g)})" for n, g in footprints)
-        raise GeoSegError(f"the dates do not overlap: {names} share no pixel; pass two "
-                          "rasters of the same area")
+        raise GeoSegError(
+            f"the dates do not overlap: {names} share no pixel; pass two rasters of the same area"
+        )
     return RasterGrid(base.crs, t * Affine.translation(col0, row0), row1 - row0, col1 - col0)
 
 
@@ -123,8 +132,11 @@ class Layer:
         p = str(Path(path).resolve())
         s, t = src.transform, grid.transform
         same_crs = src.crs == grid.crs
-        same_res = (not (s.b or s.d) and math.isclose(s.a, t.a, rel_tol=1e-9)
-                    and math.isclose(s.e, t.e, rel_tol=1e-9))
+        same_res = (
+            not (s.b or s.d)
+            and math.isclose(s.a, t.a, rel_tol=1e-9)
+            and math.isclose(s.e, t.e, rel_tol=1e-9)
+        )
         if same_crs and same_res:
             col, row = ~s * (t.c, t.f)
             if abs(col - round(col)) < _EPS and abs(row - round(row)) < _EPS:
@@ -135,31 +147,51 @@ class Layer:
         if not self.warp:
             return f"{what} read on the grid (same CRS and pixel lattice)"
         src = RasterGrid.of(self.path)
-        how = "CRS" if src.crs != grid.crs else "pixel size" if not (
-            math.isclose(abs(src.transform.a), abs(grid.transform.a), rel_tol=1e-9)
-            and math.isclose(abs(src.transform.e), abs(grid.transform.e), rel_tol=1e-9)
-        ) else "pixel lattice (origin shifted by a fraction of a pixel)"
-        return (f"{what} ({src.crs.to_string()}, {abs(src.transform.a):g} x "
-                f"{abs(src.transform.e):g}, {src.width} x {src.height} px) differs from the "
-                f"grid in {how}: warped onto it block by block with nearest neighbour")
+        how = (
+            "CRS"
+            if src.crs != grid.crs
+            else "pixel size"
+            if not (
+                math.isclose(abs(src.transform.a), abs(grid.transform.a), rel_tol=1e-9)
+                and math.isclose(abs(src.transform.e), abs(grid.transform.e), rel_tol=1e-9)
+            )
+            else "pixel lattice (origin shifted by a fraction of a pixel)"
+        )
+        return (
+            f"{what} ({src.crs.to_string()}, {abs(src.transform.a):g} x "
+            f"{abs(src.transform.e):g}, {src.width} x {src.height} px) differs from the "
+            f"grid in {how}: warped onto it block by block with nearest neighbour"
+        )
 
     def _rio_window(self, w: Window) -> RioWindow:
         return RioWindow(w.col + self.offset[1], w.row + self.offset[0], w.width, w.height)
 
     def _vrt(self, src, grid: RasterGrid, nodata):
-        return WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
-                         height=grid.height, resampling=Resampling.nearest, nodata=nodata)
+        return WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.nearest,
+            nodata=nodata,
+        )
 
-    def read_classes(self, grid: RasterGrid, w: Window, table: dict[int, int],
-                     ) -> tuple[np.ndarray, dict[int, int]]:
+    def read_classes(
+        self,
+        grid: RasterGrid,
+        w: Window,
+        table: dict[int, int],
+    ) -> tuple[np.ndarray, dict[int, int]]:
         """Indices through ``table`` over grid window ``w`` (see io.classmap.read_classes)."""
         with rasterio.open(self.path) as src:
             if not self.warp:
-                return read_classes(src, Window(w.row + self.offset[0],
-                                                w.col + self.offset[1], w.height, w.width),
-                                    table)
-            nodata = src.nodata if src.nodata is not None else _free_value(src.dtypes[0],
-                                                                           table)
+                return read_classes(
+                    src,
+                    Window(w.row + self.offset[0], w.col + self.offset[1], w.height, w.width),
+                    table,
+                )
+            nodata = src.nodata if src.nodata is not None else _free_value(src.dtypes[0], table)
             with self._vrt(src, grid, nodata) as vrt:
                 return read_classes(vrt, w, table)
 

@@ -24,15 +24,30 @@ from geoseg.io.vector import GEOM, constant_column, vector_format, write_polygon
 from geoseg.vectorize import vectorize
 
 
-def change_polygons(changed_codes: str, out: Path, staging: Path, classes: ClassList, *,
-                    dates: tuple[str | None, str | None], mmu_ha: float, client: Client,
-                    block: int) -> dict:
+def change_polygons(
+    changed_codes: str,
+    out: Path,
+    staging: Path,
+    classes: ClassList,
+    *,
+    dates: tuple[str | None, str | None],
+    mmu_ha: float,
+    client: Client,
+    block: int,
+) -> dict:
     """Write the change polygons of the raster ``changed_codes`` to ``out``; returns counts."""
     tmp = staging / "change_polygons.gpkg"
     with warnings.catch_warnings():  # isolated patches below the MMU: reported, not warned
         warnings.filterwarnings("ignore", message="--mmu: dropped")
-        vectorize(changed_codes, tmp, mmu_ha=mmu_ha, probabilities=False, client=client,
-                  block=block, overwrite=True)
+        vectorize(
+            changed_codes,
+            tmp,
+            mmu_ha=mmu_ha,
+            probabilities=False,
+            client=client,
+            block=block,
+            overwrite=True,
+        )
     meta, table = pyogrio.read_arrow(tmp, layer=tmp.stem)
     geom = table[meta["geometry_name"] or GEOM]
     codes = table["class_id"].to_numpy().astype(np.int64)
@@ -43,23 +58,35 @@ def change_polygons(changed_codes: str, out: Path, staging: Path, classes: Class
     def name_col(v: np.ndarray) -> pa.Array:
         return pa.array([names.get(int(i), f"class {int(i)}") for i in v], pa.string())
 
-    out_table = pa.table({
-        "poly_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-        "from_id": pa.array(from_id.astype(np.int32)),
-        "to_id": pa.array(to_id.astype(np.int32)),
-        "from_name": name_col(from_id),
-        "to_name": name_col(to_id),
-        "code": pa.array(codes.astype(np.int32)),
-        "area_ha": table["area_ha"],
-        "perim_m": table["perim_m"],
-        "date_from": constant_column(dates[0], n),
-        "date_to": constant_column(dates[1], n),
-        GEOM: geom,
-    })
+    out_table = pa.table(
+        {
+            "poly_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+            "from_id": pa.array(from_id.astype(np.int32)),
+            "to_id": pa.array(to_id.astype(np.int32)),
+            "from_name": name_col(from_id),
+            "to_name": name_col(to_id),
+            "code": pa.array(codes.astype(np.int32)),
+            "area_ha": table["area_ha"],
+            "perim_m": table["perim_m"],
+            "date_from": constant_column(dates[0], n),
+            "date_to": constant_column(dates[1], n),
+            GEOM: geom,
+        }
+    )
     fmt = vector_format(out)
     gtype = meta.get("geometry_type") or "Polygon"
-    write_polygons(out, out_table, fmt=fmt, crs_wkt=meta.get("crs"), geometry_type=gtype,
-                   qml=vector_qml(transition_legend(classes, changes_only=True), field="code"))
+    write_polygons(
+        out,
+        out_table,
+        fmt=fmt,
+        crs_wkt=meta.get("crs"),
+        geometry_type=gtype,
+        qml=vector_qml(transition_legend(classes, changes_only=True), field="code"),
+    )
     area = table["area_ha"].to_numpy()
-    return {"path": str(out), "polygons": n, "area_ha": float(area.sum()) if n else 0.0,
-            "mmu_ha": mmu_ha}
+    return {
+        "path": str(out),
+        "polygons": n,
+        "area_ha": float(area.sum()) if n else 0.0,
+        "mmu_ha": mmu_ha,
+    }

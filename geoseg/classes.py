@@ -12,8 +12,22 @@ from geoseg.errors import GeoSegError
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Distinct default colours (Tableau 10 then a few more) for classes given without one.
-DEFAULT_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
-                  "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c", "#d62728", "#9467bd"]
+DEFAULT_COLORS = [
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#1f77b4",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+]
 
 
 class ClassInfo(BaseModel):
@@ -98,11 +112,13 @@ def load_classes(source: str | Path | list | dict) -> ClassList:
         try:
             data = json.loads(p.read_text())
         except FileNotFoundError:
-            raise GeoSegError(f"class list {p} does not exist: pass a JSON file of "
-                              "[{id, name, color}]") from None
+            raise GeoSegError(
+                f"class list {p} does not exist: pass a JSON file of [{{id, name, color}}]"
+            ) from None
         except json.JSONDecodeError as e:
-            raise GeoSegError(f"class list {p} is not valid JSON ({e.msg} at line {e.lineno})"
-                              ) from None
+            raise GeoSegError(
+                f"class list {p} is not valid JSON ({e.msg} at line {e.lineno})"
+            ) from None
     if isinstance(data, dict) and "classes" in data:
         data = data["classes"]
     if isinstance(data, dict):

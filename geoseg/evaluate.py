@@ -36,12 +36,22 @@ from geoseg.io.reference import (
 DESIGNS = ("auto", "stratified", "none")
 
 
-def evaluate(map_path: str | Path, reference: str | Path, out_dir: str | Path, *,
-             client: Client | None = None, workers: int | None = None,
-             scheduler: str | None = None, block: int = 2048,
-             class_map: dict[int, int] | None = None, overwrite: bool = False,
-             classes: str | Path | list | None = None, field: str | None = None,
-             layer: str | None = None, design: str = "auto") -> dict:
+def evaluate(
+    map_path: str | Path,
+    reference: str | Path,
+    out_dir: str | Path,
+    *,
+    client: Client | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    block: int = 2048,
+    class_map: dict[int, int] | None = None,
+    overwrite: bool = False,
+    classes: str | Path | list | None = None,
+    field: str | None = None,
+    layer: str | None = None,
+    design: str = "auto",
+) -> dict:
     """Assess ``map_path`` (a class raster) against ``reference`` (a class raster, or polygons
     or points with a class ``field``) and write report.json, CSV tables and PNG plots to
     ``out_dir``. Returns the report (every number, as written to report.json).
@@ -63,15 +73,18 @@ def evaluate(map_path: str | Path, reference: str | Path, out_dir: str | Path, *
     ref = open_reference(str(reference), cmap, class_map=class_map, field=field, layer=layer)
     windows = cmap.windows(block)
     t0 = time.perf_counter()
-    counts = _run(cmap, ref, windows, ClusterOptions(workers=workers, scheduler=scheduler),
-                  client)
+    counts = _run(cmap, ref, windows, ClusterOptions(workers=workers, scheduler=scheduler), client)
     seconds = time.perf_counter() - t0
     if counts["unknown_ref"]:
         raise unknown_ids_error(counts["unknown_ref"], cmap, str(reference))
     report = _report(cmap, ref, counts, design, str(reference), class_map)
-    report["run"] = {"blocks": len(windows), "block_pixels": windows[0].height,
-                     "megapixels": cmap.pixels / 1e6, "seconds": round(seconds, 3),
-                     "mpx_per_s": round(cmap.pixels / 1e6 / seconds, 2) if seconds else None}
+    report["run"] = {
+        "blocks": len(windows),
+        "block_pixels": windows[0].height,
+        "megapixels": cmap.pixels / 1e6,
+        "seconds": round(seconds, 3),
+        "mpx_per_s": round(cmap.pixels / 1e6 / seconds, 2) if seconds else None,
+    }
     report["files"] = write_assessment(out, report)
     return clean(report)
 
@@ -86,8 +99,9 @@ def parse_class_map(items: list[str] | None) -> dict[int, int] | None:
         try:
             out[int(ref)] = int(dst)
         except ValueError:
-            raise GeoSegError(f"--class-map {item!r} is not REF=MAP with integer ids (e.g. "
-                              "--class-map 11=1)") from None
+            raise GeoSegError(
+                f"--class-map {item!r} is not REF=MAP with integer ids (e.g. --class-map 11=1)"
+            ) from None
         if not sep:
             raise GeoSegError(f"--class-map {item!r} is not REF=MAP (e.g. --class-map 11=1)")
     return out
@@ -116,17 +130,25 @@ def evaluate_block(cmap: ClassMap, ref, window: Window, payload) -> dict:
     return res
 
 
-def _run(cmap: ClassMap, ref, windows: list[Window], opts: ClusterOptions,
-         client: Client | None) -> dict:
+def _run(
+    cmap: ClassMap, ref, windows: list[Window], opts: ClusterOptions, client: Client | None
+) -> dict:
     tasks, points = block_tasks(cmap, ref, windows)
-    total = {"map_counts": np.zeros(cmap.n, dtype=np.int64), "unknown_map": {},
-             "unknown_ref": {}, "matrix": mx.ConfusionAccumulator(cmap.n), "map_missing": 0,
-             "ref_missing": 0}
+    total = {
+        "map_counts": np.zeros(cmap.n, dtype=np.int64),
+        "unknown_map": {},
+        "unknown_ref": {},
+        "matrix": mx.ConfusionAccumulator(cmap.n),
+        "map_missing": 0,
+        "ref_missing": 0,
+    }
     if points is not None:
         total["point_map"] = np.full(len(points[0]), NO_VALUE, dtype=np.int16)
     with connect(opts, client) as c:
-        futures = {c.submit(evaluate_block, cmap, spec, w, payload, pure=False): sel
-                   for w, spec, payload, sel in tasks}
+        futures = {
+            c.submit(evaluate_block, cmap, spec, w, payload, pure=False): sel
+            for w, spec, payload, sel in tasks
+        }
         for fut in as_completed(futures):
             res = fut.result()
             total["map_counts"] += res["map_counts"]
@@ -166,8 +188,9 @@ def block_tasks(cmap: ClassMap, ref, windows: list[Window]):
     return tasks, (rows, inside)
 
 
-def _report(cmap: ClassMap, ref, counts: dict, design: str, source: str,
-            class_map: dict | None) -> dict:
+def _report(
+    cmap: ClassMap, ref, counts: dict, design: str, source: str, class_map: dict | None
+) -> dict:
     notes = [ref.note] if isinstance(ref, RasterReference) else list(ref.notes)
     area_ha = cmap.pixel_area_ha()
     if area_ha is None:
@@ -180,49 +203,74 @@ def _report(cmap: ClassMap, ref, counts: dict, design: str, source: str,
         stratified = _stratified(cmap, ref, counts, cm, strata, design, area_ha, notes)
     else:
         cm, unit = counts["matrix"].matrix, "pixels"
-        excluded = {"map_nodata": counts["map_missing"],
-                    "reference_missing": counts["ref_missing"]}
+        excluded = {"map_nodata": counts["map_missing"], "reference_missing": counts["ref_missing"]}
     if cm.sum() == 0:
-        raise GeoSegError(f"no {unit} to compare: map and reference {source} do not overlap "
-                          "(or all of the overlap is nodata / unlabelled)")
+        raise GeoSegError(
+            f"no {unit} to compare: map and reference {source} do not overlap "
+            "(or all of the overlap is nodata / unlabelled)"
+        )
     acc = mx.accuracy(cm)
     mapped = counts["map_counts"]
     mapped_ha = mx.mapped_area_ha(mapped, area_ha)
     per_class = []
     for i, c in enumerate(cmap.classes.classes):
-        per_class.append({
-            "id": c.id, "name": c.name, "map_total": int(cm[i].sum()),
-            "reference_total": int(cm[:, i].sum()), "users_accuracy": acc.ua[i],
-            "producers_accuracy": acc.pa[i], "f1": acc.f1[i], "iou": acc.iou[i],
-            "quantity_disagreement": acc.disagreement.per_class_quantity[i],
-            "allocation_disagreement": acc.disagreement.per_class_allocation[i],
-            "mapped_pixels": int(mapped[i]),
-            "mapped_area_ha": None if mapped_ha is None else mapped_ha[i]})
+        per_class.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "map_total": int(cm[i].sum()),
+                "reference_total": int(cm[:, i].sum()),
+                "users_accuracy": acc.ua[i],
+                "producers_accuracy": acc.pa[i],
+                "f1": acc.f1[i],
+                "iou": acc.iou[i],
+                "quantity_disagreement": acc.disagreement.per_class_quantity[i],
+                "allocation_disagreement": acc.disagreement.per_class_allocation[i],
+                "mapped_pixels": int(mapped[i]),
+                "mapped_area_ha": None if mapped_ha is None else mapped_ha[i],
+            }
+        )
     if stratified is None and unit == "pixels":
-        notes.append("figures are counts of reference pixels (a census of the reference, not a "
-                     "probability sample): no confidence intervals are given")
+        notes.append(
+            "figures are counts of reference pixels (a census of the reference, not a "
+            "probability sample): no confidence intervals are given"
+        )
     return {
         "geoseg": {"version": __version__, "created": datetime.now(UTC).isoformat()},
-        "map": {"path": str(Path(cmap.path).resolve()), "height": cmap.height,
-                "width": cmap.width, "crs": cmap.crs.to_string() if cmap.crs else None,
-                "pixel_area_ha": area_ha,
-                "mapped_area_ha": None if mapped_ha is None else float(mapped_ha.sum())},
-        "reference": {"path": source, "kind": ref.kind,
-                      "field": getattr(ref, "field", None), "layer": getattr(ref, "layer", None),
-                      "class_map": {str(k): v for k, v in (class_map or {}).items()}},
+        "map": {
+            "path": str(Path(cmap.path).resolve()),
+            "height": cmap.height,
+            "width": cmap.width,
+            "crs": cmap.crs.to_string() if cmap.crs else None,
+            "pixel_area_ha": area_ha,
+            "mapped_area_ha": None if mapped_ha is None else float(mapped_ha.sum()),
+        },
+        "reference": {
+            "path": source,
+            "kind": ref.kind,
+            "field": getattr(ref, "field", None),
+            "layer": getattr(ref, "layer", None),
+            "class_map": {str(k): v for k, v in (class_map or {}).items()},
+        },
         "matrix_orientation": mx.ORIENTATION,
         "unit": unit,
-        "classes": [{"id": c.id, "name": c.name, "color": c.color}
-                    for c in cmap.classes.classes],
+        "classes": [{"id": c.id, "name": c.name, "color": c.color} for c in cmap.classes.classes],
         "compared": int(cm.sum()),
         "excluded": excluded,
-        "confusion_matrix": {"orientation": mx.ORIENTATION, "rows": cmap.ids,
-                             "columns": cmap.ids, "counts": cm.tolist()},
-        "overall": {"overall_accuracy": acc.oa, "mean_iou": acc.miou,
-                    "quantity_disagreement": acc.disagreement.quantity,
-                    "allocation_disagreement": acc.disagreement.allocation,
-                    "total_disagreement": 1 - acc.oa,
-                    "kappa": {"value": acc.kappa, "note": mx.KAPPA_NOTE}},
+        "confusion_matrix": {
+            "orientation": mx.ORIENTATION,
+            "rows": cmap.ids,
+            "columns": cmap.ids,
+            "counts": cm.tolist(),
+        },
+        "overall": {
+            "overall_accuracy": acc.oa,
+            "mean_iou": acc.miou,
+            "quantity_disagreement": acc.disagreement.quantity,
+            "allocation_disagreement": acc.disagreement.allocation,
+            "total_disagreement": 1 - acc.oa,
+            "kappa": {"value": acc.kappa, "note": mx.KAPPA_NOTE},
+        },
         "per_class": per_class,
         "stratified": stratified,
         "notes": notes,
@@ -235,9 +283,11 @@ def _point_matrix(ref: VectorReference, counts: dict):
     labelled = ref.values >= 0
     used = inside & labelled & (pm >= 0)
     cm = mx.confusion_matrix(pm[used], ref.values[used], len(counts["map_counts"]))
-    excluded = {"unlabelled": int((~labelled).sum()),
-                "outside_map": int((labelled & ~inside).sum()),
-                "map_nodata": int((labelled & inside & (pm < 0)).sum())}
+    excluded = {
+        "unlabelled": int((~labelled).sum()),
+        "outside_map": int((labelled & ~inside).sum()),
+        "map_nodata": int((labelled & inside & (pm < 0)).sum()),
+    }
     strata = None
     if ref.strata is not None:
         strata = (ref.strata[used], pm[used], ref.values[used])
@@ -247,24 +297,32 @@ def _point_matrix(ref: VectorReference, counts: dict):
 def _stratified(cmap, ref, counts, cm, strata, design, area_ha, notes) -> dict | None:
     if design == "none" or (design == "auto" and strata is None):
         if design == "auto":
-            notes.append("points are not a `geoseg sample` stratified sample: figures are sample "
-                         "counts without area weighting (pass design='stratified' if they are "
-                         "a stratified-by-map-class or simple random sample)")
+            notes.append(
+                "points are not a `geoseg sample` stratified sample: figures are sample "
+                "counts without area weighting (pass design='stratified' if they are "
+                "a stratified-by-map-class or simple random sample)"
+            )
         return None
     if strata is not None:
         rec, now, refv = strata
         moved = int((rec != now).sum())
         if moved:
-            notes.append(f"{moved} sample points lie on a different class in this map than in "
-                         "the map they were drawn from: stratified estimators not applied")
+            notes.append(
+                f"{moved} sample points lie on a different class in this map than in "
+                "the map they were drawn from: stratified estimators not applied"
+            )
             return None
         cm = mx.confusion_matrix(rec, refv, cmap.n)
         how = "stratified random sample by map class (geoseg sample)"
-        pixels = np.array([ref.stratum_pixels.get(i, counts["map_counts"][i])
-                           for i in range(cmap.n)], dtype=np.int64)
+        pixels = np.array(
+            [ref.stratum_pixels.get(i, counts["map_counts"][i]) for i in range(cmap.n)],
+            dtype=np.int64,
+        )
         if (pixels != counts["map_counts"]).any():
-            notes.append("the stratum sizes recorded with the sample differ from this map's "
-                         "pixel counts: the recorded ones are used")
+            notes.append(
+                "the stratum sizes recorded with the sample differ from this map's "
+                "pixel counts: the recorded ones are used"
+            )
     else:
         how = "post-stratified by map class (points taken as a probability sample)"
         pixels = counts["map_counts"].astype(np.int64)
@@ -285,17 +343,30 @@ def _stratified(cmap, ref, counts, cm, strata, design, area_ha, notes) -> dict |
 
     per_class = []
     for i, c in enumerate(cmap.classes.classes):
-        per_class.append({
-            "id": c.id, "name": c.name, "stratum_pixels": int(pixels[i]),
-            "weight": est.weights[i], "sample_size": int(est.sample_sizes[i]),
-            "users_accuracy": ci(est.ua[i], est.ua_se[i]),
-            "producers_accuracy": ci(est.pa[i], est.pa_se[i]), "f1": f1[i],
-            "area_proportion": ci(est.area_proportion[i], est.area_proportion_se[i]),
-            "area_ha": None if area is None else ci(area[0][i], area[1][i]),
-            "mapped_area_ha": None if area_ha is None else float(pixels[i] * area_ha)})
-    return {"estimator": "Olofsson et al. (2014), Remote Sensing of Environment 148:42-57, "
-                         "eq. 1-7 and 9-11", "design": how, "confidence_level": 0.95, "z": z,
-            "area_proportions": {"orientation": mx.ORIENTATION, "values": est.p.tolist()},
-            "overall_accuracy": ci(est.oa, est.oa_se),
-            "quantity_disagreement": dis.quantity, "allocation_disagreement": dis.allocation,
-            "per_class": per_class}
+        per_class.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "stratum_pixels": int(pixels[i]),
+                "weight": est.weights[i],
+                "sample_size": int(est.sample_sizes[i]),
+                "users_accuracy": ci(est.ua[i], est.ua_se[i]),
+                "producers_accuracy": ci(est.pa[i], est.pa_se[i]),
+                "f1": f1[i],
+                "area_proportion": ci(est.area_proportion[i], est.area_proportion_se[i]),
+                "area_ha": None if area is None else ci(area[0][i], area[1][i]),
+                "mapped_area_ha": None if area_ha is None else float(pixels[i] * area_ha),
+            }
+        )
+    return {
+        "estimator": "Olofsson et al. (2014), Remote Sensing of Environment 148:42-57, "
+        "eq. 1-7 and 9-11",
+        "design": how,
+        "confidence_level": 0.95,
+        "z": z,
+        "area_proportions": {"orientation": mx.ORIENTATION, "values": est.p.tolist()},
+        "overall_accuracy": ci(est.oa, est.oa_se),
+        "quantity_disagreement": dis.quantity,
+        "allocation_disagreement": dis.allocation,
+        "per_class": per_class,
+    }

@@ -77,8 +77,9 @@ class TileGrid:
         if self.tile < 32 or self.tile % 32:
             raise ValueError(f"tile must be a multiple of 32 (>= 32), got {self.tile}")
         if not 0 <= self.overlap <= self.tile // 2:
-            raise ValueError(f"overlap must be between 0 and tile/2 ({self.tile // 2}), "
-                             f"got {self.overlap}")
+            raise ValueError(
+                f"overlap must be between 0 and tile/2 ({self.tile // 2}), got {self.overlap}"
+            )
 
     @property
     def stride(self) -> int:
@@ -87,8 +88,10 @@ class TileGrid:
     @property
     def shape(self) -> tuple[int, int]:
         """Number of tiles along rows and columns."""
-        return (n_tiles(self.height, self.tile, self.stride),
-                n_tiles(self.width, self.tile, self.stride))
+        return (
+            n_tiles(self.height, self.tile, self.stride),
+            n_tiles(self.width, self.tile, self.stride),
+        )
 
     def tile_window(self, ti: int, tj: int) -> Window:
         """The full (possibly beyond-scene) window of tile (ti, tj)."""
@@ -153,7 +156,10 @@ class BlockGrid:
         read_r1 = (rows.stop - 1) * g.stride + g.tile
         read_c1 = (cols.stop - 1) * g.stride + g.tile
         return Block(
-            bi, bj, rows, cols,
+            bi,
+            bj,
+            rows,
+            cols,
             region=Window(r0, c0, r1 - r0, c1 - c0),
             extent=Window(r0, c0, min(read_r1, g.height) - r0, min(read_c1, g.width) - c0),
             read=Window(r0, c0, read_r1 - r0, read_c1 - c0),

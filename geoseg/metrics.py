@@ -26,9 +26,11 @@ import numpy as np
 
 ORIENTATION = "rows = map classes, columns = reference classes"
 Z95 = 1.96  # two-sided 95 % normal quantile, as used by Olofsson et al. (2014)
-KAPPA_NOTE = ("kappa is reported as a legacy figure only: it is not recommended for accuracy "
-              "assessment (Pontius & Millones 2011; Olofsson et al. 2014); use OA, UA, PA and "
-              "quantity/allocation disagreement")
+KAPPA_NOTE = (
+    "kappa is reported as a legacy figure only: it is not recommended for accuracy "
+    "assessment (Pontius & Millones 2011; Olofsson et al. 2014); use OA, UA, PA and "
+    "quantity/allocation disagreement"
+)
 
 
 def pair_counts(map_idx: np.ndarray, ref_idx: np.ndarray, n: int) -> np.ndarray:
@@ -167,8 +169,17 @@ class Accuracy:
 
 def accuracy(cm: np.ndarray) -> Accuracy:
     cm = np.asarray(cm)
-    return Accuracy(cm, overall_accuracy(cm), users_accuracy(cm), producers_accuracy(cm),
-                    f1_scores(cm), iou_scores(cm), mean_iou(cm), kappa(cm), disagreement(cm))
+    return Accuracy(
+        cm,
+        overall_accuracy(cm),
+        users_accuracy(cm),
+        producers_accuracy(cm),
+        f1_scores(cm),
+        iou_scores(cm),
+        mean_iou(cm),
+        kappa(cm),
+        disagreement(cm),
+    )
 
 
 def mapped_area_ha(pixel_counts: np.ndarray, pixel_area_ha: float | None) -> np.ndarray | None:
@@ -179,6 +190,7 @@ def mapped_area_ha(pixel_counts: np.ndarray, pixel_area_ha: float | None) -> np.
 
 
 # --- Olofsson et al. 2014: stratified random sampling with the map classes as strata --------
+
 
 @dataclass(frozen=True)
 class StratifiedEstimate:
@@ -225,13 +237,16 @@ def stratified_estimates(counts: np.ndarray, stratum_pixels: np.ndarray) -> Stra
     big_n = np.asarray(stratum_pixels, dtype=float)
     k = n.shape[0]
     if n.shape != (k, k) or big_n.shape != (k,):
-        raise ValueError(f"counts must be k x k and stratum_pixels of length k, got "
-                         f"{n.shape} and {big_n.shape}")
+        raise ValueError(
+            f"counts must be k x k and stratum_pixels of length k, got {n.shape} and {big_n.shape}"
+        )
     ni = n.sum(axis=1)
     empty = (big_n > 0) & (ni == 0)
     if empty.any():
-        raise ValueError(f"strata {np.flatnonzero(empty).tolist()} have mapped pixels but no "
-                         "labelled sample unit")
+        raise ValueError(
+            f"strata {np.flatnonzero(empty).tolist()} have mapped pixels but no "
+            "labelled sample unit"
+        )
     w = big_n / big_n.sum()
     share = _ratio(n, ni[:, None])  # n_ij / n_i.
     share = np.where(ni[:, None] > 0, share, 0.0)
@@ -257,12 +272,24 @@ def stratified_estimates(counts: np.ndarray, stratum_pixels: np.ndarray) -> Stra
         others = sum(big_n[i] ** 2 * var_cell[i, j] for i in range(k) if i != j)
         own = big_n[j] ** 2 * (1 - pa[j]) ** 2 * var_cell[j, j] if big_n[j] > 0 else 0.0
         pa_var[j] = (own + pa[j] ** 2 * others) / n_hat[j] ** 2
-    return StratifiedEstimate(n.astype(np.int64), big_n, p, oa, math.sqrt(oa_var), u, ua_se,
-                              pa, np.sqrt(pa_var), col, col_se)
+    return StratifiedEstimate(
+        n.astype(np.int64),
+        big_n,
+        p,
+        oa,
+        math.sqrt(oa_var),
+        u,
+        ua_se,
+        pa,
+        np.sqrt(pa_var),
+        col,
+        col_se,
+    )
 
 
-def sample_size(stratum_pixels: np.ndarray, expected_ua: np.ndarray | float,
-                target_se: float = 0.01) -> int:
+def sample_size(
+    stratum_pixels: np.ndarray, expected_ua: np.ndarray | float, target_se: float = 0.01
+) -> int:
     """Olofsson et al. (2014) eq. 13: n = (sum_i W_i S_i / S(O))^2 with S_i = sqrt(U_i (1 -
     U_i)), U_i the expected user's accuracy of class i and S(O) the target standard error of
     overall accuracy; rounded up."""
@@ -283,8 +310,9 @@ def allocate(n: int, stratum_pixels: np.ndarray, min_per_class: int = 50) -> np.
         raise ValueError(f"cannot draw {n} sample units from {int(big_n.sum())} mapped pixels")
     floor = np.minimum(big_n, min_per_class)
     if floor.sum() > n:
-        raise ValueError(f"n={n} is less than the {int(floor.sum())} needed for "
-                         f"{min_per_class} per mapped class")
+        raise ValueError(
+            f"n={n} is less than the {int(floor.sum())} needed for {min_per_class} per mapped class"
+        )
     alloc = np.zeros(len(big_n), dtype=np.int64)
     fixed = big_n == 0
     while True:
@@ -352,6 +380,15 @@ def mcnemar(both_right: int, a_only: int, b_only: int, both_wrong: int) -> McNem
         p_chi2 = float(chi2.sf(stat, 1))
         p_exact = float(binomtest(b, d, 0.5).pvalue)
     exact = d < MCNEMAR_EXACT_BELOW
-    return McNemar(int(both_right), b, c, int(both_wrong), z, stat, p_chi2, p_exact,
-                   p_exact if exact else p_chi2,
-                   "exact binomial" if exact else "chi-square, continuity corrected")
+    return McNemar(
+        int(both_right),
+        b,
+        c,
+        int(both_wrong),
+        z,
+        stat,
+        p_chi2,
+        p_exact,
+        p_exact if exact else p_chi2,
+        "exact binomial" if exact else "chi-square, continuity corrected",
+    )

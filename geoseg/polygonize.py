@@ -54,9 +54,11 @@ class VectorJob:
         """Blocks of at most ``block`` pixels a side, of even sizes (no thin last row or
         column of blocks: tasks take similar times and balance across workers)."""
         rows, cols = _splits(self.height, self.block), _splits(self.width, self.block)
-        return [Window(r0, c0, r1 - r0, c1 - c0)
-                for r0, r1 in zip(rows[:-1], rows[1:], strict=True)
-                for c0, c1 in zip(cols[:-1], cols[1:], strict=True)]
+        return [
+            Window(r0, c0, r1 - r0, c1 - c0)
+            for r0, r1 in zip(rows[:-1], rows[1:], strict=True)
+            for c0, c1 in zip(cols[:-1], cols[1:], strict=True)
+        ]
 
 
 def _splits(size: int, block: int) -> list[int]:
@@ -110,17 +112,18 @@ class Ragged:
     def subset(self, keep: np.ndarray) -> Ragged:
         ring_keep = np.repeat(keep, np.diff(self.polys))
         coord_keep = np.repeat(ring_keep, np.diff(self.rings))
-        return Ragged(self.xy[coord_keep], _offsets(np.diff(self.rings)[ring_keep]),
-                      _offsets(np.diff(self.polys)[keep]))
+        return Ragged(
+            self.xy[coord_keep],
+            _offsets(np.diff(self.rings)[ring_keep]),
+            _offsets(np.diff(self.polys)[keep]),
+        )
 
     def geoms(self, transform: Affine | None = None) -> np.ndarray:
         xy = self.xy
         if transform is not None:
             a, b, c, d, e, f = transform[:6]
-            xy = np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c,
-                                  d * xy[:, 0] + e * xy[:, 1] + f])
-        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, xy,
-                                         (self.rings, self.polys))
+            xy = np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c, d * xy[:, 0] + e * xy[:, 1] + f])
+        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, xy, (self.rings, self.polys))
 
     def bounds(self) -> np.ndarray:
         """(xmin, ymin, xmax, ymax) of each polygon, rows."""
@@ -128,8 +131,14 @@ class Ragged:
         if not len(start):
             return np.zeros((0, 4))
         x, y = self.xy[:, 0], self.xy[:, 1]
-        return np.column_stack([np.minimum.reduceat(x, start), np.minimum.reduceat(y, start),
-                                np.maximum.reduceat(x, start), np.maximum.reduceat(y, start)])
+        return np.column_stack(
+            [
+                np.minimum.reduceat(x, start),
+                np.minimum.reduceat(y, start),
+                np.maximum.reduceat(x, start),
+                np.maximum.reduceat(y, start),
+            ]
+        )
 
 
 def _flatten(shapes, keep_dicts: bool) -> tuple[Ragged, np.ndarray, list]:
@@ -155,17 +164,25 @@ def _flatten(shapes, keep_dicts: bool) -> tuple[Ragged, np.ndarray, list]:
     return Ragged(xy, _offsets(ring_len), _offsets(n_rings)), np.asarray(values), dicts
 
 
-def _confidence_sums(job: VectorJob, win: Window, dicts: list, n: int,
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def _confidence_sums(
+    job: VectorJob,
+    win: Window,
+    dicts: list,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-piece sum and count of valid confidence pixels (exact: pixel-aligned polygons
     rasterized by pixel centre give back each piece's pixels)."""
     if job.confidence is None or n == 0:
         return np.zeros(n), np.zeros(n)
     with rasterio.open(job.confidence) as ds:
         conf = ds.read(1, window=RioWindow(win.col, win.row, win.width, win.height))
-    ids = features.rasterize(((g, i) for i, g in enumerate(dicts)), out_shape=conf.shape,
-                             transform=Affine.translation(win.col, win.row), fill=-1,
-                             dtype="int32")
+    ids = features.rasterize(
+        ((g, i) for i, g in enumerate(dicts)),
+        out_shape=conf.shape,
+        transform=Affine.translation(win.col, win.row),
+        fill=-1,
+        dtype="int32",
+    )
     ok = ids >= 0
     if job.confidence_nodata is not None:
         ok &= conf != job.confidence_nodata
@@ -173,12 +190,20 @@ def _confidence_sums(job: VectorJob, win: Window, dicts: list, n: int,
     return sums, np.bincount(ids[ok], minlength=n).astype(np.float64)
 
 
-def touches_internal_edge(bounds: np.ndarray, win: Window, height: int, width: int,
-                          ) -> np.ndarray:
+def touches_internal_edge(
+    bounds: np.ndarray,
+    win: Window,
+    height: int,
+    width: int,
+) -> np.ndarray:
     """Whether each piece (pixel-coordinate bounds) reaches an edge shared with another block."""
     x0, y0, x1, y1 = bounds.T
-    return (((x0 == win.col) & (win.col > 0)) | ((x1 == win.col_end) & (win.col_end < width))
-            | ((y0 == win.row) & (win.row > 0)) | ((y1 == win.row_end) & (win.row_end < height)))
+    return (
+        ((x0 == win.col) & (win.col > 0))
+        | ((x1 == win.col_end) & (win.col_end < width))
+        | ((y0 == win.row) & (win.row > 0))
+        | ((y1 == win.row_end) & (win.row_end < height))
+    )
 
 
 def polygonize_block(job: VectorJob, win: Window) -> BlockResult:
@@ -189,8 +214,12 @@ def polygonize_block(job: VectorJob, win: Window) -> BlockResult:
     mask = None
     if job.nodata is not None and not math.isnan(job.nodata):
         mask = data != job.nodata
-    shapes = features.shapes(data, mask=mask, connectivity=job.connectivity,
-                             transform=Affine.translation(win.col, win.row))
+    shapes = features.shapes(
+        data,
+        mask=mask,
+        connectivity=job.connectivity,
+        transform=Affine.translation(win.col, win.row),
+    )
     rag, values, dicts = _flatten(shapes, keep_dicts=job.confidence is not None)
     cls = values.astype(np.int64)
     n = len(cls)
@@ -205,10 +234,13 @@ def polygonize_block(job: VectorJob, win: Window) -> BlockResult:
         world = rag.subset(fin).geoms(job.affine) if fin.any() else np.empty(0, dtype=object)
         opened_px = rag.subset(~fin).geoms()
     area, perim = measure(world, job.metres_per_unit, geod_for(job.geographic_crs))
-    done = PieceSet(wkb_array(world), cls[fin], conf_sum[fin], conf_n[fin],
-                    area_ha=area, perim_m=perim)
+    done = PieceSet(
+        wkb_array(world), cls[fin], conf_sum[fin], conf_n[fin], area_ha=area, perim_m=perim
+    )
     rest = ~fin
-    opened = PieceSet(wkb_array(opened_px), cls[rest], conf_sum[rest], conf_n[rest],
-                      edge=edge[rest])
-    return BlockResult(win, done, opened, time.perf_counter() - t0,
-                       {"pieces": n, "edge": int(edge.sum())})
+    opened = PieceSet(
+        wkb_array(opened_px), cls[rest], conf_sum[rest], conf_n[rest], edge=edge[rest]
+    )
+    return BlockResult(
+        win, done, opened, time.perf_counter() - t0, {"pieces": n, "edge": int(edge.sum())}
+    )

@@ -48,8 +48,13 @@ def group_sum(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(labels, weights=values, minlength=n)
 
 
-def touching(geoms: np.ndarray, query: np.ndarray | None = None, *, connectivity: int,
-             cls: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def touching(
+    geoms: np.ndarray,
+    query: np.ndarray | None = None,
+    *,
+    connectivity: int,
+    cls: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i, j), i != j, of ``geoms`` that are neighbours: sharing an edge, or (8-connectivity)
     touching at a corner too. ``query`` restricts i to those indices; ``cls`` keeps same-class
     pairs only."""
@@ -97,8 +102,11 @@ def to_world(geoms: np.ndarray, transform: Affine) -> np.ndarray:
     return shapely.transform(geoms, fn)
 
 
-def measure(geoms: np.ndarray, metres_per_unit: float | None, geod=None,
-            ) -> tuple[np.ndarray, np.ndarray]:
+def measure(
+    geoms: np.ndarray,
+    metres_per_unit: float | None,
+    geod=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(area in hectares, perimeter in metres) of world-coordinate geometries: planar in a
     projected CRS, on the ellipsoid (pyproj) in a geographic one."""
     if geod is not None:

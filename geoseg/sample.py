@@ -42,11 +42,22 @@ class SampleResult:
     seconds: float
 
 
-def sample(map_path: str | Path, out: str | Path, *, n: int | None = None,
-           min_per_class: int = 50, seed: int = 0, expected_ua: float = 0.8,
-           target_se: float = 0.01, classes=None, client: Client | None = None,
-           workers: int | None = None, scheduler: str | None = None, block: int = 2048,
-           overwrite: bool = False) -> SampleResult:
+def sample(
+    map_path: str | Path,
+    out: str | Path,
+    *,
+    n: int | None = None,
+    min_per_class: int = 50,
+    seed: int = 0,
+    expected_ua: float = 0.8,
+    target_se: float = 0.01,
+    classes=None,
+    client: Client | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    block: int = 2048,
+    overwrite: bool = False,
+) -> SampleResult:
     """Draw a stratified random sample of ``map_path`` into the GeoPackage ``out``.
 
     ``n``: total points; by default Olofsson's eq. 13 with every class's expected user's
@@ -65,33 +76,40 @@ def sample(map_path: str | Path, out: str | Path, *, n: int | None = None,
         per_block = np.stack([f.result()[0] for f in futs])
         pixels = per_block.sum(axis=0)
         if not pixels.any():
-            raise GeoSegError(f"{map_path} has no pixel of any class in {cmap.ids}: nothing "
-                              "to sample")
+            raise GeoSegError(
+                f"{map_path} has no pixel of any class in {cmap.ids}: nothing to sample"
+            )
         alloc = _allocation(pixels, n, min_per_class, expected_ua, target_se)
         requests = _ranks(per_block, alloc, np.random.default_rng(seed))
-        futs = [c.submit(pick, cmap, windows[b], req, pure=False)
-                for b, req in sorted(requests.items())]
+        futs = [
+            c.submit(pick, cmap, windows[b], req, pure=False) for b, req in sorted(requests.items())
+        ]
         picked = [f.result() for f in futs]
     rows, cols, cls = (np.concatenate([p[k] for p in picked]) for k in range(3))
     order = np.random.default_rng([seed, 1]).permutation(len(rows))  # interleave classes
     _write(out, cmap, rows[order], cols[order], cls[order], pixels, alloc, seed)
     ids = cmap.ids
-    return SampleResult(str(out), int(alloc.sum()),
-                        {ids[i]: int(a) for i, a in enumerate(alloc)},
-                        {ids[i]: int(p) for i, p in enumerate(pixels)},
-                        time.perf_counter() - t0)
+    return SampleResult(
+        str(out),
+        int(alloc.sum()),
+        {ids[i]: int(a) for i, a in enumerate(alloc)},
+        {ids[i]: int(p) for i, p in enumerate(pixels)},
+        time.perf_counter() - t0,
+    )
 
 
-def _allocation(pixels: np.ndarray, n: int | None, min_per_class: int, expected_ua: float,
-                target_se: float) -> np.ndarray:
+def _allocation(
+    pixels: np.ndarray, n: int | None, min_per_class: int, expected_ua: float, target_se: float
+) -> np.ndarray:
     try:
         if n is None:
             n = mx.sample_size(pixels, expected_ua, target_se)
             n = max(n, int(np.minimum(pixels, min_per_class).sum()))
         return mx.allocate(n, pixels, min_per_class)
     except ValueError as e:
-        raise GeoSegError(f"cannot allocate the sample: {e} (change --n or --min-per-class)"
-                          ) from None
+        raise GeoSegError(
+            f"cannot allocate the sample: {e} (change --n or --min-per-class)"
+        ) from None
 
 
 def _ranks(per_block: np.ndarray, alloc: np.ndarray, rng) -> dict[int, dict[int, np.ndarray]]:
@@ -130,29 +148,49 @@ def _write(out: Path, cmap: ClassMap, rows, cols, cls, pixels, alloc, seed: int)
     xs, ys = cmap.transform * (cols + 0.5, rows + 0.5)
     ids = np.array(cmap.ids)
     names = np.array(cmap.names, dtype=object)
-    gdf = gpd.GeoDataFrame({
-        "point_id": np.arange(1, len(rows) + 1, dtype=np.int32),
-        "map_class": ids[cls].astype(np.int32),
-        "map_name": names[cls],
-        "ref_class": pd.array([None] * len(rows), dtype="Int32"),
-        "stratum_px": pixels[cls].astype(np.int64),
-    }, geometry=shapely.points(xs, ys), crs=cmap.crs)
+    gdf = gpd.GeoDataFrame(
+        {
+            "point_id": np.arange(1, len(rows) + 1, dtype=np.int32),
+            "map_class": ids[cls].astype(np.int32),
+            "map_name": names[cls],
+            "ref_class": pd.array([None] * len(rows), dtype="Int32"),
+            "stratum_px": pixels[cls].astype(np.int64),
+        },
+        geometry=shapely.points(xs, ys),
+        crs=cmap.crs,
+    )
     area = cmap.pixel_area_ha()
-    strata = pd.DataFrame({
-        "map_class": ids.astype(np.int32), "map_name": names, "pixels": pixels.astype(np.int64),
-        "weight": pixels / pixels.sum(), "sample_size": alloc.astype(np.int32),
-        "area_ha": pixels * area if area is not None else np.full(len(ids), np.nan)})
-    meta = {"geoseg_map": str(Path(cmap.path).resolve()), "geoseg_seed": str(seed),
-            "geoseg_design": "stratified random sample, strata = map classes"}
+    strata = pd.DataFrame(
+        {
+            "map_class": ids.astype(np.int32),
+            "map_name": names,
+            "pixels": pixels.astype(np.int64),
+            "weight": pixels / pixels.sum(),
+            "sample_size": alloc.astype(np.int32),
+            "area_ha": pixels * area if area is not None else np.full(len(ids), np.nan),
+        }
+    )
+    meta = {
+        "geoseg_map": str(Path(cmap.path).resolve()),
+        "geoseg_seed": str(seed),
+        "geoseg_design": "stratified random sample, strata = map classes",
+    }
     tmp = out.with_name(f".{out.stem}.part{os.getpid()}.gpkg")
     try:
-        pyogrio.write_dataframe(gdf, tmp, layer=POINTS_LAYER, driver="GPKG",
-                                dataset_options={"VERSION": "1.3"}, layer_metadata=meta)
+        pyogrio.write_dataframe(
+            gdf,
+            tmp,
+            layer=POINTS_LAYER,
+            driver="GPKG",
+            dataset_options={"VERSION": "1.3"},
+            layer_metadata=meta,
+        )
         pyogrio.write_dataframe(strata, tmp, layer=STRATA_LAYER, driver="GPKG")
         os.replace(tmp, out)
     except OSError as e:
-        raise GeoSegError(f"cannot write {out} ({e.strerror or e}): check free space and "
-                          "permissions") from None
+        raise GeoSegError(
+            f"cannot write {out} ({e.strerror or e}): check free space and permissions"
+        ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

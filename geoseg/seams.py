@@ -16,9 +16,14 @@ import shapely
 from geoseg.polygons import components, dissolve, group_sum, touching
 
 
-def merge_seams(geoms: np.ndarray, cls: np.ndarray, block: np.ndarray, edge: np.ndarray,
-                sums: list[np.ndarray], connectivity: int,
-                ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def merge_seams(
+    geoms: np.ndarray,
+    cls: np.ndarray,
+    block: np.ndarray,
+    edge: np.ndarray,
+    sums: list[np.ndarray],
+    connectivity: int,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Merge pieces (pixel coordinates) connected across block edges.
 
     ``block`` is each piece's block number, ``edge`` whether it touches an internal block edge;

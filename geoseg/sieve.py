@@ -35,12 +35,12 @@ def top_left_pixel(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _regroup(geoms, cls, sums, labels, keep_cls_of):
     """Dissolve by ``labels``; each group gets the class of member ``keep_cls_of[label]``."""
     k = int(labels.max()) + 1
-    return (dissolve(geoms, labels), cls[keep_cls_of],
-            [group_sum(s, labels, k) for s in sums])
+    return (dissolve(geoms, labels), cls[keep_cls_of], [group_sum(s, labels, k) for s in sums])
 
 
-def sieve(geoms: np.ndarray, cls: np.ndarray, sums: list[np.ndarray], min_area: float,
-          connectivity: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], dict]:
+def sieve(
+    geoms: np.ndarray, cls: np.ndarray, sums: list[np.ndarray], min_area: float, connectivity: int
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], dict]:
     """Remove polygons smaller than ``min_area`` (pixel units) by merging them into their
     neighbours. Returns geometries, classes, summed per-polygon values and counters."""
     stats = {"rounds": 0, "absorbed": 0, "dropped": 0, "dropped_area": 0.0}
@@ -74,8 +74,9 @@ def sieve(geoms: np.ndarray, cls: np.ndarray, sums: list[np.ndarray], min_area: 
         alive = np.zeros(len(geoms), dtype=bool)
         alive[labels[keep]] = True
         grown = np.bincount(labels, minlength=len(geoms)) > 1
-        geoms, cls, sums = _dissolve_same_class(geoms, cls, sums, np.flatnonzero(grown),
-                                                connectivity, alive)
+        geoms, cls, sums = _dissolve_same_class(
+            geoms, cls, sums, np.flatnonzero(grown), connectivity, alive
+        )
     return geoms, cls, sums, stats
 
 

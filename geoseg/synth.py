@@ -49,8 +49,9 @@ def class_spectra(spec: SynthSpec) -> np.ndarray:
 
 def _lattice(spec: SynthSpec, step: float, k: int, salt: int) -> np.ndarray:
     rng = np.random.default_rng([spec.seed, salt])
-    return rng.standard_normal((k, int(np.ceil(spec.height / step)) + 2,
-                                int(np.ceil(spec.width / step)) + 2)).astype(np.float32)
+    return rng.standard_normal(
+        (k, int(np.ceil(spec.height / step)) + 2, int(np.ceil(spec.width / step)) + 2)
+    ).astype(np.float32)
 
 
 def _interp(lat: np.ndarray, step: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -61,7 +62,7 @@ def _interp(lat: np.ndarray, step: float, rows: np.ndarray, cols: np.ndarray) ->
     b = lat[:, i0][:, :, j0 + 1]
     c = lat[:, i0 + 1][:, :, j0]
     d = lat[:, i0 + 1][:, :, j0 + 1]
-    return (a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + c * fy * (1 - fx) + d * fy * fx)
+    return a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + c * fy * (1 - fx) + d * fy * fx
 
 
 class SynthScene:
@@ -85,7 +86,8 @@ class SynthScene:
         rows = np.arange(row, row + h, dtype=np.float64)
         cols = np.arange(col, col + w, dtype=np.float64)
         field = _interp(self.coarse, s.patch, rows, cols) + 0.35 * _interp(
-            self.fine, s.patch / 4, rows, cols)
+            self.fine, s.patch / 4, rows, cols
+        )
         labels = (np.argmax(field, axis=0) + 1).astype(np.uint8)
         rng = np.random.default_rng([s.seed, 5, row, col])
         light = 1.0 + 0.08 * _interp(self.light, max(s.height, s.width) / 2, rows, cols)[0]
@@ -103,18 +105,32 @@ class SynthScene:
         return img, labels
 
 
-def make_scene(path: str | Path, spec: SynthSpec, labels_path: str | Path | None = None,
-               ) -> Path:
+def make_scene(
+    path: str | Path,
+    spec: SynthSpec,
+    labels_path: str | Path | None = None,
+) -> Path:
     """Write the scene (and optionally its label raster) as tiled GeoTIFFs, window by window."""
     scene = SynthScene(spec)
-    prof = dict(driver="GTiff", height=spec.height, width=spec.width, tiled=True,
-                blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+    prof = dict(
+        driver="GTiff",
+        height=spec.height,
+        width=spec.width,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        BIGTIFF="IF_SAFER",
+    )
     if spec.crs:
         prof.update(crs=spec.crs, transform=spec.transform)
-    img_ds = rasterio.open(path, "w", count=spec.bands, dtype=spec.dtype, nodata=spec.nodata,
-                           **prof)
-    lab_ds = rasterio.open(labels_path, "w", count=1, dtype="uint8", nodata=0, **prof) \
-        if labels_path else None
+    img_ds = rasterio.open(
+        path, "w", count=spec.bands, dtype=spec.dtype, nodata=spec.nodata, **prof
+    )
+    lab_ds = (
+        rasterio.open(labels_path, "w", count=1, dtype="uint8", nodata=0, **prof)
+        if labels_path
+        else None
+    )
     try:
         for r in range(0, spec.height, _GEN_BLOCK):
             for c in range(0, spec.width, _GEN_BLOCK):

@@ -46,11 +46,13 @@ class Components:
 
     def landscape(self) -> dict[str, float]:
         """Totals over all classes: total = net + swap, plus persistence and the extent."""
-        return {"extent": float(self.matrix.sum()),
-                "persistence": float(self.persistence.sum()),
-                "total_change": float(self.gain.sum()),
-                "net_change": float(np.abs(self.net).sum() / 2),
-                "swap": float(self.swap.sum() / 2)}
+        return {
+            "extent": float(self.matrix.sum()),
+            "persistence": float(self.persistence.sum()),
+            "total_change": float(self.gain.sum()),
+            "net_change": float(np.abs(self.net).sum() / 2),
+            "swap": float(self.swap.sum() / 2),
+        }
 
 
 def components(matrix: np.ndarray) -> Components:

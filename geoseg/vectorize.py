@@ -46,12 +46,22 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK = 5000  # smooth land cover: ~1 s per block; blocks of 2500 px took 0.2-0.3 s
 
 
-def vectorize(raster: str | Path, out: str | Path, *, fmt: str | None = None,
-              mmu_ha: float = 0.0, simplify: float = 0.0, connectivity: int = 4,
-              probabilities: str | Path | bool | None = None, client: Client | None = None,
-              workers: int | None = None, scheduler: str | None = None,
-              block: int = DEFAULT_BLOCK, attrs: dict[str, str] | None = None,
-              overwrite: bool = False) -> Path | str:
+def vectorize(
+    raster: str | Path,
+    out: str | Path,
+    *,
+    fmt: str | None = None,
+    mmu_ha: float = 0.0,
+    simplify: float = 0.0,
+    connectivity: int = 4,
+    probabilities: str | Path | bool | None = None,
+    client: Client | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    block: int = DEFAULT_BLOCK,
+    attrs: dict[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path | str:
     """Polygonize the class raster ``raster`` into the layer ``out`` and return its path
     (``out`` may be an ``s3://`` or ``/vsis3/`` URL: the layer is written locally, then
     uploaded, see :mod:`geoseg.io.remote`).
@@ -66,10 +76,21 @@ def vectorize(raster: str | Path, out: str | Path, *, fmt: str | None = None,
     """
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
         with local_staging(str(out), overwrite) as st:
-            vectorize(raster, st.local, fmt=fmt, mmu_ha=mmu_ha, simplify=simplify,
-                      connectivity=connectivity, probabilities=probabilities, client=client,
-                      workers=workers, scheduler=scheduler, block=block, attrs=attrs,
-                      overwrite=True)
+            vectorize(
+                raster,
+                st.local,
+                fmt=fmt,
+                mmu_ha=mmu_ha,
+                simplify=simplify,
+                connectivity=connectivity,
+                probabilities=probabilities,
+                client=client,
+                workers=workers,
+                scheduler=scheduler,
+                block=block,
+                attrs=attrs,
+                overwrite=True,
+            )
         return st.url(st.local)
     if connectivity not in (4, 8):
         raise GeoSegError(f"connectivity must be 4 or 8, got {connectivity}")
@@ -83,11 +104,19 @@ def vectorize(raster: str | Path, out: str | Path, *, fmt: str | None = None,
     metres, geo_wkt = _units(src, raster, mmu_ha, simplify)
     conf = _confidence(raster, src, probabilities)
     job = VectorJob(
-        raster=str(Path(raster).resolve()), height=src.height, width=src.width, block=block,
-        nodata=src.nodata, transform=tuple(src.transform)[:6], connectivity=connectivity,
-        finish_interior=not (mmu_ha or simplify), metres_per_unit=metres,
-        geographic_crs=geo_wkt, confidence=conf[0] if conf else None,
-        confidence_nodata=conf[1] if conf else None)
+        raster=str(Path(raster).resolve()),
+        height=src.height,
+        width=src.width,
+        block=block,
+        nodata=src.nodata,
+        transform=tuple(src.transform)[:6],
+        connectivity=connectivity,
+        finish_interior=not (mmu_ha or simplify),
+        metres_per_unit=metres,
+        geographic_crs=geo_wkt,
+        confidence=conf[0] if conf else None,
+        confidence_nodata=conf[1] if conf else None,
+    )
     meta = _metadata(raster, src.tags, attrs or {})
     crs_wkt = src.crs.to_wkt() if src.crs else None
     src.close()
@@ -96,13 +125,13 @@ def vectorize(raster: str | Path, out: str | Path, *, fmt: str | None = None,
         results = _run_blocks(c, job)
     done = _concat([r.done for r in results])
     blocks = np.concatenate([np.full(len(r.open), i) for i, r in enumerate(results)] or [[]])
-    geoms, cls, sums = _finish(job, _concat([r.open for r in results]), blocks, mmu_ha,
-                               simplify)
+    geoms, cls, sums = _finish(job, _concat([r.open for r in results]), blocks, mmu_ha, simplify)
     world = to_world(geoms, job.affine)
     if simplify:
         # the coverage's outer boundary (scene edge, nodata) stays exact: no cut corners
-        world = shapely.coverage_simplify(world, simplify / (metres or 1.0),
-                                          simplify_boundary=False)
+        world = shapely.coverage_simplify(
+            world, simplify / (metres or 1.0), simplify_boundary=False
+        )
     done_wkb = done.wkb
     multi = connectivity == 8 or bool((shapely.get_type_id(world) != 3).any())
     if multi:
@@ -114,21 +143,39 @@ def vectorize(raster: str | Path, out: str | Path, *, fmt: str | None = None,
     classes = _classes(src.tags, all_cls)
     conf_cols = None
     if conf:
-        conf_cols = (np.concatenate([done.conf_sum, sums[0]]),
-                     np.concatenate([done.conf_n, sums[1]]), conf[2])
-    table = _table(pa.concat_arrays([done_wkb, wkb_array(world)]), all_cls,
-                   np.concatenate([done.area_ha, area]), np.concatenate([done.perim_m, perim]),
-                   conf_cols, classes, meta)
-    return write_polygons(out, table, fmt=vfmt, crs_wkt=crs_wkt,
-                          geometry_type="MultiPolygon" if multi else "Polygon",
-                          qml=vector_qml(classes))
+        conf_cols = (
+            np.concatenate([done.conf_sum, sums[0]]),
+            np.concatenate([done.conf_n, sums[1]]),
+            conf[2],
+        )
+    table = _table(
+        pa.concat_arrays([done_wkb, wkb_array(world)]),
+        all_cls,
+        np.concatenate([done.area_ha, area]),
+        np.concatenate([done.perim_m, perim]),
+        conf_cols,
+        classes,
+        meta,
+    )
+    return write_polygons(
+        out,
+        table,
+        fmt=vfmt,
+        crs_wkt=crs_wkt,
+        geometry_type="MultiPolygon" if multi else "Polygon",
+        qml=vector_qml(classes),
+    )
 
 
 def _run_blocks(c: Client, job: VectorJob) -> list[BlockResult]:
     token = uuid.uuid4().hex[:12]
     wins = job.windows()
-    futures = {c.submit(polygonize_block, job, w, key=f"geoseg-vectorize-{token}-{i}",
-                        pure=False, retries=1): i for i, w in enumerate(wins)}
+    futures = {
+        c.submit(
+            polygonize_block, job, w, key=f"geoseg-vectorize-{token}-{i}", pure=False, retries=1
+        ): i
+        for i, w in enumerate(wins)
+    }
     results: list[BlockResult | None] = [None] * len(wins)
     for fut in as_completed(futures):
         results[futures[fut]] = fut.result()
@@ -144,32 +191,36 @@ def _concat(sets: list[PieceSet]) -> PieceSet:
         return np.concatenate(parts) if parts else None
 
     wkb = pa.concat_arrays([s.wkb for s in sets]) if sets else pa.array([], pa.large_binary())
-    return PieceSet(wkb, *(cat(k) for k in ("cls", "conf_sum", "conf_n", "edge", "area_ha",
-                                            "perim_m")))
+    return PieceSet(
+        wkb, *(cat(k) for k in ("cls", "conf_sum", "conf_n", "edge", "area_ha", "perim_m"))
+    )
 
 
 def _np(wkb: pa.Array) -> np.ndarray:
     return wkb.to_numpy(zero_copy_only=False)
 
 
-def _finish(job: VectorJob, opened: PieceSet, blocks: np.ndarray, mmu_ha: float,
-            simplify: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def _finish(
+    job: VectorJob, opened: PieceSet, blocks: np.ndarray, mmu_ha: float, simplify: float
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Merge the open pieces across seams, then the MMU sieve and the noding that coverage
     simplification needs; all in pixel coordinates."""
     if not len(opened):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64), [np.zeros(0)] * 2
     geoms = shapely.from_wkb(_np(opened.wkb))
     sums = [opened.conf_sum, opened.conf_n]
-    geoms, cls, sums = merge_seams(geoms, opened.cls, blocks, opened.edge, sums,
-                                   job.connectivity)
+    geoms, cls, sums = merge_seams(geoms, opened.cls, blocks, opened.edge, sums, job.connectivity)
     if mmu_ha:
         px_m2 = abs(job.affine.determinant) * (job.metres_per_unit or 1.0) ** 2
         geoms, cls, sums, st = sieve(geoms, cls, sums, mmu_ha * 1e4 / px_m2, job.connectivity)
         log.info("MMU sieve: %s", st)
         if st["dropped"]:
-            warnings.warn(f"--mmu: dropped {st['dropped']} polygon(s) below the minimum "
-                          "mapping unit with no neighbour to join (islands in nodata), "
-                          f"{st['dropped_area'] * px_m2 / 1e4:.4g} ha", stacklevel=3)
+            warnings.warn(
+                f"--mmu: dropped {st['dropped']} polygon(s) below the minimum "
+                "mapping unit with no neighbour to join (islands in nodata), "
+                f"{st['dropped_area'] * px_m2 / 1e4:.4g} ha",
+                stacklevel=3,
+            )
     if simplify:
         # vertices at every pixel corner along every edge: neighbours then have matching
         # vertices (a valid coverage), which coverage simplification requires
@@ -220,29 +271,42 @@ def _open(raster: str | Path) -> _Source:
         raise GeoSegError(f"cannot open the class raster {raster} ({e})") from None
     if ds.count < 1 or np.dtype(ds.dtypes[0]).kind not in "ui":
         ds.close()
-        raise GeoSegError(f"{raster} is not a class raster (band 1 must hold integer class "
-                          f"ids, found {ds.dtypes[0] if ds.count else 'no band'})")
+        raise GeoSegError(
+            f"{raster} is not a class raster (band 1 must hold integer class "
+            f"ids, found {ds.dtypes[0] if ds.count else 'no band'})"
+        )
     return _Source(ds)
 
 
-def _units(src: _Source, raster, mmu_ha: float, simplify: float,
-           ) -> tuple[float | None, str | None]:
+def _units(
+    src: _Source,
+    raster,
+    mmu_ha: float,
+    simplify: float,
+) -> tuple[float | None, str | None]:
     """(metres per CRS unit, WKT when areas must be measured on the ellipsoid)."""
     if src.crs is None:
-        warnings.warn(f"{raster} has no CRS: areas, --mmu and --simplify are in its pixel "
-                      "units, taken as metres", stacklevel=3)
+        warnings.warn(
+            f"{raster} has no CRS: areas, --mmu and --simplify are in its pixel "
+            "units, taken as metres",
+            stacklevel=3,
+        )
         return 1.0, None
     if src.crs.is_geographic:
         if mmu_ha or simplify:
-            raise GeoSegError(f"{raster} is in a geographic CRS ({src.crs.to_string()}): "
-                              "--mmu and --simplify need a projected CRS in metres; reproject "
-                              "the class raster first (gdalwarp -t_srs EPSG:...)")
+            raise GeoSegError(
+                f"{raster} is in a geographic CRS ({src.crs.to_string()}): "
+                "--mmu and --simplify need a projected CRS in metres; reproject "
+                "the class raster first (gdalwarp -t_srs EPSG:...)"
+            )
         return None, src.crs.to_wkt()
     try:
         return float(src.crs.linear_units_factor[1]), None
     except rasterio.errors.CRSError:
-        raise GeoSegError(f"cannot tell the units of {raster}'s CRS to compute areas: "
-                          "reproject it to a projected CRS in metres") from None
+        raise GeoSegError(
+            f"cannot tell the units of {raster}'s CRS to compute areas: "
+            "reproject it to a projected CRS in metres"
+        ) from None
 
 
 def _confidence(raster, src: _Source, probabilities) -> tuple[str, float | None, float] | None:
@@ -250,17 +314,22 @@ def _confidence(raster, src: _Source, probabilities) -> tuple[str, float | None,
     if probabilities is False:
         return None
     p = Path(raster)
-    path = Path(probabilities) if probabilities not in (None, True) else \
-        p.with_name(f"{p.stem}_confidence.tif")
+    path = (
+        Path(probabilities)
+        if probabilities not in (None, True)
+        else p.with_name(f"{p.stem}_confidence.tif")
+    )
     if not path.exists():
         if probabilities not in (None, True):
             raise GeoSegError(f"confidence raster {path} does not exist")
         return None
     with rasterio.open(path) as ds:
         if (ds.height, ds.width) != (src.height, src.width) or ds.transform != src.transform:
-            raise GeoSegError(f"{path} is not on the grid of {raster} ({ds.width}x{ds.height} "
-                              f"vs {src.width}x{src.height}): pass the matching confidence "
-                              "raster")
+            raise GeoSegError(
+                f"{path} is not on the grid of {raster} ({ds.width}x{ds.height} "
+                f"vs {src.width}x{src.height}): pass the matching confidence "
+                "raster"
+            )
         scale = ds.scales[0] if ds.scales else 1.0
         if scale == 1.0 and ds.dtypes[0] == "uint8":
             scale = 1 / 254  # geoseg's confidence COG: 0..254, 255 = nodata
@@ -274,8 +343,12 @@ def _metadata(raster, tags: dict[str, str], attrs: dict[str, str]) -> dict[str, 
     date = tags.get("GEOSEG_DATE") or tags.get("TIFFTAG_DATETIME", "")[:10].replace(":", "-")
     if not date:
         date = dt.date.fromtimestamp(Path(raster).stat().st_mtime).isoformat()
-    meta: dict[str, str | None] = {"source": ",".join(sources) or None, "date": date,
-                                   "model": name or None, "model_ver": version or None}
+    meta: dict[str, str | None] = {
+        "source": ",".join(sources) or None,
+        "date": date,
+        "model": name or None,
+        "model_ver": version or None,
+    }
     for k, v in attrs.items():
         meta[str(k)] = None if v is None else str(v)
     return meta

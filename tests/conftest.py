@@ -59,16 +59,32 @@ def bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
     cache: dict = {}
 
-    def make(arch: str = "pixelnet", bands: int = 4, n_classes: int = 5, tile: int = 128,
-             overlap: int = 32, encoder: str = "resnet18", mean: float = 2000.0,
-             std: float = 1000.0):
+    def make(
+        arch: str = "pixelnet",
+        bands: int = 4,
+        n_classes: int = 5,
+        tile: int = 128,
+        overlap: int = 32,
+        encoder: str = "resnet18",
+        mean: float = 2000.0,
+        std: float = 1000.0,
+    ):
         key = (arch, bands, n_classes, tile, overlap, encoder, mean, std)
         if key not in cache:
             d = root / f"b{len(cache)}"
             classes = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(n_classes)]
-            create_bundle(d, classes=classes, bands=bands, architecture=arch, encoder=encoder,
-                          mean=[mean] * bands, std=[std] * bands, tile=tile, overlap=overlap,
-                          seed=3)
+            create_bundle(
+                d,
+                classes=classes,
+                bands=bands,
+                architecture=arch,
+                encoder=encoder,
+                mean=[mean] * bands,
+                std=[std] * bands,
+                tile=tile,
+                overlap=overlap,
+                seed=3,
+            )
             cache[key] = d
         return cache[key]
 

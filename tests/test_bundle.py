@@ -27,9 +27,19 @@ CLASSES = [{"id": 1, "name": "water", "color": "#0000ff"}, {"id": 2, "name": "fo
 @pytest.fixture
 def bundle(tmp_path):
     d = tmp_path / "b"
-    create_bundle(d, classes=CLASSES, bands=[3, 2, 1], architecture="unet", encoder="resnet18",
-                  mean=[1.0, 2.0, 3.0], std=[1.0, 1.0, 2.0], tile=256, overlap=32,
-                  name="t", seed=1)
+    create_bundle(
+        d,
+        classes=CLASSES,
+        bands=[3, 2, 1],
+        architecture="unet",
+        encoder="resnet18",
+        mean=[1.0, 2.0, 3.0],
+        std=[1.0, 1.0, 2.0],
+        tile=256,
+        overlap=32,
+        name="t",
+        seed=1,
+    )
     return d
 
 
@@ -46,8 +56,9 @@ def test_roundtrip_same_weights_and_metadata(bundle):
 
 def test_other_architectures_by_name(tmp_path):
     for arch in ("fpn", "pspnet", "deeplabv3plus"):
-        create_bundle(tmp_path / arch, classes=CLASSES, bands=4, architecture=arch,
-                      encoder="resnet18")
+        create_bundle(
+            tmp_path / arch, classes=CLASSES, bands=4, architecture=arch, encoder="resnet18"
+        )
         model, meta = load_model(tmp_path / arch)
         out = model(torch.zeros(1, 4, 64, 64))
         assert out.shape == (1, 2, 64, 64)
@@ -110,8 +121,9 @@ def test_state_dict_import(tmp_path, bundle):
     sd = tmp_path / "sd.pth"
     torch.save(model.state_dict(), sd)
     d = tmp_path / "imported"
-    create_bundle(d, classes=CLASSES, bands=[3, 2, 1], architecture="unet", encoder="resnet18",
-                  state_dict=sd)
+    create_bundle(
+        d, classes=CLASSES, bands=[3, 2, 1], architecture="unet", encoder="resnet18", state_dict=sd
+    )
     m2, meta = load_model(d)
     assert meta.provenance["trained"] is True
     for a, b in zip(model.state_dict().values(), m2.state_dict().values(), strict=True):
@@ -122,9 +134,23 @@ def test_cli_bundle_create_and_info(tmp_path):
     classes = tmp_path / "classes.json"
     classes.write_text(json.dumps({"classes": CLASSES}))
     runner = CliRunner()
-    r = runner.invoke(app, ["bundle", "create", "--arch", "deeplabv3plus", "--encoder",
-                            "resnet18", "--bands", "4", "--classes", str(classes), "--out",
-                            str(tmp_path / "m")])
+    r = runner.invoke(
+        app,
+        [
+            "bundle",
+            "create",
+            "--arch",
+            "deeplabv3plus",
+            "--encoder",
+            "resnet18",
+            "--bands",
+            "4",
+            "--classes",
+            str(classes),
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["bundle", "info", str(tmp_path / "m")])
     assert r.exit_code == 0 and "deeplabv3plus" in r.output and "forest" in r.output

@@ -28,9 +28,24 @@ def scheduler(tmp_path_factory):
     d = tmp_path_factory.mktemp("dask")
     sf = d / "scheduler.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                               "0", "--no-dashboard", "--scheduler-file", str(sf)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sf),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         for _ in range(300):
             if sf.exists() and sf.stat().st_size:
@@ -38,10 +53,25 @@ def scheduler(tmp_path_factory):
             time.sleep(0.1)
         addr = json.loads(sf.read_text())["address"]
         for _ in range(2):
-            procs.append(subprocess.Popen(
-                [str(BIN / "dask"), "worker", addr, "--nthreads", "1", "--host", "127.0.0.1",
-                 "--no-dashboard", "--memory-limit", "4GB"], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "dask"),
+                        "worker",
+                        addr,
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--no-dashboard",
+                        "--memory-limit",
+                        "4GB",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         from distributed import Client
 
         with Client(addr, timeout="30s") as c:
@@ -57,8 +87,9 @@ def scheduler(tmp_path_factory):
                 p.kill()
 
 
-def test_separate_scheduler_and_workers_give_identical_map(scheduler, client, synth, bundles,
-                                                          tmp_path):
+def test_separate_scheduler_and_workers_give_identical_map(
+    scheduler, client, synth, bundles, tmp_path
+):
     scene, _ = synth(517, 643, seed=2)
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet18")
     local = predict(scene, bundle, tmp_path / "local.tif", block=300, client=client)
@@ -71,32 +102,79 @@ def test_cli_predict_on_existing_scheduler(scheduler, synth, bundles, tmp_path):
     scene, _ = synth(300, 400, seed=9)
     bundle = bundles("pixelnet", tile=64, overlap=16)
     out = tmp_path / "cli.tif"
-    r = subprocess.run([str(BIN / "geoseg"), "predict", str(scene), "--model", str(bundle),
-                        "--out", str(out), "--scheduler", scheduler, "--block", "128",
-                        "--probabilities"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            str(BIN / "geoseg"),
+            "predict",
+            str(scene),
+            "--model",
+            str(bundle),
+            "--out",
+            str(out),
+            "--scheduler",
+            scheduler,
+            "--block",
+            "128",
+            "--probabilities",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert out.exists() and (tmp_path / "cli_probabilities.tif").exists()
     assert "wrote" in r.stdout and "Mpx/s" in r.stdout
     # the same command again refuses to overwrite, in one line, and leaves the map alone
     before = out.read_bytes()
-    r = subprocess.run([str(BIN / "geoseg"), "predict", str(scene), "--model", str(bundle),
-                        "--out", str(out), "--scheduler", scheduler], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [
+            str(BIN / "geoseg"),
+            "predict",
+            str(scene),
+            "--model",
+            str(bundle),
+            "--out",
+            str(out),
+            "--scheduler",
+            scheduler,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "--overwrite" in r.stderr
     assert out.read_bytes() == before
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "empty"), (b"this is not a raster", "cannot read"),
-    (b"II*\x00\x08\x00\x00\x00\x10\x00", "cannot read")])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "empty"),
+        (b"this is not a raster", "cannot read"),
+        (b"II*\x00\x08\x00\x00\x00\x10\x00", "cannot read"),
+    ],
+)
 def test_cli_bad_inputs_one_line_no_output(bundles, tmp_path, content, match):
     bad = tmp_path / "bad.tif"
     bad.write_bytes(content)
     out = tmp_path / "out.tif"
-    r = subprocess.run([str(BIN / "geoseg"), "predict", str(bad), "--model",
-                        str(bundles("pixelnet")), "--out", str(out), "--workers", "1"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            str(BIN / "geoseg"),
+            "predict",
+            str(bad),
+            "--model",
+            str(bundles("pixelnet")),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], r.stderr
@@ -109,8 +187,14 @@ def test_gpu_flag_falls_back_without_gpu(synth, bundles, tmp_path):
         pytest.skip("a GPU is present: the fallback is not exercised")
     scene, _ = synth(100, 120, seed=10)
     with pytest.warns(UserWarning, match="--gpus"):
-        res = predict(scene, bundles("pixelnet", tile=64, overlap=16), tmp_path / "g.tif",
-                      gpus=True, device="cpu", workers=1)
+        res = predict(
+            scene,
+            bundles("pixelnet", tile=64, overlap=16),
+            tmp_path / "g.tif",
+            gpus=True,
+            device="cpu",
+            workers=1,
+        )
     assert Path(res.path).exists()
 
 

@@ -37,8 +37,9 @@ def test_sigkill_workers_mid_job_gives_identical_cog(synth, bundles, tmp_path):
 
         def job():
             try:
-                result["res"] = predict(scene, bundle, tmp_path / "faulty.tif", block=96,
-                                        client=c, staging=str(staging))
+                result["res"] = predict(
+                    scene, bundle, tmp_path / "faulty.tif", block=96, client=c, staging=str(staging)
+                )
             except BaseException as e:  # noqa: BLE001 - reported by the assertion below
                 result["error"] = e
 
@@ -68,10 +69,24 @@ def test_killed_job_resumes_reusing_finished_blocks(synth, bundles, tmp_path):
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
     staging = tmp_path / "staging"
     out = tmp_path / "map.tif"
-    cmd = [str(BIN / "geoseg"), "predict", str(scene), "--model", str(bundle), "--out",
-           str(out), "--block", "96", "--workers", "2", "--staging", str(staging)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    cmd = [
+        str(BIN / "geoseg"),
+        "predict",
+        str(scene),
+        "--model",
+        str(bundle),
+        "--out",
+        str(out),
+        "--block",
+        "96",
+        "--workers",
+        "2",
+        "--staging",
+        str(staging),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(staging.glob("*/b*.npz"))) < 30:
         time.sleep(0.2)

@@ -9,9 +9,16 @@ from geoseg.blend import SCALE, Accumulator, add_patch, finalize, tile_weights
 from geoseg.grid import BlockGrid, TileGrid, Window, symmetric_index
 
 
-@pytest.mark.parametrize("h,w,tile,overlap,block", [
-    (1000, 1300, 128, 32, 300), (97, 61, 64, 16, 64), (512, 512, 512, 64, 2048),
-    (2049, 777, 256, 0, 512), (5000, 3000, 512, 64, 2048)])
+@pytest.mark.parametrize(
+    "h,w,tile,overlap,block",
+    [
+        (1000, 1300, 128, 32, 300),
+        (97, 61, 64, 16, 64),
+        (512, 512, 512, 64, 2048),
+        (2049, 777, 256, 0, 512),
+        (5000, 3000, 512, 64, 2048),
+    ],
+)
 def test_blocks_partition_scene_and_own_each_tile_once(h, w, tile, overlap, block):
     g = TileGrid(h, w, tile, overlap)
     bg = BlockGrid.from_block_size(g, block)
@@ -34,8 +41,9 @@ def test_blocks_partition_scene_and_own_each_tile_once(h, w, tile, overlap, bloc
     assert g.tile_window(nt[0] - 1, 0).row_end >= h and g.tile_window(0, nt[1] - 1).col_end >= w
 
 
-@pytest.mark.parametrize("h,w,tile,overlap", [(700, 900, 128, 32), (300, 200, 64, 32),
-                                              (100, 100, 128, 16)])
+@pytest.mark.parametrize(
+    "h,w,tile,overlap", [(700, 900, 128, 32), (300, 200, 64, 32), (100, 100, 128, 16)]
+)
 def test_weights_are_a_partition_of_unity(h, w, tile, overlap):
     g = TileGrid(h, w, tile, overlap)
     total = np.zeros((h, w))
@@ -76,8 +84,10 @@ def test_fixed_point_sums_do_not_depend_on_grouping():
     rng = np.random.default_rng(0)
     g = TileGrid(300, 300, 128, 32)
     tiles = [(ti, tj) for ti in range(g.shape[0]) for tj in range(g.shape[1])]
-    probs = {t: rng.dirichlet(np.ones(4), size=(128, 128)).transpose(2, 0, 1).astype(np.float32)
-             for t in tiles}
+    probs = {
+        t: rng.dirichlet(np.ones(4), size=(128, 128)).transpose(2, 0, 1).astype(np.float32)
+        for t in tiles
+    }
     whole = Accumulator(g.scene, 4)
     for t in tiles:
         whole.add_tile(probs[t], tile_weights(g, *t), g.tile_window(*t))

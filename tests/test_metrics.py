@@ -63,7 +63,7 @@ def test_blockwise_accumulation_equals_whole_map():
     for r in range(0, 300, 64):
         for c in range(0, 410, 96):
             acc = mx.ConfusionAccumulator(5)
-            parts.append(acc.add(mapped[r:r + 64, c:c + 96], ref[r:r + 64, c:c + 96]))
+            parts.append(acc.add(mapped[r : r + 64, c : c + 96], ref[r : r + 64, c : c + 96]))
     total = mx.ConfusionAccumulator(5)
     for a in reversed(parts):  # any order
         total += a
@@ -105,8 +105,7 @@ def test_olofsson_area_proportions_table9():
     assert p.sum(axis=1) == pytest.approx(OLOFSSON_PIXELS / OLOFSSON_PIXELS.sum())
     # table 9 (4 decimals): diagonal and column totals
     np.testing.assert_allclose(np.diag(p), [0.0176, 0.0110, 0.2967, 0.6212], atol=5e-5)
-    np.testing.assert_allclose(est.area_proportion, [0.0235, 0.0130, 0.3175, 0.6460],
-                               atol=5e-5)
+    np.testing.assert_allclose(est.area_proportion, [0.0235, 0.0130, 0.3175, 0.6460], atol=5e-5)
 
 
 def test_olofsson_published_accuracies():
@@ -138,8 +137,11 @@ def test_olofsson_pa_intervals_from_equation_7_by_hand():
         pa = (big_n[j] * n[j, j] / ni[j]) / n_hat
         u = n[j, j] / ni[j]
         own = big_n[j] ** 2 * (1 - pa) ** 2 * u * (1 - u) / (ni[j] - 1)
-        others = sum(big_n[i] ** 2 * (n[i, j] / ni[i]) * (1 - n[i, j] / ni[i]) / (ni[i] - 1)
-                     for i in range(4) if i != j)
+        others = sum(
+            big_n[i] ** 2 * (n[i, j] / ni[i]) * (1 - n[i, j] / ni[i]) / (ni[i] - 1)
+            for i in range(4)
+            if i != j
+        )
         se = math.sqrt(own + pa**2 * others) / n_hat
         assert est.pa[j] == pytest.approx(pa)
         assert est.pa_se[j] == pytest.approx(se)
@@ -187,8 +189,9 @@ def test_stratified_guards():
     assert math.isnan(est.ua_se[0]) and math.isnan(est.oa_se)  # one unit: no variance
     assert est.ua[0] == 1.0 and not math.isnan(est.ua_se[1])
     # a map class with no pixels (W = 0) and no sample is fine
-    est = mx.stratified_estimates(np.array([[5, 1, 0], [1, 9, 0], [0, 0, 0]]),
-                                  np.array([100, 900, 0]))
+    est = mx.stratified_estimates(
+        np.array([[5, 1, 0], [1, 9, 0], [0, 0, 0]]), np.array([100, 900, 0])
+    )
     assert est.area_proportion.sum() == pytest.approx(1.0) and math.isnan(est.ua[2])
 
 
@@ -197,7 +200,9 @@ def test_metrics_is_pure():
     import subprocess
     import sys
 
-    code = ("import sys, geoseg.metrics; bad = [m for m in ('dask', 'distributed', 'torch', "
-            "'rasterio') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, geoseg.metrics; bad = [m for m in ('dask', 'distributed', 'torch', "
+        "'rasterio') if m in sys.modules]; assert not bad, bad"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -45,8 +45,7 @@ def whole_image_prediction(scene, bundle):
 def test_tiled_equals_whole_image_for_a_per_pixel_model(client, synth, bundles, tmp_path):
     scene, _ = synth(700, 1000, seed=1, nodata_fraction=0.05)
     bundle = bundles("pixelnet", tile=128, overlap=32)
-    res = predict(scene, bundle, tmp_path / "out.tif", block=300, client=client,
-                  probabilities=True)
+    res = predict(scene, bundle, tmp_path / "out.tif", block=300, client=client, probabilities=True)
     ref_cls, ref_probs, valid = whole_image_prediction(scene, bundle)
     got = read(res.path)
     top2 = np.sort(ref_probs, axis=0)[-2:]
@@ -65,8 +64,10 @@ def test_bit_identical_whatever_block_size_and_workers(client, synth, bundles, t
 
     scene, _ = synth(517, 643, seed=2)
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet18")
-    outs = [predict(scene, bundle, tmp_path / f"b{b}.tif", block=b, client=client).path
-            for b in (96, 300, 5000)]
+    outs = [
+        predict(scene, bundle, tmp_path / f"b{b}.tif", block=b, client=client).path
+        for b in (96, 300, 5000)
+    ]
     with connect(ClusterOptions(workers=1, dashboard=":0")) as one:
         outs.append(predict(scene, bundle, tmp_path / "w1.tif", block=300, client=one).path)
     first = read(outs[0])
@@ -127,8 +128,11 @@ def test_category_names_and_palette_read_by_gdal(client, synth, bundles, tmp_pat
     scene, _ = synth(200, 200, seed=5)
     out = tmp_path / "m.tif"
     predict(scene, bundles("pixelnet", tile=64, overlap=16), out, client=client)
-    info = json.loads(subprocess.run(["gdalinfo", "-json", str(out)], check=True,
-                                     capture_output=True, text=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["gdalinfo", "-json", str(out)], check=True, capture_output=True, text=True
+        ).stdout
+    )
     band = info["bands"][0]
     assert band["categories"][1:6] == [f"class{i}" for i in range(1, 6)]
     assert band["colorInterpretation"] == "Palette"
@@ -157,8 +161,9 @@ def test_input_without_crs_keeps_pixel_coordinates(client, bundles, tmp_path):
     img = rng.integers(0, 255, size=(3, 150, 210), dtype=np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with rasterio.open(png, "w", driver="PNG", width=210, height=150, count=3,
-                           dtype="uint8") as d:
+        with rasterio.open(
+            png, "w", driver="PNG", width=210, height=150, count=3, dtype="uint8"
+        ) as d:
             d.write(img)
     bundle = bundles("pixelnet", bands=3, tile=64, overlap=16, mean=128.0, std=64.0)
     with pytest.warns(UserWarning, match="no CRS"):
@@ -167,25 +172,39 @@ def test_input_without_crs_keeps_pixel_coordinates(client, bundles, tmp_path):
         assert s.crs is None and s.shape == (150, 210)
 
 
-def test_resume_reuses_staged_blocks_and_gives_identical_output(client, synth, bundles,
-                                                                 tmp_path):
+def test_resume_reuses_staged_blocks_and_gives_identical_output(client, synth, bundles, tmp_path):
     scene, _ = synth(600, 600, seed=7)
     bundle = bundles("pixelnet", tile=64, overlap=16)
     staging = tmp_path / "staging"
-    first = predict(scene, bundle, tmp_path / "a.tif", block=150, client=client,
-                    staging=str(staging), keep_staging=True)
+    first = predict(
+        scene,
+        bundle,
+        tmp_path / "a.tif",
+        block=150,
+        client=client,
+        staging=str(staging),
+        keep_staging=True,
+    )
     staged = sorted(Path(first.staging).glob("b*.npz"))
     assert len(staged) == first.blocks and first.blocks_reused == 0
     for f in staged[::3]:  # as if the job had died before these blocks finished
         f.unlink()
-    second = predict(scene, bundle, tmp_path / "b.tif", block=150, client=client,
-                     staging=str(staging), keep_staging=False)
+    second = predict(
+        scene,
+        bundle,
+        tmp_path / "b.tif",
+        block=150,
+        client=client,
+        staging=str(staging),
+        keep_staging=False,
+    )
     assert second.blocks_reused == len(staged) - len(staged[::3])
     np.testing.assert_array_equal(read(first.path), read(second.path))
     assert not Path(second.staging).exists()
     # a different parameter is a different job: nothing is reused
-    third = predict(scene, bundle, tmp_path / "c.tif", block=150, overlap=8, client=client,
-                    staging=str(staging))
+    third = predict(
+        scene, bundle, tmp_path / "c.tif", block=150, overlap=8, client=client, staging=str(staging)
+    )
     assert third.blocks_reused == 0
 
 
@@ -226,14 +245,20 @@ def test_nodata_from_alpha_nan_and_value(client, bundles, tmp_path, kind):
     h, w = 200, 260
     hole = np.zeros((h, w), dtype=bool)
     hole[50:120, 30:200] = True
-    prof = dict(driver="GTiff", height=h, width=w, crs="EPSG:32633",
-                transform=rasterio.transform.from_origin(0, 0, 1, 1))
+    prof = dict(
+        driver="GTiff",
+        height=h,
+        width=w,
+        crs="EPSG:32633",
+        transform=rasterio.transform.from_origin(0, 0, 1, 1),
+    )
     path = tmp_path / f"{kind}.tif"
     if kind == "alpha":
         img = rng.integers(1, 255, size=(4, h, w), dtype=np.uint8)
         img[3] = np.where(hole, 0, 255)
-        with rasterio.open(path, "w", count=4, dtype="uint8", photometric="RGB",
-                           alpha="YES", **prof) as d:
+        with rasterio.open(
+            path, "w", count=4, dtype="uint8", photometric="RGB", alpha="YES", **prof
+        ) as d:
             d.write(img)
     else:
         img = rng.normal(100, 20, size=(3, h, w)).astype(np.float32)

@@ -36,12 +36,22 @@ FAST = {"architecture": "pixelnet", "tile": 64, "overlap": 16}
 
 
 def _config(scene, labels, out, **over) -> dict:
-    cfg = {"classes": CLASSES5, "scenes": [{"image": str(scene), "labels": str(labels)}],
-           "split": {"mode": "blocks", "block": 64, "val_fraction": 0.25, "buffer": 8},
-           "model": FAST,
-           "training": {"epochs": 2, "samples_per_epoch": 32, "batch_size": 8, "crop": 64,
-                        "val_window": 64, "threads": 1, "early_stopping": None},
-           "output": str(out)}
+    cfg = {
+        "classes": CLASSES5,
+        "scenes": [{"image": str(scene), "labels": str(labels)}],
+        "split": {"mode": "blocks", "block": 64, "val_fraction": 0.25, "buffer": 8},
+        "model": FAST,
+        "training": {
+            "epochs": 2,
+            "samples_per_epoch": 32,
+            "batch_size": 8,
+            "crop": 64,
+            "val_window": 64,
+            "threads": 1,
+            "early_stopping": None,
+        },
+        "output": str(out),
+    }
     for k, v in over.items():
         cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
     return cfg
@@ -49,10 +59,18 @@ def _config(scene, labels, out, **over) -> dict:
 
 def test_short_run_learns_and_its_bundle_maps_through_the_engine(synth, client, tmp_path):
     scene, labels = synth(256, 256, patch=48, seed=4)
-    cfg = _config(scene, labels, tmp_path / "model", model={
-        "architecture": "deeplabv3plus", "encoder": "tu-mobilenetv3_small_100",
-        "tile": 128, "overlap": 32},
-        training={"epochs": 4, "samples_per_epoch": 48, "lr": 3e-3, "crop": 96})
+    cfg = _config(
+        scene,
+        labels,
+        tmp_path / "model",
+        model={
+            "architecture": "deeplabv3plus",
+            "encoder": "tu-mobilenetv3_small_100",
+            "tile": 128,
+            "overlap": 32,
+        },
+        training={"epochs": 4, "samples_per_epoch": 48, "lr": 3e-3, "crop": 96},
+    )
     res = train(cfg)
     h = res.history
     assert len(h) == 4 and h[-1]["train_loss"] < h[0]["train_loss"]
@@ -68,8 +86,9 @@ def test_short_run_learns_and_its_bundle_maps_through_the_engine(synth, client, 
         img = src.read().astype(np.float64)
     assert np.allclose(meta.normalization.mean, img.mean(axis=(1, 2)), rtol=0.1)
     # the held-out blocks predicted through the engine, as a user would map them
-    ev = evaluate_heldout(cfg, res.bundle, tmp_path / "maps", roles=("val",), client=client,
-                          block=128)
+    ev = evaluate_heldout(
+        cfg, res.bundle, tmp_path / "maps", roles=("val",), client=client, block=128
+    )
     s = ev.summary()
     assert s["pixels"] > 5000 and s["oa"] > 0.6 and s["miou"] > 2 / 5
     with rasterio.open(ev.maps[0]) as src:
@@ -80,9 +99,11 @@ def _polygons(labels_path, crs: str):
     with rasterio.open(labels_path) as src:
         lab, tf, src_crs = src.read(1), src.transform, src.crs
     geoms = [(shapely.geometry.shape(g), int(v)) for g, v in shapes(lab, transform=tf) if v]
-    gdf = gpd.GeoDataFrame({"class_id": [v for _, v in geoms],
-                            "name": [f"CLASS{v}" for _, v in geoms]},
-                           geometry=[g for g, _ in geoms], crs=src_crs)
+    gdf = gpd.GeoDataFrame(
+        {"class_id": [v for _, v in geoms], "name": [f"CLASS{v}" for _, v in geoms]},
+        geometry=[g for g, _ in geoms],
+        crs=src_crs,
+    )
     return lab, gdf.to_crs(crs)
 
 
@@ -103,20 +124,31 @@ def test_polygon_labels_in_another_crs_are_reprojected_and_rasterised(synth, tmp
     edge = src.read(Window(-8, -8, 16, 16))
     assert np.array_equal(edge[8:, 8:], got[:8, :8]) and np.array_equal(edge[7], edge[8])
     # points too, and a full (one-epoch) training run on the polygons
-    res = train(_config(scene, gpkg, tmp_path / "m", training={"epochs": 1},
-                        scenes=[{"image": str(scene), "labels": str(gpkg)}]))
+    res = train(
+        _config(
+            scene,
+            gpkg,
+            tmp_path / "m",
+            training={"epochs": 1},
+            scenes=[{"image": str(scene), "labels": str(gpkg)}],
+        )
+    )
     assert res.meta.provenance["train_pixels"]["class1"] > 0
 
 
-@pytest.mark.parametrize("split", [
-    {"mode": "blocks", "block": 48, "val_fraction": 0.3, "buffer": 12, "seed": 3},
-    {"mode": "halves", "axis": "x", "buffer": 10},
-    {"mode": "halves", "axis": "y", "buffer": 5},
-])
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"mode": "blocks", "block": 48, "val_fraction": 0.3, "buffer": 12, "seed": 3},
+        {"mode": "halves", "axis": "x", "buffer": 10},
+        {"mode": "halves", "axis": "y", "buffer": 5},
+    ],
+)
 def test_training_windows_never_reach_validation_or_its_buffer(synth, tmp_path, split):
     scene, labels = synth(240, 208, patch=40, seed=1)
-    cfg = load_config(_config(scene, labels, tmp_path / "m", split=split,
-                              training={"crop": 32}, cache_mb=0))
+    cfg = load_config(
+        _config(scene, labels, tmp_path / "m", split=split, training={"crop": 32}, cache_mb=0)
+    )
     data = prepare(cfg, load_classes(CLASSES5))
     (sp,) = data.splits
     val = np.zeros((240, 208), dtype=bool)
@@ -188,25 +220,37 @@ def test_resume_continues_from_the_checkpoint(synth, tmp_path):
         assert (r1["train_loss"], r1["val_miou"]) == (r2["train_loss"], r2["val_miou"])
     # a changed model cannot resume from this checkpoint
     with pytest.raises(GeoSegError, match="run without --resume"):
-        train(_config(scene, labels, tmp_path / "b", **over,
-                      model={**FAST, "arch_kwargs": {"hidden": 8}}), resume=True)
+        train(
+            _config(
+                scene, labels, tmp_path / "b", **over, model={**FAST, "arch_kwargs": {"hidden": 8}}
+            ),
+            resume=True,
+        )
     with pytest.raises(GeoSegError, match="no checkpoint"):
         train(_config(scene, labels, tmp_path / "c", **over), resume=True)
 
 
-@pytest.mark.parametrize("text, expect", [
-    ("classes: c.json\nscenes: [{image: a.tif}]\noutput: o\ntraining: {epoch: 3}\n",
-     "unknown key 'training.epoch'"),
-    ("classes: c.json\nscenes: [{image: a.tif, role: trian}]\noutput: o\n",
-     "scenes[0].role"),
-    ("classes: c.json\nscenes: [{image: a.tif}]\noutput: o\ntraining: {crop: 100}\n",
-     "training.crop: must be a multiple of 32"),
-    ("classes: c.json\nscenes: [{image: a.tif}]\n", "missing required key 'output'"),
-    ("classes: c.json\nscenes: [{image: a.tif}\n", "is not valid YAML at line"),
-    ("- 1\n- 2\n", "expected a mapping"),
-    ("classes: c.json\nscenes: [{image: a.tif}]\noutput: o\n"
-     "training: {loss: {ce: 0}}\n", "all loss weights are 0"),
-])
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        (
+            "classes: c.json\nscenes: [{image: a.tif}]\noutput: o\ntraining: {epoch: 3}\n",
+            "unknown key 'training.epoch'",
+        ),
+        ("classes: c.json\nscenes: [{image: a.tif, role: trian}]\noutput: o\n", "scenes[0].role"),
+        (
+            "classes: c.json\nscenes: [{image: a.tif}]\noutput: o\ntraining: {crop: 100}\n",
+            "training.crop: must be a multiple of 32",
+        ),
+        ("classes: c.json\nscenes: [{image: a.tif}]\n", "missing required key 'output'"),
+        ("classes: c.json\nscenes: [{image: a.tif}\n", "is not valid YAML at line"),
+        ("- 1\n- 2\n", "expected a mapping"),
+        (
+            "classes: c.json\nscenes: [{image: a.tif}]\noutput: o\ntraining: {loss: {ce: 0}}\n",
+            "all loss weights are 0",
+        ),
+    ],
+)
 def test_config_errors_are_one_line(tmp_path, text, expect):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -219,13 +263,18 @@ def test_config_errors_are_one_line(tmp_path, text, expect):
 
 def test_data_errors_are_one_line(synth, tmp_path):
     scene, labels = synth(96, 96, patch=30, seed=1)
-    bad = [({"scenes": [{"image": str(scene), "labels": str(tmp_path / "none.tif")}]},
-            "do not exist"),
-           ({"scenes": [{"image": str(scene), "labels": str(labels), "role": "train"}]},
-            "no validation pixels"),
-           ({"training": {"crop": 64}, "split": {"mode": "halves", "buffer": 4}},
-            "cannot place training windows"),
-           ({"bands": [1, 9]}, "has 4 band(s)")]
+    bad = [
+        ({"scenes": [{"image": str(scene), "labels": str(tmp_path / "none.tif")}]}, "do not exist"),
+        (
+            {"scenes": [{"image": str(scene), "labels": str(labels), "role": "train"}]},
+            "no validation pixels",
+        ),
+        (
+            {"training": {"crop": 64}, "split": {"mode": "halves", "buffer": 4}},
+            "cannot place training windows",
+        ),
+        ({"bands": [1, 9]}, "has 4 band(s)"),
+    ]
     for over, expect in bad:
         path = tmp_path / "c.yaml"
         path.write_text(yaml.safe_dump(_config(scene, labels, tmp_path / "o", **over)))
@@ -241,9 +290,15 @@ def test_globbed_scenes_with_roles_and_relative_paths(synth, tmp_path):
         scene, labels = synth(96, 96, patch=30, seed=10 + k, crs=None)
         (d / f"image_{k}.tif").write_bytes(scene.read_bytes())
         (d / f"label_{k}.tif").write_bytes(labels.read_bytes())
-    cfg = {"root": "data", "classes": CLASSES5, "output": "../out",
-           "scenes": [{"image": "image_[01].tif", "labels": "label_[01].tif", "role": "train"},
-                      {"image": "image_2.tif", "labels": "label_2.tif", "role": "val"}]}
+    cfg = {
+        "root": "data",
+        "classes": CLASSES5,
+        "output": "../out",
+        "scenes": [
+            {"image": "image_[01].tif", "labels": "label_[01].tif", "role": "train"},
+            {"image": "image_2.tif", "labels": "label_2.tif", "role": "val"},
+        ],
+    }
     path = tmp_path / "cfg" / "c.yaml"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(cfg))
@@ -294,15 +349,28 @@ def test_encoder_weights_from_a_local_file(synth, tmp_path):
     from geoseg.model.encoder_weights import load_encoder_weights
     from geoseg.model.factory import build_model
 
-    meta = BundleMeta(architecture="unet", encoder="resnet18", in_channels=4, bands=[1, 2, 3, 4],
-                      normalization=Normalization(mean=[0.0] * 4, std=[1.0] * 4),
-                      classes=load_classes(CLASSES5).classes)
+    meta = BundleMeta(
+        architecture="unet",
+        encoder="resnet18",
+        in_channels=4,
+        bands=[1, 2, 3, 4],
+        normalization=Normalization(mean=[0.0] * 4, std=[1.0] * 4),
+        classes=load_classes(CLASSES5).classes,
+    )
     torch.manual_seed(1)
-    donor = build_model(meta.model_copy(update={"in_channels": 3, "bands": [1, 2, 3],
-                                                "normalization": Normalization(
-                                                    mean=[0.0] * 3, std=[1.0] * 3)}))
-    save_file({f"encoder.{k}": v.contiguous() for k, v in donor.encoder.state_dict().items()},
-              str(tmp_path / "enc.safetensors"))
+    donor = build_model(
+        meta.model_copy(
+            update={
+                "in_channels": 3,
+                "bands": [1, 2, 3],
+                "normalization": Normalization(mean=[0.0] * 3, std=[1.0] * 3),
+            }
+        )
+    )
+    save_file(
+        {f"encoder.{k}": v.contiguous() for k, v in donor.encoder.state_dict().items()},
+        str(tmp_path / "enc.safetensors"),
+    )
     torch.manual_seed(2)
     model = build_model(meta)
     done = load_encoder_weights(model, tmp_path / "enc.safetensors")
@@ -317,8 +385,17 @@ def test_encoder_weights_from_a_local_file(synth, tmp_path):
 def test_cli_trains_and_resumes(synth, tmp_path):
     scene, labels = synth(160, 160, patch=40, seed=7)
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(_config(scene, labels, "model", training={"epochs": 1},
-                                           split={"mode": "halves", "axis": "y"})))
+    path.write_text(
+        yaml.safe_dump(
+            _config(
+                scene,
+                labels,
+                "model",
+                training={"epochs": 1},
+                split={"mode": "halves", "axis": "y"},
+            )
+        )
+    )
     r = CliRunner().invoke(app, ["train", str(path)])
     assert r.exit_code == 0, r.output
     assert "best epoch 1/1" in r.output and (tmp_path / "model" / "bundle.json").exists()
@@ -336,18 +413,38 @@ def test_label_raster_on_another_grid_is_warped_onto_the_image(synth, tmp_path):
     scene, labels = synth(150, 130, patch=40, seed=8)
     with rasterio.open(labels) as src:
         lab = src.read(1)
-        tf, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height,
-                                               *src.bounds)
+        tf, w, h = calculate_default_transform(
+            src.crs, "EPSG:4326", src.width, src.height, *src.bounds
+        )
         out = np.zeros((h, w), dtype=np.uint8)
-        reproject(lab, out, src_transform=src.transform, src_crs=src.crs, dst_transform=tf,
-                  dst_crs="EPSG:4326", resampling=Resampling.nearest, src_nodata=0,
-                  dst_nodata=0)
+        reproject(
+            lab,
+            out,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            dst_transform=tf,
+            dst_crs="EPSG:4326",
+            resampling=Resampling.nearest,
+            src_nodata=0,
+            dst_nodata=0,
+        )
     warped = tmp_path / "labels_4326.tif"
-    with rasterio.open(warped, "w", driver="GTiff", height=h, width=w, count=1, dtype="uint8",
-                       crs="EPSG:4326", transform=tf, nodata=0) as dst:
+    with rasterio.open(
+        warped,
+        "w",
+        driver="GTiff",
+        height=h,
+        width=w,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=tf,
+        nodata=0,
+    ) as dst:
         dst.write(out, 1)
     info = Scene.of(scene).info
     got = LabelSource(str(warped), info, load_classes(CLASSES5), [0]).read(
-        Window(0, 0, info.height, info.width))
+        Window(0, 0, info.height, info.width)
+    )
     labelled = got != IGNORE
     assert labelled.mean() > 0.9 and (got[labelled] + 1 == lab[labelled]).mean() > 0.9

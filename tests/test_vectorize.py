@@ -22,15 +22,19 @@ from geoseg.errors import GeoSegError
 from geoseg.vectorize import vectorize
 
 TR = from_origin(500000.0, 4200000.0, 10.0, 10.0)
-CLASSES = [{"id": 1, "name": "Water", "color": "#1f78b4"},
-           {"id": 2, "name": "Forest", "color": "#33a02c"},
-           {"id": 3, "name": "Built-up", "color": "#e31a1c"}]
+CLASSES = [
+    {"id": 1, "name": "Water", "color": "#1f78b4"},
+    {"id": 2, "name": "Forest", "color": "#33a02c"},
+    {"id": 3, "name": "Built-up", "color": "#e31a1c"},
+]
 
 
-def write_classes(path: Path, arr: np.ndarray, *, crs="EPSG:32612", transform=TR,
-                  tags: dict | None = None) -> Path:
-    prof = dict(driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1,
-                dtype="uint8", nodata=0)
+def write_classes(
+    path: Path, arr: np.ndarray, *, crs="EPSG:32612", transform=TR, tags: dict | None = None
+) -> Path:
+    prof = dict(
+        driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1, dtype="uint8", nodata=0
+    )
     if crs:
         prof.update(crs=crs, transform=transform)
     with rasterio.open(path, "w", **prof) as ds:
@@ -44,8 +48,9 @@ def write_classes(path: Path, arr: np.ndarray, *, crs="EPSG:32612", transform=TR
 def speckle(h: int, w: int, seed: int = 0, cell: int = 3, flip: float = 0.15) -> np.ndarray:
     """Small random patches plus isolated pixels: many diagonal contacts, some nodata."""
     rng = np.random.default_rng(seed)
-    a = np.kron(rng.integers(1, 4, (h // cell + 1, w // cell + 1)),
-                np.ones((cell, cell), dtype=np.int64))[:h, :w].astype(np.uint8)
+    a = np.kron(
+        rng.integers(1, 4, (h // cell + 1, w // cell + 1)), np.ones((cell, cell), dtype=np.int64)
+    )[:h, :w].astype(np.uint8)
     m = rng.random((h, w)) < flip
     a[m] = rng.integers(0, 4, m.sum())
     a[: h // 5, : w // 6] = 0
@@ -58,8 +63,10 @@ def read(path: Path, layer: str | None = None):
 
 def reference(arr: np.ndarray, connectivity: int) -> list[tuple[int, float]]:
     """Whole-raster polygonization: (class, area) of every polygon."""
-    return [(int(v), shape(g).area) for g, v in features.shapes(
-        arr, mask=arr != 0, connectivity=connectivity, transform=TR)]
+    return [
+        (int(v), shape(g).area)
+        for g, v in features.shapes(arr, mask=arr != 0, connectivity=connectivity, transform=TR)
+    ]
 
 
 def per_class(pairs) -> dict[int, float]:
@@ -78,7 +85,8 @@ def assert_same_polygons(df, ref) -> None:
         assert abs(got_area[c] - ref_area[c]) <= 1e-9 * ref_area[c]
     # polygon by polygon, too: the same multiset of (class, area in pixels)
     assert Counter((c, round(a / 100)) for c, a in got) == Counter(
-        (c, round(a / 100)) for c, a in ref)
+        (c, round(a / 100)) for c, a in ref
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +100,9 @@ def speck(tmp_path_factory):
 @pytest.mark.parametrize("block", [64, 100, 4096])
 def test_blocks_equal_whole_raster(client, speck, tmp_path, connectivity, block):
     path, arr = speck
-    out = vectorize(path, tmp_path / "v.gpkg", connectivity=connectivity, block=block,
-                    client=client)
+    out = vectorize(
+        path, tmp_path / "v.gpkg", connectivity=connectivity, block=block, client=client
+    )
     df = read(out)
     assert_same_polygons(df, reference(arr, connectivity))
     assert shapely.is_valid(df.geometry.values).all()
@@ -109,8 +118,9 @@ def test_diagonal_contact_across_block_corner(client, tmp_path):
     arr[10, 63] = arr[11, 64] = 1  # diagonal across a vertical block edge
     path = write_classes(tmp_path / "corner.tif", arr)
     for conn, n1 in ((4, 4), (8, 2)):
-        df = read(vectorize(path, tmp_path / f"c{conn}.gpkg", connectivity=conn, block=64,
-                            client=client))
+        df = read(
+            vectorize(path, tmp_path / f"c{conn}.gpkg", connectivity=conn, block=64, client=client)
+        )
         assert (df["class_id"] == 1).sum() == n1
         assert_same_polygons(df, reference(arr, conn))
 
@@ -121,16 +131,30 @@ def test_real_landcover_equals_whole_raster(client, data_dir, tmp_path):
         raw, tr, crs = ds.read(1), ds.transform, ds.crs
     arr = np.where(raw > 0, raw, 0).astype(np.uint8)
     path = tmp_path / "strata.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=arr.shape[0], width=arr.shape[1],
-                       count=1, dtype="uint8", nodata=0, crs=crs, transform=tr) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[0],
+        width=arr.shape[1],
+        count=1,
+        dtype="uint8",
+        nodata=0,
+        crs=crs,
+        transform=tr,
+    ) as ds:
         ds.write(arr, 1)
     for conn in (4, 8):
-        df = read(vectorize(path, tmp_path / f"strata{conn}.gpkg", block=128,
-                            connectivity=conn, client=client))
-        ref = [(int(v), shape(g).area) for g, v in features.shapes(
-            arr, mask=arr != 0, connectivity=conn, transform=tr)]
-        got = list(zip(df["class_id"].astype(int), shapely.area(df.geometry.values),
-                       strict=True))
+        df = read(
+            vectorize(
+                path, tmp_path / f"strata{conn}.gpkg", block=128, connectivity=conn, client=client
+            )
+        )
+        ref = [
+            (int(v), shape(g).area)
+            for g, v in features.shapes(arr, mask=arr != 0, connectivity=conn, transform=tr)
+        ]
+        got = list(zip(df["class_id"].astype(int), shapely.area(df.geometry.values), strict=True))
         assert len(got) == len(ref)
         for c, a in per_class(ref).items():
             assert per_class(got)[c] == pytest.approx(a, rel=1e-9)
@@ -142,8 +166,16 @@ def test_mmu_absorbs_small_polygons(client, speck, tmp_path, connectivity):
     mmu = 0.15  # ha = 15 pixels of 10 m
     areas = {}
     for block in (64, 4096):
-        df = read(vectorize(path, tmp_path / f"m{block}.gpkg", mmu_ha=mmu, block=block,
-                            connectivity=connectivity, client=client))
+        df = read(
+            vectorize(
+                path,
+                tmp_path / f"m{block}.gpkg",
+                mmu_ha=mmu,
+                block=block,
+                connectivity=connectivity,
+                client=client,
+            )
+        )
         geoms = df.geometry.values
         a = shapely.area(geoms)
         assert a.min() >= mmu * 1e4 - 1e-6
@@ -162,8 +194,10 @@ def test_simplify_keeps_a_coverage(client, synth, tmp_path):
     df = read(vectorize(labels, tmp_path / "s.gpkg", simplify=25.0, block=64, client=client))
     geoms = df.geometry.values
     assert len(df) == len(before)
-    assert shapely.get_num_coordinates(geoms).sum() < 0.6 * shapely.get_num_coordinates(
-        before.geometry.values).sum()
+    assert (
+        shapely.get_num_coordinates(geoms).sum()
+        < 0.6 * shapely.get_num_coordinates(before.geometry.values).sum()
+    )
     assert shapely.is_valid(geoms).all()
     assert shapely.coverage_is_valid(geoms)
     tree = shapely.STRtree(geoms)
@@ -196,8 +230,17 @@ def test_formats_reread(client, speck, tmp_path, fmt):
         df = read(out)
         assert pyogrio.read_info(out, layer="layer")["crs"] == "EPSG:32612"
     assert len(df) == n
-    assert {"poly_id", "class_id", "class_name", "area_ha", "perim_m", "source", "date",
-            "model", "model_ver"} <= set(df.columns)
+    assert {
+        "poly_id",
+        "class_id",
+        "class_name",
+        "area_ha",
+        "perim_m",
+        "source",
+        "date",
+        "model",
+        "model_ver",
+    } <= set(df.columns)
     assert (tmp_path / "layer.qml").exists()
     qml = (tmp_path / "layer.qml").read_text()
     assert 'attr="class_id"' in qml and "Built-up" in qml and "31,120,180,255" in qml
@@ -209,10 +252,12 @@ def test_formats_reread(client, speck, tmp_path, fmt):
         with sqlite3.connect(out) as con:
             assert con.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
             assert con.execute("PRAGMA user_version").fetchone()[0] == 10300
-            row = con.execute("SELECT f_table_name, f_geometry_column, styleQML, useAsDefault "
-                              "FROM layer_styles").fetchone()
-            kind = con.execute("SELECT data_type FROM gpkg_contents WHERE "
-                               "table_name='layer_styles'").fetchone()
+            row = con.execute(
+                "SELECT f_table_name, f_geometry_column, styleQML, useAsDefault FROM layer_styles"
+            ).fetchone()
+            kind = con.execute(
+                "SELECT data_type FROM gpkg_contents WHERE table_name='layer_styles'"
+            ).fetchone()
         assert row[0] == "layer" and row[1] == "geom" and row[3] == 1
         assert 'type="categorizedSymbol"' in row[2]
         assert kind == ("attributes",)
@@ -224,9 +269,18 @@ def test_attributes(client, tmp_path):
     tags = {"GEOSEG_MODEL": "demo-net 1.2.0", "GEOSEG_SOURCE": "/data/scene_a.tif"}
     path = write_classes(tmp_path / "map.tif", arr, tags=tags)
     conf = np.random.default_rng(1).integers(0, 255, arr.shape).astype(np.uint8)
-    with rasterio.open(tmp_path / "map_confidence.tif", "w", driver="GTiff", height=120,
-                       width=150, count=1, dtype="uint8", nodata=255, crs="EPSG:32612",
-                       transform=TR) as ds:
+    with rasterio.open(
+        tmp_path / "map_confidence.tif",
+        "w",
+        driver="GTiff",
+        height=120,
+        width=150,
+        count=1,
+        dtype="uint8",
+        nodata=255,
+        crs="EPSG:32612",
+        transform=TR,
+    ) as ds:
         ds.write(conf, 1)
         ds.scales = (1 / 254,)
     df = read(vectorize(path, tmp_path / "map.gpkg", block=64, client=client))
@@ -236,16 +290,28 @@ def test_attributes(client, tmp_path):
     assert np.allclose(df["area_ha"], df.geometry.area / 1e4)
     assert np.allclose(df["perim_m"], df.geometry.length)
     # mean confidence per polygon, from its own pixels
-    ids = features.rasterize(zip(df.geometry.values, range(len(df)), strict=True),
-                             out_shape=arr.shape, transform=TR, fill=-1, dtype="int32")
+    ids = features.rasterize(
+        zip(df.geometry.values, range(len(df)), strict=True),
+        out_shape=arr.shape,
+        transform=TR,
+        fill=-1,
+        dtype="int32",
+    )
     ok = (ids >= 0) & (conf != 255)
     s = np.bincount(ids[ok], weights=conf[ok], minlength=len(df))
     k = np.bincount(ids[ok], minlength=len(df))
     expect = np.where(k > 0, s / np.maximum(k, 1) / 254, np.nan)
     assert np.allclose(df["confidence"], expect, atol=1e-4, equal_nan=True)
-    over = read(vectorize(path, tmp_path / "o.gpkg", block=64, client=client,
-                          probabilities=False,
-                          attrs={"date": "2015-08-18", "model": "other", "site": "Zion"}))
+    over = read(
+        vectorize(
+            path,
+            tmp_path / "o.gpkg",
+            block=64,
+            client=client,
+            probabilities=False,
+            attrs={"date": "2015-08-18", "model": "other", "site": "Zion"},
+        )
+    )
     assert "confidence" not in over.columns
     assert (over["date"] == "2015-08-18").all() and (over["model"] == "other").all()
     assert (over["site"] == "Zion").all()
@@ -258,8 +324,20 @@ def test_cli(client, speck, tmp_path):
 
     path, arr = speck
     out = tmp_path / "cli.shp"
-    args = ["vectorize", str(path), "--out", str(out), "--format", "shp", "--connectivity",
-            "8", "--block", "100", "--scheduler", client.scheduler.address]
+    args = [
+        "vectorize",
+        str(path),
+        "--out",
+        str(out),
+        "--format",
+        "shp",
+        "--connectivity",
+        "8",
+        "--block",
+        "100",
+        "--scheduler",
+        client.scheduler.address,
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output
@@ -295,8 +373,9 @@ def test_failure_leaves_no_output(client, speck, tmp_path, monkeypatch):
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_input_errors(client, speck, tmp_path):
     path, arr = speck
-    geo = write_classes(tmp_path / "geo.tif", arr, crs="EPSG:4326",
-                        transform=from_origin(-110.0, 37.0, 1e-4, 1e-4))
+    geo = write_classes(
+        tmp_path / "geo.tif", arr, crs="EPSG:4326", transform=from_origin(-110.0, 37.0, 1e-4, 1e-4)
+    )
     with pytest.raises(GeoSegError, match="geographic"):
         vectorize(geo, tmp_path / "g.gpkg", mmu_ha=1, client=client)
     df = read(vectorize(geo, tmp_path / "g.gpkg", block=100, client=client))

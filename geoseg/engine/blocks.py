@@ -46,9 +46,11 @@ def get_predictor(job):
             if device == "cpu":
                 torch.set_num_threads(job.torch_threads)
             if os.environ.get("MALLOC_TRIM_THRESHOLD_"):
-                log.warning("MALLOC_TRIM_THRESHOLD_ is set in this worker's environment; the "
-                            "model runs ~40%% slower. Unset it (distributed.nanny."
-                            "pre-spawn-environ) when starting workers.")
+                log.warning(
+                    "MALLOC_TRIM_THRESHOLD_ is set in this worker's environment; the "
+                    "model runs ~40%% slower. Unset it (distributed.nanny."
+                    "pre-spawn-environ) when starting workers."
+                )
             p = TilePredictor(job.bundle, device=device, batch_size=job.batch_size, amp=job.amp)
             _predictors[key] = p
     return p
@@ -109,8 +111,7 @@ def predict_block(job, bi: int, bj: int) -> dict:
     blocks = job.blocks
     b = blocks.block(bi, bj)
     path = job.block_path(b.key)
-    stats = {"key": b.key, "pixels": b.region.size, "reused": False, "tiles": 0,
-             "tiles_skipped": 0}
+    stats = {"key": b.key, "pixels": b.region.size, "reused": False, "tiles": 0, "tiles_skipped": 0}
     if path.exists():
         stats["reused"] = True
         stats["seconds"] = time.perf_counter() - t0
@@ -121,10 +122,16 @@ def predict_block(job, bi: int, bj: int) -> dict:
 
     grid = blocks.grid
     origin = (b.read.row, b.read.col)
-    cuts = sorted({min(grid.tile_window(ti, b.tiles_cols[0]).row_end - b.read.row,
-                       b.read.height) for ti in b.tiles_rows} | {b.read.height})
-    src = RowPrefetch(job.scene, b.read, meta.bands, cuts,
-                      prepare=lambda d, v: normalize(d, v, meta))
+    cuts = sorted(
+        {
+            min(grid.tile_window(ti, b.tiles_cols[0]).row_end - b.read.row, b.read.height)
+            for ti in b.tiles_rows
+        }
+        | {b.read.height}
+    )
+    src = RowPrefetch(
+        job.scene, b.read, meta.bands, cuts, prepare=lambda d, v: normalize(d, v, meta)
+    )
     acc = Accumulator(b.extent, meta.n_classes)
     bs = pred.batch_size
     batch: list[tuple[Window, tuple[int, int]]] = []
@@ -141,8 +148,13 @@ def predict_block(job, bi: int, bj: int) -> dict:
     rs = reg.slices(origin)
     class_ids = np.asarray([c.id for c in meta.classes])
     nodata = meta.class_list.nodata
-    cls, probs = finalize(acc.data[:, : reg.height, : reg.width], class_ids, valid[rs], nodata,
-                          want_probs=job.probabilities)
+    cls, probs = finalize(
+        acc.data[:, : reg.height, : reg.width],
+        class_ids,
+        valid[rs],
+        nodata,
+        want_probs=job.probabilities,
+    )
     arrays: dict[str, np.ndarray] = {"cls": cls}
     if probs is not None:
         arrays["probs"] = probs
@@ -157,12 +169,21 @@ def predict_block(job, bi: int, bj: int) -> dict:
 
 def peak_rss() -> dict:
     """This worker process's id and its peak resident memory so far (MiB)."""
-    return {"pid": os.getpid(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "pid": os.getpid(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
-def _complete_strips(job, b: Block, staged, cls: np.ndarray, probs: np.ndarray | None,
-                     class_ids: np.ndarray, nodata: int) -> None:
+def _complete_strips(
+    job,
+    b: Block,
+    staged,
+    cls: np.ndarray,
+    probs: np.ndarray | None,
+    class_ids: np.ndarray,
+    nodata: int,
+) -> None:
     """Redo the top and left strips of ``b`` with the neighbours' spilled sums, in place."""
     blocks, o = job.blocks, job.overlap
     reg = b.region
@@ -175,8 +196,11 @@ def _complete_strips(job, b: Block, staged, cls: np.ndarray, probs: np.ndarray |
     if not targets:
         return
     neighbours = []
-    for (di, dj), part in (((0, -1), "spill_right"), ((-1, 0), "spill_bottom"),
-                           ((-1, -1), "spill_corner")):
+    for (di, dj), part in (
+        ((0, -1), "spill_right"),
+        ((-1, 0), "spill_bottom"),
+        ((-1, -1), "spill_corner"),
+    ):
         if b.bi + di < 0 or b.bj + dj < 0:
             continue
         with np.load(job.block_path(blocks.block(b.bi + di, b.bj + dj).key)) as z:
@@ -208,17 +232,46 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
     info = job.scene.info
     base = dict(height=job.height, width=job.width, crs=info.crs, transform=info.transform)
     scratch = Path(job.staging)
-    writers = {"cls": CogWriter(RasterSpec(count=1, nodata=nodata, descriptions=["class"],
-                                           tags=meta_tags, classes=classes, **base),
-                                scratch, "cls")}
+    writers = {
+        "cls": CogWriter(
+            RasterSpec(
+                count=1,
+                nodata=nodata,
+                descriptions=["class"],
+                tags=meta_tags,
+                classes=classes,
+                **base,
+            ),
+            scratch,
+            "cls",
+        )
+    }
     if job.probabilities:
         names = [c.name for c in classes.classes]
-        writers["probs"] = CogWriter(RasterSpec(
-            count=len(names), nodata=255, descriptions=[f"p({n})" for n in names],
-            scales=[1 / 254] * len(names), tags=meta_tags, **base), scratch, "probs")
-        writers["conf"] = CogWriter(RasterSpec(
-            count=1, nodata=255, descriptions=["confidence"], scales=[1 / 254], tags=meta_tags,
-            **base), scratch, "conf")
+        writers["probs"] = CogWriter(
+            RasterSpec(
+                count=len(names),
+                nodata=255,
+                descriptions=[f"p({n})" for n in names],
+                scales=[1 / 254] * len(names),
+                tags=meta_tags,
+                **base,
+            ),
+            scratch,
+            "probs",
+        )
+        writers["conf"] = CogWriter(
+            RasterSpec(
+                count=1,
+                nodata=255,
+                descriptions=["confidence"],
+                scales=[1 / 254],
+                tags=meta_tags,
+                **base,
+            ),
+            scratch,
+            "conf",
+        )
     try:
         for b in job.blocks:
             with np.load(job.block_path(b.key)) as z:

@@ -78,8 +78,10 @@ def default_workers() -> int:
 
 
 @contextlib.contextmanager
-def connect(options: ClusterOptions | None = None, client: Client | None = None,
-            ) -> Iterator[Client]:
+def connect(
+    options: ClusterOptions | None = None,
+    client: Client | None = None,
+) -> Iterator[Client]:
     """Yield a client: ``client`` as given, else one for ``options`` (closed afterwards)."""
     if client is not None:
         yield client
@@ -89,8 +91,10 @@ def connect(options: ClusterOptions | None = None, client: Client | None = None,
         try:
             c = Client(o.scheduler, timeout="20s", security=o.security)
         except (OSError, TimeoutError) as e:
-            raise GeoSegError(f"cannot reach the Dask scheduler at {o.scheduler} ({e}): check "
-                              "the address and that 'dask scheduler' is running") from None
+            raise GeoSegError(
+                f"cannot reach the Dask scheduler at {o.scheduler} ({e}): check "
+                "the address and that 'dask scheduler' is running"
+            ) from None
         try:
             yield c
         finally:
@@ -101,9 +105,15 @@ def connect(options: ClusterOptions | None = None, client: Client | None = None,
         unset_malloc_trim()
         with dask.config.set(CLUSTER_CONFIG):
             cluster = LocalCluster(
-                n_workers=o.workers or default_workers(), threads_per_worker=o.threads_per_worker,
-                processes=True, dashboard_address=o.dashboard, memory_limit=o.memory_limit,
-                silence_logs=logging.ERROR, preload=[PRELOAD], security=o.security)
+                n_workers=o.workers or default_workers(),
+                threads_per_worker=o.threads_per_worker,
+                processes=True,
+                dashboard_address=o.dashboard,
+                memory_limit=o.memory_limit,
+                silence_logs=logging.ERROR,
+                preload=[PRELOAD],
+                security=o.security,
+            )
     try:
         with Client(cluster, security=o.security) as c:
             yield c
@@ -116,16 +126,25 @@ def _gpu_cluster(o: ClusterOptions):
     try:
         from dask_cuda import LocalCUDACluster
     except Exception as e:  # ImportError, or cuda-bindings missing underneath
-        warnings.warn(f"--gpus: dask-cuda is not usable ({type(e).__name__}: {e}); install "
-                      "geoseg[gpu] on a CUDA machine. Falling back to a local CPU cluster.",
-                      stacklevel=3)
+        warnings.warn(
+            f"--gpus: dask-cuda is not usable ({type(e).__name__}: {e}); install "
+            "geoseg[gpu] on a CUDA machine. Falling back to a local CPU cluster.",
+            stacklevel=3,
+        )
         return None
     try:
         with dask.config.set(CLUSTER_CONFIG):
-            return LocalCUDACluster(dashboard_address=o.dashboard, threads_per_worker=1,
-                                    silence_logs=logging.ERROR, preload=[PRELOAD],
-                                    security=o.security)
+            return LocalCUDACluster(
+                dashboard_address=o.dashboard,
+                threads_per_worker=1,
+                silence_logs=logging.ERROR,
+                preload=[PRELOAD],
+                security=o.security,
+            )
     except Exception as e:  # NVML errors without a GPU
-        warnings.warn(f"--gpus: no usable GPU ({type(e).__name__}: {str(e)[:120]}); falling "
-                      "back to a local CPU cluster.", stacklevel=3)
+        warnings.warn(
+            f"--gpus: no usable GPU ({type(e).__name__}: {str(e)[:120]}); falling "
+            "back to a local CPU cluster.",
+            stacklevel=3,
+        )
         return None

@@ -53,11 +53,22 @@ class PredictResult:
         return self.outputs["classes"]
 
 
-def plan(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | None = None,
-         overlap: int | None = None, probabilities: bool = False, staging: str | None = None,
-         device: str = "auto", batch_size: int | None = None, amp: str | None = None,
-         torch_threads: int = 1, overwrite: bool = False,
-         ) -> tuple[PredictJob, str, BundleMeta]:
+def plan(
+    scene,
+    model: str,
+    out: str | Path,
+    *,
+    block: int = 2048,
+    tile: int | None = None,
+    overlap: int | None = None,
+    probabilities: bool = False,
+    staging: str | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    amp: str | None = None,
+    torch_threads: int = 1,
+    overwrite: bool = False,
+) -> tuple[PredictJob, str, BundleMeta]:
     """Validate everything that can be checked before work starts, and describe the job."""
     scene = Scene.of(scene)
     meta = read_meta(model)
@@ -71,54 +82,119 @@ def plan(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | N
         blocks = BlockGrid.from_block_size(grid, block)
     except ValueError as e:
         raise GeoSegError(f"invalid tiling: {e}") from None
-    params = {"tile": tile, "overlap": overlap, "tiles_per_block": blocks.tiles_per_block,
-              "probabilities": probabilities, "bands": meta.bands, "device": device,
-              "batch_size": batch_size, "amp": amp, "torch_threads": torch_threads}
+    params = {
+        "tile": tile,
+        "overlap": overlap,
+        "tiles_per_block": blocks.tiles_per_block,
+        "probabilities": probabilities,
+        "bands": meta.bands,
+        "device": device,
+        "batch_size": batch_size,
+        "amp": amp,
+        "torch_threads": torch_threads,
+    }
     key = job_key(scene, meta.weights_sha256, params)
     root = Path(staging) if staging else default_staging_root(out_path)
-    job = PredictJob(scene=scene, bundle=str(Path(model).resolve()), height=info.height,
-                     width=info.width, tile=tile, overlap=overlap,
-                     tiles_per_block=blocks.tiles_per_block, staging=str(root / key),
-                     probabilities=probabilities, device=device, batch_size=batch_size, amp=amp,
-                     torch_threads=torch_threads)
+    job = PredictJob(
+        scene=scene,
+        bundle=str(Path(model).resolve()),
+        height=info.height,
+        width=info.width,
+        tile=tile,
+        overlap=overlap,
+        tiles_per_block=blocks.tiles_per_block,
+        staging=str(root / key),
+        probabilities=probabilities,
+        device=device,
+        batch_size=batch_size,
+        amp=amp,
+        torch_threads=torch_threads,
+    )
     return job, key, meta
 
 
-def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int | None = None,
-            overlap: int | None = None, probabilities: bool = False,
-            workers: int | None = None, scheduler: str | None = None, gpus: bool = False,
-            client: Client | None = None, staging: str | None = None,
-            keep_staging: bool = False, overwrite: bool = False, batch_size: int | None = None,
-            amp: str | None = None, device: str | None = None, torch_threads: int = 1,
-            progress: bool = False) -> PredictResult:
+def predict(
+    scene,
+    model: str,
+    out: str | Path,
+    *,
+    block: int = 2048,
+    tile: int | None = None,
+    overlap: int | None = None,
+    probabilities: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    gpus: bool = False,
+    client: Client | None = None,
+    staging: str | None = None,
+    keep_staging: bool = False,
+    overwrite: bool = False,
+    batch_size: int | None = None,
+    amp: str | None = None,
+    device: str | None = None,
+    torch_threads: int = 1,
+    progress: bool = False,
+) -> PredictResult:
     """Predict ``scene`` (a path, or band files to stack) with the bundle ``model`` into the
     class COG ``out``. Runs on ``client`` if given, else on a cluster made from ``workers`` /
     ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine)."""
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
         with local_staging(str(out), overwrite, where=staging) as st:
-            res = predict(scene, model, st.local, block=block, tile=tile, overlap=overlap,
-                          probabilities=probabilities, workers=workers, scheduler=scheduler,
-                          gpus=gpus, client=client, staging=staging or str(remote_staging_root()),
-                          keep_staging=keep_staging, overwrite=True, batch_size=batch_size,
-                          amp=amp, device=device, torch_threads=torch_threads,
-                          progress=progress)
+            res = predict(
+                scene,
+                model,
+                st.local,
+                block=block,
+                tile=tile,
+                overlap=overlap,
+                probabilities=probabilities,
+                workers=workers,
+                scheduler=scheduler,
+                gpus=gpus,
+                client=client,
+                staging=staging or str(remote_staging_root()),
+                keep_staging=keep_staging,
+                overwrite=True,
+                batch_size=batch_size,
+                amp=amp,
+                device=device,
+                torch_threads=torch_threads,
+                progress=progress,
+            )
         res.outputs = {k: st.url(v) for k, v in res.outputs.items()}
         return res
     device = device or ("cuda" if gpus else "auto")
-    job, key, meta = plan(scene, model, out, block=block, tile=tile, overlap=overlap,
-                    probabilities=probabilities, staging=staging, device=device,
-                    batch_size=batch_size, amp=amp, torch_threads=torch_threads,
-                    overwrite=overwrite)
+    job, key, meta = plan(
+        scene,
+        model,
+        out,
+        block=block,
+        tile=tile,
+        overlap=overlap,
+        probabilities=probabilities,
+        staging=staging,
+        device=device,
+        batch_size=batch_size,
+        amp=amp,
+        torch_threads=torch_threads,
+        overwrite=overwrite,
+    )
     write_manifest(job, key)
-    tags = {"GEOSEG_MODEL": f"{meta.name} {meta.version}", "GEOSEG_ARCH":
-            f"{meta.architecture}/{meta.encoder}", "GEOSEG_TILE": str(job.tile),
-            "GEOSEG_OVERLAP": str(job.overlap), "GEOSEG_SOURCE": ",".join(job.scene.paths)}
+    tags = {
+        "GEOSEG_MODEL": f"{meta.name} {meta.version}",
+        "GEOSEG_ARCH": f"{meta.architecture}/{meta.encoder}",
+        "GEOSEG_TILE": str(job.tile),
+        "GEOSEG_OVERLAP": str(job.overlap),
+        "GEOSEG_SOURCE": ",".join(job.scene.paths),
+    }
     opts = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
     t0 = time.perf_counter()
     with connect(opts, client) as c:
         if not c.scheduler_info(n_workers=-1)["workers"]:
-            raise GeoSegError("the Dask cluster has no workers: start some with 'dask worker "
-                              "ADDRESS' or use the local cluster")
+            raise GeoSegError(
+                "the Dask cluster has no workers: start some with 'dask worker "
+                "ADDRESS' or use the local cluster"
+            )
         dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
         if progress and dashboard:
             from rich.console import Console
@@ -132,9 +208,11 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
             raise
         except OSError as e:
             if e.errno == errno.ENOSPC:
-                raise GeoSegError(f"no space left on the device of the staging folder "
-                                  f"{job.staging}: free some space and re-run (finished blocks "
-                                  "are reused), or pass --staging DIR on a larger disk") from None
+                raise GeoSegError(
+                    f"no space left on the device of the staging folder "
+                    f"{job.staging}: free some space and re-run (finished blocks "
+                    "are reused), or pass --staging DIR on a larger disk"
+                ) from None
             raise
         t_asm = time.perf_counter()
         finals = _final_files(Path(out).resolve(), probabilities)
@@ -151,19 +229,27 @@ def predict(scene, model: str, out: str | Path, *, block: int = 2048, tile: int 
         remove_staging(job.staging)
     return PredictResult(
         outputs={k: v for k, v in outs.items() if k in ("classes", "probs", "conf")},
-        megapixels=job.height * job.width / 1e6, blocks=len(stats),
-        blocks_reused=sum(s["reused"] for s in stats), tiles=sum(s["tiles"] for s in stats),
-        tiles_skipped=sum(s["tiles_skipped"] for s in stats), seconds=t1 - t0,
-        assembly_seconds=t1 - t_asm, staging=job.staging, dashboard=dashboard,
-        block_seconds=[s["seconds"] for s in stats], peak_rss_mb=_peaks(stats + [outs]))
+        megapixels=job.height * job.width / 1e6,
+        blocks=len(stats),
+        blocks_reused=sum(s["reused"] for s in stats),
+        tiles=sum(s["tiles"] for s in stats),
+        tiles_skipped=sum(s["tiles_skipped"] for s in stats),
+        seconds=t1 - t0,
+        assembly_seconds=t1 - t_asm,
+        staging=job.staging,
+        dashboard=dashboard,
+        block_seconds=[s["seconds"] for s in stats],
+        peak_rss_mb=_peaks(stats + [outs]),
+    )
 
 
 def _final_files(out: Path, probabilities: bool) -> list[Path]:
     """Every file the assembly puts in place (CogWriter.finish), sidecars included."""
     files = [out, Path(f"{out}.aux.xml"), out.with_suffix(".qml")]
     if probabilities:
-        files += [out.with_name(f"{out.stem}{s}{out.suffix}")
-                  for s in ("_probabilities", "_confidence")]
+        files += [
+            out.with_name(f"{out.stem}{s}{out.suffix}") for s in ("_probabilities", "_confidence")
+        ]
     return files
 
 
@@ -180,8 +266,10 @@ def _check_valid_pixels(job: PredictJob, stats: list[dict]) -> None:
     if stats and not any(s["reused"] or s["tiles"] for s in stats):
         paths = job.scene.paths
         what = paths[0] if len(paths) == 1 else f"the {len(paths)} band files"
-        raise GeoSegError(f"{what} has no valid pixel in the bands the model reads (all nodata, "
-                          "masked or NaN): check the scene and its nodata value")
+        raise GeoSegError(
+            f"{what} has no valid pixel in the bands the model reads (all nodata, "
+            "masked or NaN): check the scene and its nodata value"
+        )
 
 
 def _peaks(stats: list[dict]) -> dict[int, float]:
@@ -194,8 +282,10 @@ def _peaks(stats: list[dict]) -> dict[int, float]:
 
 def _run_blocks(c: Client, job: PredictJob, key: str, progress: bool) -> list[dict]:
     blocks = list(job.blocks)
-    futures = [c.submit(predict_block, job, b.bi, b.bj, key=f"geoseg-{key}-{b.key}",
-                        retries=1) for b in blocks]
+    futures = [
+        c.submit(predict_block, job, b.bi, b.bj, key=f"geoseg-{key}-{b.key}", retries=1)
+        for b in blocks
+    ]
     total_px = sum(b.region.size for b in blocks)
     stats: list[dict] = []
     bar = _Progress(len(blocks), total_px) if progress else None
@@ -225,10 +315,18 @@ class _Progress:
             TimeRemainingColumn,
         )
 
-        self.p = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("blocks"), TextColumn("{task.fields[rate]}"),
-                          TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                          console=Console(stderr=True), transient=False)
+        self.p = Progress(
+            TextColumn("[bold]predict"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("blocks"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.task = self.p.add_task("predict", total=n_blocks, rate="")
         self.t0 = time.perf_counter()
         self.px = 0

@@ -24,15 +24,25 @@ class RowPrefetch:
     relative to the window, increasing, the last one = its height), applying ``prepare(data,
     valid)`` to each band in place. :meth:`wait` blocks until the first ``rows`` rows are in."""
 
-    def __init__(self, scene, window: Window, bands: list[int], cuts: list[int],
-                 prepare: Callable[[np.ndarray, np.ndarray], object] | None = None):
+    def __init__(
+        self,
+        scene,
+        window: Window,
+        bands: list[int],
+        cuts: list[int],
+        prepare: Callable[[np.ndarray, np.ndarray], object] | None = None,
+    ):
         self.data = np.empty((len(bands), window.height, window.width), dtype=np.float32)
         self.valid = np.empty((window.height, window.width), dtype=bool)
         self._ready = 0
         self._error: BaseException | None = None
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="geoseg-prefetch", daemon=True,
-                                         args=(scene, window, bands, cuts, prepare))
+        self._thread = threading.Thread(
+            target=self._run,
+            name="geoseg-prefetch",
+            daemon=True,
+            args=(scene, window, bands, cuts, prepare),
+        )
         self._thread.start()
 
     def _run(self, scene, window: Window, bands, cuts, prepare) -> None:

@@ -34,12 +34,18 @@ def write_assessment(out_dir: Path, report: dict) -> dict[str, str]:
         atomic_write(path, data)
         files[kind] = str(path)
 
-    put("confusion_matrix_csv", "confusion_matrix.csv",
-        matrix_csv(names, report["confusion_matrix"]["counts"], totals=True))
+    put(
+        "confusion_matrix_csv",
+        "confusion_matrix.csv",
+        matrix_csv(names, report["confusion_matrix"]["counts"], totals=True),
+    )
     strat = report.get("stratified")
     if strat:
-        put("area_proportions_csv", "area_proportions.csv",
-            matrix_csv(names, strat["area_proportions"]["values"], totals=True))
+        put(
+            "area_proportions_csv",
+            "area_proportions.csv",
+            matrix_csv(names, strat["area_proportions"]["values"], totals=True),
+        )
     else:  # not left over from an earlier, stratified report in this folder
         with contextlib.suppress(FileNotFoundError):
             (out_dir / "area_proportions.csv").unlink()
@@ -47,8 +53,9 @@ def write_assessment(out_dir: Path, report: dict) -> dict[str, str]:
     put("confusion_matrix_png", "confusion_matrix.png", _heatmap_png(report))
     put("per_class_png", "per_class.png", _bars_png(report))
     files["report_json"] = str(out_dir / "report.json")
-    atomic_write(out_dir / "report.json",
-            json.dumps(clean({**report, "files": files}), indent=2).encode())
+    atomic_write(
+        out_dir / "report.json", json.dumps(clean({**report, "files": files}), indent=2).encode()
+    )
     return files
 
 
@@ -76,8 +83,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise GeoSegError(f"cannot write {path} ({e.strerror or e}): check free space and "
-                          "permissions") from None
+        raise GeoSegError(
+            f"cannot write {path} ({e.strerror or e}): check free space and permissions"
+        ) from None
 
 
 def _cell(v) -> str:
@@ -113,9 +121,20 @@ def matrix_csv(names: list[str], matrix, totals: bool) -> bytes:
 
 
 def _per_class_csv(report: dict) -> bytes:
-    keys = ["id", "name", "map_total", "reference_total", "users_accuracy",
-            "producers_accuracy", "f1", "iou", "quantity_disagreement",
-            "allocation_disagreement", "mapped_pixels", "mapped_area_ha"]
+    keys = [
+        "id",
+        "name",
+        "map_total",
+        "reference_total",
+        "users_accuracy",
+        "producers_accuracy",
+        "f1",
+        "iou",
+        "quantity_disagreement",
+        "allocation_disagreement",
+        "mapped_pixels",
+        "mapped_area_ha",
+    ]
     strat = report.get("stratified")
     skeys = ["users_accuracy", "producers_accuracy", "area_proportion", "area_ha"]
     header = list(keys)
@@ -161,15 +180,29 @@ def _heatmap_png(report: dict) -> bytes:
     ax.set_xlabel("reference class")
     ax.set_ylabel("map class")
     oa = report["overall"]["overall_accuracy"]
-    ax.set_title(f"Confusion matrix ({report['unit']}; rows = map, columns = reference)\n"
-                 f"OA = {oa:.3f}, n = {int(cm.sum()):,}")
+    ax.set_title(
+        f"Confusion matrix ({report['unit']}; rows = map, columns = reference)\n"
+        f"OA = {oa:.3f}, n = {int(cm.sum()):,}"
+    )
     if n <= 20:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{int(cm[i, j]):,}", ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.6 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
-                 label="share of the map-class row (diagonal = user's accuracy)")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j]):,}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
+    fig.colorbar(
+        im,
+        ax=ax,
+        fraction=0.046,
+        pad=0.04,
+        label="share of the map-class row (diagonal = user's accuracy)",
+    )
     return png_bytes(fig)
 
 
@@ -181,17 +214,27 @@ def _bars_png(report: dict) -> bytes:
     strat = report.get("stratified")
     if strat:
         pcs = strat["per_class"]
-        series = [("user's accuracy", [p["users_accuracy"]["estimate"] for p in pcs],
-                   [p["users_accuracy"]["ci95"] for p in pcs]),
-                  ("producer's accuracy", [p["producers_accuracy"]["estimate"] for p in pcs],
-                   [p["producers_accuracy"]["ci95"] for p in pcs]),
-                  ("F1", [p["f1"] for p in pcs], None)]
+        series = [
+            (
+                "user's accuracy",
+                [p["users_accuracy"]["estimate"] for p in pcs],
+                [p["users_accuracy"]["ci95"] for p in pcs],
+            ),
+            (
+                "producer's accuracy",
+                [p["producers_accuracy"]["estimate"] for p in pcs],
+                [p["producers_accuracy"]["ci95"] for p in pcs],
+            ),
+            ("F1", [p["f1"] for p in pcs], None),
+        ]
         title = "Per-class accuracy, area-weighted estimates with 95 % CI"
     else:
         pcs = report["per_class"]
-        series = [("user's accuracy", [p["users_accuracy"] for p in pcs], None),
-                  ("producer's accuracy", [p["producers_accuracy"] for p in pcs], None),
-                  ("F1", [p["f1"] for p in pcs], None)]
+        series = [
+            ("user's accuracy", [p["users_accuracy"] for p in pcs], None),
+            ("producer's accuracy", [p["producers_accuracy"] for p in pcs], None),
+            ("F1", [p["f1"] for p in pcs], None),
+        ]
         title = f"Per-class accuracy ({report['unit']})"
     n = len(names)
     fig = Figure(figsize=(min(3 + 0.9 * n, 30), 4.5))
@@ -200,8 +243,11 @@ def _bars_png(report: dict) -> bytes:
     width = 0.27
     for k, (label, vals, err) in enumerate(series):
         v = np.array([np.nan if a is None else a for a in clean(vals)], dtype=float)
-        e = None if err is None else np.array(
-            [0.0 if a is None else a for a in clean(err)], dtype=float)
+        e = (
+            None
+            if err is None
+            else np.array([0.0 if a is None else a for a in clean(err)], dtype=float)
+        )
         ax.bar(x + (k - 1) * width, np.nan_to_num(v), width, yerr=e, capsize=2, label=label)
     ax.set_xticks(x, names, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
     ax.set_ylim(0, 1.05)

@@ -31,8 +31,9 @@ def write_change_report(out_dir: Path, report: dict, files: dict[str, str]) -> d
     put("class_changes_csv", "class_changes.csv", _classes_csv(report))
     put("transitions_png", "transitions.png", _plot(report))
     files["report_json"] = str(out_dir / "report.json")
-    atomic_write(out_dir / "report.json",
-            json.dumps(clean({**report, "files": files}), indent=2).encode())
+    atomic_write(
+        out_dir / "report.json", json.dumps(clean({**report, "files": files}), indent=2).encode()
+    )
     return files
 
 
@@ -47,14 +48,30 @@ def _matrix_csv(names: list[str], matrix) -> bytes:
 
 def _classes_csv(report: dict) -> bytes:
     comp = report["components"]
-    header = ["id", "name", "before_ha", "after_ha", *(f"{k}_ha" for k in COMPONENTS),
-              "total_change_ha", *(f"confident_{k}_ha" for k in COMPONENTS[1:])]
+    header = [
+        "id",
+        "name",
+        "before_ha",
+        "after_ha",
+        *(f"{k}_ha" for k in COMPONENTS),
+        "total_change_ha",
+        *(f"confident_{k}_ha" for k in COMPONENTS[1:]),
+    ]
     rows = [header]
-    for c, a, g in zip(report["classes"], comp["all"]["per_class"],
-                       comp["confident"]["per_class"], strict=True):
-        rows.append([c["id"], c["name"], a["before_ha"], a["after_ha"],
-                     *(a[f"{k}_ha"] for k in COMPONENTS), a["total_change_ha"],
-                     *(g[f"{k}_ha"] for k in COMPONENTS[1:])])
+    for c, a, g in zip(
+        report["classes"], comp["all"]["per_class"], comp["confident"]["per_class"], strict=True
+    ):
+        rows.append(
+            [
+                c["id"],
+                c["name"],
+                a["before_ha"],
+                a["after_ha"],
+                *(a[f"{k}_ha"] for k in COMPONENTS),
+                a["total_change_ha"],
+                *(g[f"{k}_ha"] for k in COMPONENTS[1:]),
+            ]
+        )
     return csv_bytes(rows)
 
 
@@ -77,20 +94,29 @@ def _plot(report: dict) -> bytes:
     ax.set_xlabel(f"to ({report['after']['date'] or 'after'})")
     ax.set_ylabel(f"from ({report['before']['date'] or 'before'})")
     area = report["area_ha"]
-    ax.set_title(f"Transitions, ha (colour: share of the from-class)\nchanged "
-                 f"{area['changed']:,.1f} ha, uncertain {area['uncertain']:,.1f} ha of "
-                 f"{area['compared']:,.1f} ha")
+    ax.set_title(
+        f"Transitions, ha (colour: share of the from-class)\nchanged "
+        f"{area['changed']:,.1f} ha, uncertain {area['uncertain']:,.1f} ha of "
+        f"{area['compared']:,.1f} ha"
+    )
     if n <= 20:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{m[i, j]:,.0f}" if m[i, j] >= 1000 else f"{m[i, j]:.4g}",
-                        ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:,.0f}" if m[i, j] >= 1000 else f"{m[i, j]:.4g}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the from-class area")
     per = report["components"]["all"]["per_class"]
     x = np.arange(n)
-    for k, (key, label) in enumerate((("gain_ha", "gross gain"), ("loss_ha", "gross loss"),
-                                      ("net_ha", "net change"))):
+    for k, (key, label) in enumerate(
+        (("gain_ha", "gross gain"), ("loss_ha", "gross loss"), ("net_ha", "net change"))
+    ):
         vals = [-p[key] if key == "loss_ha" else p[key] for p in per]
         bx.bar(x + (k - 1) * 0.27, vals, 0.27, label=label)
     bx.axhline(0, color="black", lw=0.8)

@@ -24,11 +24,13 @@ MAX_CLASS_ID = CODE_FACTOR - 1
 
 UNCHANGED, CHANGED, UNCERTAIN = 1, 2, 3
 STATUS_NODATA = 0
-STATUS_CLASSES = load_classes([
-    {"id": UNCHANGED, "name": "unchanged", "color": "#d9d9d9"},
-    {"id": CHANGED, "name": "changed", "color": "#e31a1c"},
-    {"id": UNCERTAIN, "name": "uncertain", "color": "#fdae61"},
-])
+STATUS_CLASSES = load_classes(
+    [
+        {"id": UNCHANGED, "name": "unchanged", "color": "#d9d9d9"},
+        {"id": CHANGED, "name": "changed", "color": "#e31a1c"},
+        {"id": UNCERTAIN, "name": "uncertain", "color": "#fdae61"},
+    ]
+)
 
 
 def code(from_id: int, to_id: int) -> int:
@@ -40,7 +42,7 @@ def split_code(value: int) -> tuple[int, int]:
 
 
 def _tint(color: str, keep: float = 0.3) -> str:
-    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
     return "#" + "".join(f"{round(255 - (255 - v) * keep):02x}" for v in rgb)
 
 
@@ -53,8 +55,7 @@ def transition_legend(classes: ClassList, changes_only: bool = False) -> ClassLi
                 continue
             name = f"{a.name} (no change)" if a.id == b.id else f"{a.name} -> {b.name}"
             color = _tint(a.color) if a.id == b.id else b.color
-            entries.append(ClassInfo.model_construct(id=code(a.id, b.id), name=name,
-                                                     color=color))
+            entries.append(ClassInfo.model_construct(id=code(a.id, b.id), name=name, color=color))
     return ClassList.model_construct(classes=entries)
 
 

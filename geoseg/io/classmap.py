@@ -112,8 +112,11 @@ class ClassMap:
     classes: ClassList
 
     @classmethod
-    def open(cls, path: str | Path, classes: str | Path | list | ClassList | None = None,
-             ) -> ClassMap:
+    def open(
+        cls,
+        path: str | Path,
+        classes: str | Path | list | ClassList | None = None,
+    ) -> ClassMap:
         p = str(path)
         with _open(p) as src:
             if src.count < 1:
@@ -128,12 +131,16 @@ class ClassMap:
             try:
                 cl = load_classes(json.loads(tag))
             except json.JSONDecodeError:
-                raise GeoSegError(f"the CLASSES tag of {p} is not valid JSON: pass the class "
-                                  "list explicitly (classes.json)") from None
+                raise GeoSegError(
+                    f"the CLASSES tag of {p} is not valid JSON: pass the class "
+                    "list explicitly (classes.json)"
+                ) from None
         else:
-            raise GeoSegError(f"{p} has no CLASSES tag (it was not written by geoseg): pass "
-                              "its class list, a classes.json of [{id, name, color}] "
-                              "(--classes)")
+            raise GeoSegError(
+                f"{p} has no CLASSES tag (it was not written by geoseg): pass "
+                "its class list, a classes.json of [{id, name, color}] "
+                "(--classes)"
+            )
         return cls(p, shape[0], shape[1], crs, transform, cl)
 
     @property
@@ -175,8 +182,9 @@ class ClassMap:
         return [b.region for b in grid]
 
     def window_transform(self, window: Window):
-        return window_transform(RioWindow(window.col, window.row, window.width,
-                                          window.height), self.transform)
+        return window_transform(
+            RioWindow(window.col, window.row, window.width, window.height), self.transform
+        )
 
     def read_index(self, window: Window) -> tuple[np.ndarray, dict[int, int]]:
         """Class indices over ``window`` (NO_VALUE where invalid, UNKNOWN for values outside

@@ -38,8 +38,9 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         why = "a file is in the way" if e.errno in (errno.EEXIST, errno.ENOTDIR) else e.strerror
-        raise GeoSegError(f"cannot create the output folder {parent} ({why}): choose another "
-                          "--out") from None
+        raise GeoSegError(
+            f"cannot create the output folder {parent} ({why}): choose another --out"
+        ) from None
     if not os.access(parent, os.W_OK):
         raise GeoSegError(f"output folder {parent} is not writable: choose another --out")
     return p
@@ -68,9 +69,20 @@ class CogWriter:
         self.scratch = Path(scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.tmp = self.scratch / f"{name}.{os.getpid()}.tif"
-        profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=spec.count,
-                       dtype=spec.dtype, nodata=spec.nodata, tiled=True, blockxsize=512,
-                       blockysize=512, BIGTIFF="IF_SAFER", compress="ZSTD", zstd_level=1)
+        profile = dict(
+            driver="GTiff",
+            width=spec.width,
+            height=spec.height,
+            count=spec.count,
+            dtype=spec.dtype,
+            nodata=spec.nodata,
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            BIGTIFF="IF_SAFER",
+            compress="ZSTD",
+            zstd_level=1,
+        )
         if spec.crs is not None:
             profile["crs"] = spec.crs
         if spec.transform is not None and not spec.transform.is_identity:
@@ -82,8 +94,7 @@ class CogWriter:
     def write(self, window: Window, data: np.ndarray) -> None:
         if data.ndim == 2:
             data = data[None]
-        self.ds.write(data, window=RioWindow(window.col, window.row, window.width,
-                                             window.height))
+        self.ds.write(data, window=RioWindow(window.col, window.row, window.width, window.height))
 
     def close(self) -> None:
         if not self.ds.closed:
@@ -94,8 +105,9 @@ class CogWriter:
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
 
-    def finish(self, out: str | Path, *, resampling: str = "MODE",
-               compress: str = "DEFLATE") -> Path:
+    def finish(
+        self, out: str | Path, *, resampling: str = "MODE", compress: str = "DEFLATE"
+    ) -> Path:
         """Build the COG at ``out`` (with category names and QGIS style for a class raster)
         and rename it into place; the temporary file is removed."""
         out = Path(out)
@@ -108,23 +120,40 @@ class CogWriter:
             if spec.tags:
                 ds.update_tags(**spec.tags)
             if classes is not None:
-                ds.update_tags(1, CLASSES=json.dumps(
-                    [{"id": c.id, "name": c.name, "color": c.color} for c in classes.classes]))
+                ds.update_tags(
+                    1,
+                    CLASSES=json.dumps(
+                        [{"id": c.id, "name": c.name, "color": c.color} for c in classes.classes]
+                    ),
+                )
             self.close()
             part = out.with_name(f".{out.name}.part{os.getpid()}")
             sidecars: list[tuple[Path, Path]] = []
             try:
                 with rasterio.open(self.tmp) as src:
-                    rio_copy(src, part, driver="COG", COMPRESS=compress, BLOCKSIZE=512,
-                             OVERVIEW_RESAMPLING=resampling, RESAMPLING="NEAREST",
-                             BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
+                    rio_copy(
+                        src,
+                        part,
+                        driver="COG",
+                        COMPRESS=compress,
+                        BLOCKSIZE=512,
+                        OVERVIEW_RESAMPLING=resampling,
+                        RESAMPLING="NEAREST",
+                        BIGTIFF="IF_SAFER",
+                        NUM_THREADS="ALL_CPUS",
+                    )
                 with contextlib.suppress(FileNotFoundError):  # GDAL may copy PAM; ours rules
                     Path(f"{part}.aux.xml").unlink()
                 if classes is not None:
-                    for suffix, text in ((".aux.xml", category_aux_xml(classes.category_names())),
-                                         (".qml", raster_qml(classes))):
-                        final = Path(f"{out}{suffix}") if suffix == ".aux.xml" else \
-                            out.with_suffix(".qml")
+                    for suffix, text in (
+                        (".aux.xml", category_aux_xml(classes.category_names())),
+                        (".qml", raster_qml(classes)),
+                    ):
+                        final = (
+                            Path(f"{out}{suffix}")
+                            if suffix == ".aux.xml"
+                            else out.with_suffix(".qml")
+                        )
                         tmp = final.with_name(f".{final.name}.part{os.getpid()}")
                         sidecars.append((tmp, final))  # before writing: removed if that fails
                         tmp.write_text(text)
@@ -137,8 +166,9 @@ class CogWriter:
                         tmp.unlink()
                 with contextlib.suppress(FileNotFoundError):
                     part.unlink()
-                raise GeoSegError(f"cannot write {out} ({e.strerror or e}): check free space "
-                                  "and permissions") from None
+                raise GeoSegError(
+                    f"cannot write {out} ({e.strerror or e}): check free space and permissions"
+                ) from None
         finally:
             self.abort()
         return out

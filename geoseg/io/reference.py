@@ -47,8 +47,10 @@ def reference_table(cmap: ClassMap, class_map: dict[int, int] | None) -> dict[in
         elif int(map_id) == 0:
             table[int(ref_id)] = NO_VALUE
         else:
-            raise GeoSegError(f"class_map maps reference id {ref_id} to {map_id}, which is not "
-                              f"a class of the map (ids {cmap.ids}; 0 leaves a class out)")
+            raise GeoSegError(
+                f"class_map maps reference id {ref_id} to {map_id}, which is not "
+                f"a class of the map (ids {cmap.ids}; 0 leaves a class out)"
+            )
     return table
 
 
@@ -58,7 +60,8 @@ def unknown_ids_error(ids, cmap: ClassMap, source: str) -> GeoSegError:
     return GeoSegError(
         f"reference {source} has class ids {shown[:10]}{more} that are not in the map's class "
         f"list {cmap.ids}: map them with class_map={{ref_id: map_id}} (CLI: --class-map "
-        "REF=MAP, repeatable; MAP 0 leaves a class out)")
+        "REF=MAP, repeatable; MAP 0 leaves a class out)"
+    )
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,25 @@ class RasterReference:
             crs, transform, shape = src.crs, src.transform, (src.height, src.width)
             res = (abs(transform.a), abs(transform.e))
         same_crs = crs == cmap.crs or crs is None or cmap.crs is None
-        same = (same_crs and shape == (cmap.height, cmap.width)
-                and transform.almost_equals(cmap.transform))
+        same = (
+            same_crs
+            and shape == (cmap.height, cmap.width)
+            and transform.almost_equals(cmap.transform)
+        )
         if same:
             return cls(path, table, False, "reference raster on the map grid")
         if crs is None or cmap.crs is None:
-            raise GeoSegError(f"reference {path} is not on the map's grid and "
-                              f"{'it' if crs is None else 'the map'} has no CRS: give both a "
-                              "CRS (gdal_edit.py -a_srs) or resample the reference to the map")
+            raise GeoSegError(
+                f"reference {path} is not on the map's grid and "
+                f"{'it' if crs is None else 'the map'} has no CRS: give both a "
+                "CRS (gdal_edit.py -a_srs) or resample the reference to the map"
+            )
         what = "CRS" if crs != cmap.crs else "grid"
-        note = (f"reference raster ({crs.to_string()}, {res[0]:g} x {res[1]:g} units, "
-                f"{shape[1]} x {shape[0]} px) differs from the map in {what}: reprojected block "
-                "by block onto the map grid with nearest neighbour")
+        note = (
+            f"reference raster ({crs.to_string()}, {res[0]:g} x {res[1]:g} units, "
+            f"{shape[1]} x {shape[0]} px) differs from the map in {what}: reprojected block "
+            "by block onto the map grid with nearest neighbour"
+        )
         return cls(path, table, True, note)
 
     def read_index(self, cmap: ClassMap, window: Window) -> tuple[np.ndarray, dict[int, int]]:
@@ -95,9 +105,15 @@ class RasterReference:
             if not self.warp:
                 return read_classes(src, window, self.table)
             nodata = src.nodata if src.nodata is not None else 0
-            with WarpedVRT(src, crs=cmap.crs, transform=cmap.transform, width=cmap.width,
-                           height=cmap.height, resampling=Resampling.nearest,
-                           nodata=nodata) as vrt:
+            with WarpedVRT(
+                src,
+                crs=cmap.crs,
+                transform=cmap.transform,
+                width=cmap.width,
+                height=cmap.height,
+                resampling=Resampling.nearest,
+                nodata=nodata,
+            ) as vrt:
                 return read_classes(vrt, window, self.table)
 
 
@@ -128,26 +144,35 @@ class VectorReference:
         from shapely.geometry import box
 
         rw = RioWindow(window.col, window.row, window.width, window.height)
-        hits = self.geometry.sindex.query(box(*window_bounds(rw, cmap.transform)),
-                                          predicate="intersects")
+        hits = self.geometry.sindex.query(
+            box(*window_bounds(rw, cmap.transform)), predicate="intersects"
+        )
         hits = np.sort(hits)  # file order: the later feature wins where polygons overlap
-        return [(self.geometry.iloc[i], int(self.values[i])) for i in hits
-                if self.values[i] >= 0]
+        return [(self.geometry.iloc[i], int(self.values[i])) for i in hits if self.values[i] >= 0]
 
 
-def rasterize_index(shapes: list[tuple[object, int]], cmap: ClassMap,
-                    window: Window) -> np.ndarray:
+def rasterize_index(shapes: list[tuple[object, int]], cmap: ClassMap, window: Window) -> np.ndarray:
     """Class indices of ``shapes`` burnt onto the map grid over ``window`` (pixel centres)."""
     if not shapes:
         return np.full((window.height, window.width), NO_VALUE, dtype=np.int16)
-    burnt = rasterize(((g, v + 1) for g, v in shapes), out_shape=(window.height, window.width),
-                      transform=cmap.window_transform(window), fill=0, dtype="int16")
+    burnt = rasterize(
+        ((g, v + 1) for g, v in shapes),
+        out_shape=(window.height, window.width),
+        transform=cmap.window_transform(window),
+        fill=0,
+        dtype="int16",
+    )
     return burnt - 1
 
 
-def open_reference(source: str, cmap: ClassMap, *, class_map: dict[int, int] | None = None,
-                   field: str | None = None, layer: str | None = None,
-                   ) -> RasterReference | VectorReference:
+def open_reference(
+    source: str,
+    cmap: ClassMap,
+    *,
+    class_map: dict[int, int] | None = None,
+    field: str | None = None,
+    layer: str | None = None,
+) -> RasterReference | VectorReference:
     """The reference at ``source``: a vector data set if OGR reads one, else a raster."""
     table = reference_table(cmap, class_map)
     try:
@@ -157,8 +182,10 @@ def open_reference(source: str, cmap: ClassMap, *, class_map: dict[int, int] | N
     spatial = [n for n, g in layers if g is not None]
     if not spatial:
         if layer or field:
-            raise GeoSegError(f"reference {source} has no vector layer: field and layer apply "
-                              "to points or polygons only")
+            raise GeoSegError(
+                f"reference {source} has no vector layer: field and layer apply "
+                "to points or polygons only"
+            )
         return RasterReference.open(source, cmap, table)
     return _open_vector(source, cmap, table, field, layer, spatial, [n for n, _ in layers])
 
@@ -173,8 +200,10 @@ def _open_vector(path, cmap, table, field, layer, spatial, all_layers) -> Vector
     if field is None:
         field = next((lower[f] for f in REF_FIELDS if f in lower), None)
         if field is None:
-            raise GeoSegError(f"cannot tell which field of {path} holds the reference class "
-                              f"(fields: {names}): pass field= (CLI: --field)")
+            raise GeoSegError(
+                f"cannot tell which field of {path} holds the reference class "
+                f"(fields: {names}): pass field= (CLI: --field)"
+            )
     elif field not in names:
         raise GeoSegError(f"{path} has no field {field!r}: its fields are {names}")
     extra = [f for f in STRATUM_FIELDS if f in names and f != field]
@@ -187,8 +216,9 @@ def _open_vector(path, cmap, table, field, layer, spatial, all_layers) -> Vector
     elif kinds <= {"Polygon", "MultiPolygon"}:
         kind = "polygons"
     else:
-        raise GeoSegError(f"reference layer {layer!r} of {path} holds {sorted(kinds)}: pass "
-                          "points or polygons")
+        raise GeoSegError(
+            f"reference layer {layer!r} of {path} holds {sorted(kinds)}: pass points or polygons"
+        )
     notes = []
     if gdf.crs is not None and cmap.crs is not None and gdf.crs != cmap.crs:
         notes.append(f"reference {kind} reprojected from {gdf.crs.to_string()} to the map CRS")
@@ -199,8 +229,15 @@ def _open_vector(path, cmap, table, field, layer, spatial, all_layers) -> Vector
     values = lookup(ids, table)
     if (values == UNKNOWN).any():
         raise unknown_ids_error(set(np.unique(ids[values == UNKNOWN]).tolist()), cmap, path)
-    ref = VectorReference(path, layer, field, kind, gdf.geometry.reset_index(drop=True),
-                          values.astype(np.int16), notes)
+    ref = VectorReference(
+        path,
+        layer,
+        field,
+        kind,
+        gdf.geometry.reset_index(drop=True),
+        values.astype(np.int16),
+        notes,
+    )
     if kind == "points" and set(STRATUM_FIELDS) <= set(names):
         _read_strata(ref, gdf, cmap, path, all_layers)
     return ref
@@ -214,16 +251,20 @@ def _class_ids(col, cmap: ClassMap, path: str, field: str) -> np.ndarray:
         v = col.to_numpy(dtype=float, na_value=np.nan)
         bad = np.isfinite(v) & (v != np.round(v))
         if bad.any():
-            raise GeoSegError(f"field {field!r} of {path} has non-integer class ids (e.g. "
-                              f"{v[bad][0]}): pass a field of integer ids or class names")
+            raise GeoSegError(
+                f"field {field!r} of {path} has non-integer class ids (e.g. "
+                f"{v[bad][0]}): pass a field of integer ids or class names"
+            )
         return np.where(np.isfinite(v), v, 0).astype(np.int64)
     by_name = {c.name.strip().lower(): c.id for c in cmap.classes.classes}
     text = col.astype("string").str.strip().str.lower().fillna("")
     unknown = sorted(set(text) - set(by_name) - {""})
     if unknown:
-        raise GeoSegError(f"field {field!r} of {path} has class names {unknown[:10]} that are "
-                          f"not in the map's classes {cmap.names}: rename them, or use a "
-                          "field of class ids with class_map")
+        raise GeoSegError(
+            f"field {field!r} of {path} has class names {unknown[:10]} that are "
+            f"not in the map's classes {cmap.names}: rename them, or use a "
+            "field of class ids with class_map"
+        )
     return np.array([by_name.get(t, 0) for t in text], dtype=np.int64)
 
 
@@ -231,8 +272,10 @@ def _read_strata(ref: VectorReference, gdf, cmap: ClassMap, path: str, layers) -
     """The strata of a `geoseg sample` point set: map class per point and pixels per class."""
     strata = lookup(gdf["map_class"].to_numpy(dtype=float, na_value=np.nan), cmap.index_of)
     if (strata < 0).any():
-        raise GeoSegError(f"{path}: field map_class holds ids that are not classes of the map "
-                          f"{cmap.ids}: was the sample drawn from another map?")
+        raise GeoSegError(
+            f"{path}: field map_class holds ids that are not classes of the map "
+            f"{cmap.ids}: was the sample drawn from another map?"
+        )
     ref.strata = strata
     px = gdf["stratum_px"].to_numpy(dtype=float, na_value=np.nan)
     counts: dict[int, int] = {}
@@ -244,11 +287,15 @@ def _read_strata(ref: VectorReference, gdf, cmap: ClassMap, path: str, layers) -
     for s in np.unique(strata):
         vals = px[(strata == s) & np.isfinite(px)]
         if vals.size and (vals != vals[0]).any():
-            raise GeoSegError(f"{path}: points of stratum {cmap.ids[s]} disagree on stratum_px "
-                              "(the strata pixel counts were edited?)")
+            raise GeoSegError(
+                f"{path}: points of stratum {cmap.ids[s]} disagree on stratum_px "
+                "(the strata pixel counts were edited?)"
+            )
         if vals.size and int(s) not in counts:
             counts[int(s)] = int(vals[0])
     ref.stratum_pixels = counts
     if any(math.isnan(v) for v in px):
-        ref.notes.append("some points have no stratum_px: their stratum size is taken from the "
-                         "strata table or the map")
+        ref.notes.append(
+            "some points have no stratum_px: their stratum size is taken from the "
+            "strata table or the map"
+        )

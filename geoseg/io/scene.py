@@ -74,12 +74,15 @@ class Scene:
                     raise GeoSegError(
                         f"band file {p} is {src.height}x{src.width} but {self.paths[0]} is "
                         f"{first[0]}x{first[1]}: stacked band files must share one grid "
-                        "(build a VRT with gdalbuildvrt -separate to resample them)")
-                elif src.transform != first[3] or (src.crs and first[2] and not _same_crs(
-                        src.crs, first[2])):
+                        "(build a VRT with gdalbuildvrt -separate to resample them)"
+                    )
+                elif src.transform != first[3] or (
+                    src.crs and first[2] and not _same_crs(src.crs, first[2])
+                ):
                     raise GeoSegError(
                         f"band file {p} is not on the grid of {self.paths[0]} (transform or CRS "
-                        "differ): stacked band files must share one grid")
+                        "differ): stacked band files must share one grid"
+                    )
                 dtypes.extend(src.dtypes)
                 base = os.path.splitext(os.path.basename(p))[0]
                 for b in range(1, src.count + 1):
@@ -94,7 +97,8 @@ class Scene:
         if bad:
             raise GeoSegError(
                 f"the model reads bands {bands} but {self._label()} has {n} band(s): pass a "
-                "scene with the bands the model was trained on (see 'geoseg bundle info')")
+                "scene with the bands the model was trained on (see 'geoseg bundle info')"
+            )
 
     def _label(self) -> str:
         return self.paths[0] if len(self.paths) == 1 else f"the {len(self.paths)} band files"
@@ -132,11 +136,18 @@ class Scene:
                 raise GeoSegError(
                     f"cannot read pixels of {self.paths[fi]} at rows {r0}-{r1}, columns "
                     f"{c0}-{c1} ({failed}): the file is truncated or damaged (or, if remote, "
-                    "unreachable); re-create or re-download it")
+                    "unreachable); re-create or re-download it"
+                )
         if any(np.dtype(info.dtypes[b - 1]).kind == "f" for b in bands):
             valid &= ~np.isnan(data).any(axis=0)
-        inside = (rows[0] == r0 and rows[-1] == r1 - 1 and len(rows) == r1 - r0
-                  and cols[0] == c0 and cols[-1] == c1 - 1 and len(cols) == c1 - c0)
+        inside = (
+            rows[0] == r0
+            and rows[-1] == r1 - 1
+            and len(rows) == r1 - r0
+            and cols[0] == c0
+            and cols[-1] == c1 - 1
+            and len(cols) == c1 - c0
+        )
         if not inside:
             ri, ci = rows - r0, cols - c0
             data = data[:, ri][:, :, ci]
@@ -193,11 +204,15 @@ def _open(path: str):
         if os.path.exists(path) and os.path.getsize(path) == 0:
             msg = "the file is empty (0 bytes)"
     if msg is not None:  # raised outside the handler: see _gdal_message
-        raise GeoSegError(f"cannot read {path} as a raster ({msg}): pass a GeoTIFF, COG, VRT or "
-                          "another format GDAL reads")
+        raise GeoSegError(
+            f"cannot read {path} as a raster ({msg}): pass a GeoTIFF, COG, VRT or "
+            "another format GDAL reads"
+        )
     if any(issubclass(w.category, NotGeoreferencedWarning) for w in caught) and (
-            path not in _warned_no_crs):
+        path not in _warned_no_crs
+    ):
         _warned_no_crs.add(path)
-        warnings.warn(f"{path} has no CRS or geotransform: outputs keep pixel coordinates",
-                      stacklevel=3)
+        warnings.warn(
+            f"{path} has no CRS or geotransform: outputs keep pixel coordinates", stacklevel=3
+        )
     return src

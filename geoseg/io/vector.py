@@ -42,8 +42,15 @@ FORMATS = {
     "fgb": VectorFormat("fgb", "FlatGeobuf", ".fgb"),
     "geojson": VectorFormat("geojson", "GeoJSON", ".geojson"),
 }
-_BY_SUFFIX = {".gpkg": "gpkg", ".shp": "shp", ".parquet": "parquet", ".geoparquet": "parquet",
-              ".fgb": "fgb", ".geojson": "geojson", ".json": "geojson"}
+_BY_SUFFIX = {
+    ".gpkg": "gpkg",
+    ".shp": "shp",
+    ".parquet": "parquet",
+    ".geoparquet": "parquet",
+    ".fgb": "fgb",
+    ".geojson": "geojson",
+    ".json": "geojson",
+}
 
 
 def vector_format(out: str | Path, fmt: str | None = None) -> VectorFormat:
@@ -52,8 +59,7 @@ def vector_format(out: str | Path, fmt: str | None = None) -> VectorFormat:
         key = fmt.lower().lstrip(".")
         key = {"geoparquet": "parquet", "shapefile": "shp", "flatgeobuf": "fgb"}.get(key, key)
         if key not in FORMATS:
-            raise GeoSegError(f"unknown vector format {fmt!r}: use one of "
-                              f"{', '.join(FORMATS)}")
+            raise GeoSegError(f"unknown vector format {fmt!r}: use one of {', '.join(FORMATS)}")
         return FORMATS[key]
     return FORMATS[_BY_SUFFIX.get(Path(out).suffix.lower(), "gpkg")]
 
@@ -64,16 +70,20 @@ def check_vector_output(out: str | Path, fmt: VectorFormat, overwrite: bool) -> 
     if fmt.name == "shp" and not overwrite:
         for ext in SHP_COMPONENTS:
             if p.with_suffix(ext).exists():
-                raise GeoSegError(f"{p.with_suffix(ext)} already exists: pass --overwrite to "
-                                  "replace the Shapefile")
+                raise GeoSegError(
+                    f"{p.with_suffix(ext)} already exists: pass --overwrite to "
+                    "replace the Shapefile"
+                )
     return p
 
 
 def _shp_checks(table: pa.Table, out: Path) -> None:
     long = [n for n in table.column_names if n != GEOM and len(n) > 10]
     if long:
-        raise GeoSegError(f"Shapefile field names are limited to 10 characters: rename "
-                          f"{', '.join(long)} or use --format gpkg")
+        raise GeoSegError(
+            f"Shapefile field names are limited to 10 characters: rename "
+            f"{', '.join(long)} or use --format gpkg"
+        )
     n = table.num_rows
     wkb_bytes = int(pc.sum(pc.binary_length(table[GEOM])).as_py() or 0)
     shp = 100 + 43 * n + wkb_bytes  # record = 52 + 4 per ring + 16 per point <= 43 + WKB size
@@ -89,13 +99,22 @@ def _shp_checks(table: pa.Table, out: Path) -> None:
     dbf = 34 + 32 * len(widths) + n * (1 + sum(widths))
     for ext, size in ((".shp", shp), (".dbf", dbf)):
         if size > SHP_MAX_BYTES:
-            raise GeoSegError(f"the Shapefile's {out.with_suffix(ext).name} would be "
-                              f"{size / 2**30:.1f} GB, over the format's 2 GB limit: use "
-                              "--format gpkg (or parquet, fgb)")
+            raise GeoSegError(
+                f"the Shapefile's {out.with_suffix(ext).name} would be "
+                f"{size / 2**30:.1f} GB, over the format's 2 GB limit: use "
+                "--format gpkg (or parquet, fgb)"
+            )
 
 
-def write_polygons(out: str | Path, table: pa.Table, *, fmt: VectorFormat,
-                   crs_wkt: str | None, geometry_type: str, qml: str | None = None) -> Path:
+def write_polygons(
+    out: str | Path,
+    table: pa.Table,
+    *,
+    fmt: VectorFormat,
+    crs_wkt: str | None,
+    geometry_type: str,
+    qml: str | None = None,
+) -> Path:
     """Write ``table`` (WKB in column ``geom``) as layer ``out.stem`` of ``out``, with ``qml``
     beside it (and inside a GeoPackage); the final names appear only when all is written."""
     out = Path(out)
@@ -109,13 +128,17 @@ def write_polygons(out: str | Path, table: pa.Table, *, fmt: VectorFormat,
         if fmt.driver is None:
             _write_parquet(tmp, table, crs_wkt)
         else:
-            _write_ogr(tmp, table, fmt, layer=out.stem, crs_wkt=crs_wkt,
-                       geometry_type=geometry_type)
+            _write_ogr(
+                tmp, table, fmt, layer=out.stem, crs_wkt=crs_wkt, geometry_type=geometry_type
+            )
         if fmt.name == "gpkg" and qml is not None:
             add_layer_style(tmp, out.stem, qml)
         if fmt.name == "shp":
-            renames += [(tmp.with_suffix(e), out.with_suffix(e)) for e in SHP_COMPONENTS
-                        if tmp.with_suffix(e).exists()]
+            renames += [
+                (tmp.with_suffix(e), out.with_suffix(e))
+                for e in SHP_COMPONENTS
+                if tmp.with_suffix(e).exists()
+            ]
         if qml is not None:
             q = out.with_name(stem + ".qml")
             q.write_text(qml, encoding="utf-8")
@@ -133,14 +156,22 @@ def write_polygons(out: str | Path, table: pa.Table, *, fmt: VectorFormat,
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         if isinstance(e, OSError) or type(e).__module__.startswith("pyogrio"):
-            raise GeoSegError(f"cannot write {out} ({e}): check free space and "
-                              "permissions") from None
+            raise GeoSegError(
+                f"cannot write {out} ({e}): check free space and permissions"
+            ) from None
         raise
     return out
 
 
-def _write_ogr(path: Path, table: pa.Table, fmt: VectorFormat, *, layer: str,
-               crs_wkt: str | None, geometry_type: str) -> None:
+def _write_ogr(
+    path: Path,
+    table: pa.Table,
+    fmt: VectorFormat,
+    *,
+    layer: str,
+    crs_wkt: str | None,
+    geometry_type: str,
+) -> None:
     from pyogrio.raw import write_arrow
 
     kw: dict = {}
@@ -151,8 +182,16 @@ def _write_ogr(path: Path, table: pa.Table, fmt: VectorFormat, *, layer: str,
     table = table.replace_schema_metadata(None)
     with warnings.catch_warnings():  # a raster without CRS was already warned about
         warnings.filterwarnings("ignore", "'crs' was not provided")
-        write_arrow(table, str(path), layer=layer, driver=fmt.driver, geometry_name=GEOM,
-                    geometry_type=geometry_type, crs=crs_wkt, **kw)
+        write_arrow(
+            table,
+            str(path),
+            layer=layer,
+            driver=fmt.driver,
+            geometry_name=GEOM,
+            geometry_type=geometry_type,
+            crs=crs_wkt,
+            **kw,
+        )
 
 
 def _write_parquet(path: Path, table: pa.Table, crs_wkt: str | None) -> None:
@@ -171,17 +210,30 @@ def add_layer_style(gpkg: Path, layer: str, qml: str, name: str | None = None) -
     from pyogrio.raw import write_arrow
 
     geom_col = pyogrio.read_info(gpkg, layer=layer)["geometry_name"] or GEOM
-    text = {"f_table_catalog": "", "f_table_schema": "", "f_table_name": layer,
-            "f_geometry_column": geom_col, "styleName": name or layer, "styleQML": qml,
-            "styleSLD": ""}
+    text = {
+        "f_table_catalog": "",
+        "f_table_schema": "",
+        "f_table_name": layer,
+        "f_geometry_column": geom_col,
+        "styleName": name or layer,
+        "styleQML": qml,
+        "styleSLD": "",
+    }
     cols = {k: pa.array([v], pa.string()) for k, v in text.items()}
     cols["useAsDefault"] = pa.array([True])
     for k, v in (("description", "geoseg class style"), ("owner", ""), ("ui", "")):
         cols[k] = pa.array([v], pa.string())
-    cols["update_time"] = pa.array([dt.datetime.now(dt.UTC)],
-                                   pa.timestamp("ms", tz="UTC"))
-    write_arrow(pa.table(cols), str(gpkg), layer="layer_styles", driver="GPKG", append=True,
-                layer_options={"FID": "id"}, geometry_name=None, geometry_type=None)
+    cols["update_time"] = pa.array([dt.datetime.now(dt.UTC)], pa.timestamp("ms", tz="UTC"))
+    write_arrow(
+        pa.table(cols),
+        str(gpkg),
+        layer="layer_styles",
+        driver="GPKG",
+        append=True,
+        layer_options={"FID": "id"},
+        geometry_name=None,
+        geometry_type=None,
+    )
 
 
 def constant_column(value: str | None, n: int) -> pa.Array:

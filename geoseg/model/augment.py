@@ -8,8 +8,9 @@ import numpy as np
 from geoseg.model.train_config import AugmentConfig
 
 
-def augment(x: np.ndarray, valid: np.ndarray, y: np.ndarray, cfg: AugmentConfig,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    x: np.ndarray, valid: np.ndarray, y: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Image (bands x h x w, normalised; invalid pixels 0) and labels (h x w), transformed
     alike; returns contiguous arrays."""
     if cfg.contrast > 0 or cfg.brightness > 0:

@@ -64,11 +64,14 @@ class BundleMeta(BaseModel):
         if self.format != FORMAT:
             raise ValueError(f"format is {self.format!r}, expected {FORMAT!r}")
         if self.format_version > FORMAT_VERSION:
-            raise ValueError(f"format_version {self.format_version} is newer than this geoseg "
-                             f"understands ({FORMAT_VERSION}): upgrade geoseg")
+            raise ValueError(
+                f"format_version {self.format_version} is newer than this geoseg "
+                f"understands ({FORMAT_VERSION}): upgrade geoseg"
+            )
         if len(self.bands) != self.in_channels:
-            raise ValueError(f"{len(self.bands)} bands listed but in_channels is "
-                             f"{self.in_channels}")
+            raise ValueError(
+                f"{len(self.bands)} bands listed but in_channels is {self.in_channels}"
+            )
         if len(self.normalization.mean) != self.in_channels:
             raise ValueError("normalization has a different number of bands than in_channels")
         ClassList(classes=self.classes)  # validates ids and fills colours
@@ -96,20 +99,24 @@ def read_meta(path: str | Path) -> BundleMeta:
     d = Path(path)
     mf = d / META_FILE if d.is_dir() else d
     if not mf.exists():
-        raise GeoSegError(f"model bundle {path} not found: pass a directory made by "
-                          "'geoseg bundle create' or 'geoseg train'")
+        raise GeoSegError(
+            f"model bundle {path} not found: pass a directory made by "
+            "'geoseg bundle create' or 'geoseg train'"
+        )
     try:
         raw = json.loads(mf.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise GeoSegError(f"bundle metadata {mf} is not valid JSON ({e}): the bundle is "
-                          "damaged; re-create it") from None
+        raise GeoSegError(
+            f"bundle metadata {mf} is not valid JSON ({e}): the bundle is damaged; re-create it"
+        ) from None
     try:
         return BundleMeta.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
-        raise GeoSegError(f"bundle metadata {mf} is invalid: {loc + ': ' if loc else ''}"
-                          f"{first['msg']}") from None
+        raise GeoSegError(
+            f"bundle metadata {mf} is invalid: {loc + ': ' if loc else ''}{first['msg']}"
+        ) from None
 
 
 def weights_path(path: str | Path) -> Path:
@@ -151,21 +158,27 @@ def load_model(path: str | Path, device: str = "cpu"):
     if not wp.exists():
         raise GeoSegError(f"bundle {path} has no {WEIGHTS_FILE}: the bundle is incomplete")
     if meta.weights_sha256 and sha256_file(wp) != meta.weights_sha256:
-        raise GeoSegError(f"{wp} does not match the checksum in {META_FILE}: the weights were "
-                          "changed or damaged; re-create the bundle")
+        raise GeoSegError(
+            f"{wp} does not match the checksum in {META_FILE}: the weights were "
+            "changed or damaged; re-create the bundle"
+        )
     try:
         state = load_file(str(wp), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
-        raise GeoSegError(f"{wp} is not a safetensors file ({str(e).splitlines()[0]}); geoseg "
-                          "never loads pickled weights") from None
+        raise GeoSegError(
+            f"{wp} is not a safetensors file ({str(e).splitlines()[0]}); geoseg "
+            "never loads pickled weights"
+        ) from None
     model = build_model(meta)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
-        raise GeoSegError(f"weights in {wp} do not fit a {meta.architecture}/{meta.encoder} "
-                          f"with {meta.in_channels} bands and {meta.n_classes} classes "
-                          f"({detail[:200]})") from None
+        raise GeoSegError(
+            f"weights in {wp} do not fit a {meta.architecture}/{meta.encoder} "
+            f"with {meta.in_channels} bands and {meta.n_classes} classes "
+            f"({detail[:200]})"
+        ) from None
     model.eval()
     return model.to(torch.device(device)), meta
 
@@ -173,22 +186,40 @@ def load_model(path: str | Path, device: str = "cpu"):
 def describe(meta: BundleMeta) -> dict[str, Any]:
     """A summary for ``geoseg bundle info``."""
     return {
-        "name": meta.name, "version": meta.version,
-        "architecture": meta.architecture, "encoder": meta.encoder,
-        "in_channels": meta.in_channels, "bands": meta.bands, "band_names": meta.band_names,
+        "name": meta.name,
+        "version": meta.version,
+        "architecture": meta.architecture,
+        "encoder": meta.encoder,
+        "in_channels": meta.in_channels,
+        "bands": meta.bands,
+        "band_names": meta.band_names,
         "classes": [f"{c.id}: {c.name} ({c.color})" for c in meta.classes],
-        "tile": meta.tile, "overlap": meta.overlap,
-        "weights_sha256": meta.weights_sha256, "provenance": meta.provenance,
+        "tile": meta.tile,
+        "overlap": meta.overlap,
+        "weights_sha256": meta.weights_sha256,
+        "provenance": meta.provenance,
     }
 
 
-def create_bundle(out_dir: str | Path, *, classes, bands: int | list[int],
-                  architecture: str = "deeplabv3plus", encoder: str = "resnet34",
-                  arch_kwargs: dict | None = None, mean: list[float] | None = None,
-                  std: list[float] | None = None, band_names: list[str] | None = None,
-                  tile: int = 512, overlap: int = 64, state_dict: str | Path | None = None,
-                  name: str = "geoseg-model", version: str = "0", seed: int = 0,
-                  provenance: dict | None = None) -> BundleMeta:
+def create_bundle(
+    out_dir: str | Path,
+    *,
+    classes,
+    bands: int | list[int],
+    architecture: str = "deeplabv3plus",
+    encoder: str = "resnet34",
+    arch_kwargs: dict | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    band_names: list[str] | None = None,
+    tile: int = 512,
+    overlap: int = 64,
+    state_dict: str | Path | None = None,
+    name: str = "geoseg-model",
+    version: str = "0",
+    seed: int = 0,
+    provenance: dict | None = None,
+) -> BundleMeta:
     """A bundle with fresh weights (seeded) or weights from an smp ``state_dict`` file
     (``.safetensors``, or a torch file read with ``weights_only=True``)."""
     import torch
@@ -200,11 +231,20 @@ def create_bundle(out_dir: str | Path, *, classes, bands: int | list[int],
     band_list = list(range(1, bands + 1)) if isinstance(bands, int) else list(bands)
     n = len(band_list)
     meta = BundleMeta(
-        name=name, version=version, architecture=architecture, encoder=encoder,
-        arch_kwargs=arch_kwargs or {}, in_channels=n, bands=band_list,
-        band_names=band_names or [], tile=tile, overlap=overlap, classes=cl.classes,
+        name=name,
+        version=version,
+        architecture=architecture,
+        encoder=encoder,
+        arch_kwargs=arch_kwargs or {},
+        in_channels=n,
+        bands=band_list,
+        band_names=band_names or [],
+        tile=tile,
+        overlap=overlap,
+        classes=cl.classes,
         normalization=Normalization(mean=mean or [0.0] * n, std=std or [1.0] * n),
-        provenance={"trained": state_dict is not None, **(provenance or {})})
+        provenance={"trained": state_dict is not None, **(provenance or {})},
+    )
     torch.manual_seed(seed)
     model = build_model(meta)
     if state_dict is not None:
@@ -219,16 +259,18 @@ def create_bundle(out_dir: str | Path, *, classes, bands: int | list[int],
                     warnings.simplefilter("ignore", UserWarning)
                     state = torch.load(sd_path, map_location="cpu", weights_only=True)
             except Exception as e:
-                raise GeoSegError(f"cannot read {sd_path} as a state_dict with weights_only=True"
-                                  f" ({type(e).__name__}); geoseg loads no arbitrary pickles"
-                                  ) from None
+                raise GeoSegError(
+                    f"cannot read {sd_path} as a state_dict with weights_only=True"
+                    f" ({type(e).__name__}); geoseg loads no arbitrary pickles"
+                ) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise GeoSegError(f"{sd_path} does not fit {architecture}/{encoder} with {n} bands "
-                              f"and {len(cl.classes)} classes: {str(e).splitlines()[0]}"
-                              ) from None
+            raise GeoSegError(
+                f"{sd_path} does not fit {architecture}/{encoder} with {n} bands "
+                f"and {len(cl.classes)} classes: {str(e).splitlines()[0]}"
+            ) from None
         meta.provenance["source"] = sd_path.name
     return save_bundle(model, meta, out_dir)

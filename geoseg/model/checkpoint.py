@@ -59,9 +59,13 @@ def _write(d: Path, name: str, tensors: dict[str, torch.Tensor]) -> dict[str, st
     return {"file": name, "sha256": sha256_file(d / name)}
 
 
-def save_checkpoint(folder: str | Path, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                    best: bool) -> None:
+def save_checkpoint(
+    folder: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    best: bool,
+) -> None:
     """Write epoch ``state["epoch"]``: model, optimizer, ``state`` (JSON-able) and, if
     ``best``, the model as the best one so far."""
     d = Path(folder)
@@ -69,8 +73,10 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module,
     tag = f"e{int(state['epoch']):04d}"
     old = json.loads((d / STATE).read_text()).get("files", {}) if has_checkpoint(d) else {}
     opt_tensors, opt_rest = split_optimizer(optimizer.state_dict())
-    files = {"model": _write(d, f"model-{tag}.safetensors", model.state_dict()),
-             "optimizer": _write(d, f"optimizer-{tag}.safetensors", opt_tensors)}
+    files = {
+        "model": _write(d, f"model-{tag}.safetensors", model.state_dict()),
+        "optimizer": _write(d, f"optimizer-{tag}.safetensors", opt_tensors),
+    }
     if best or "best" not in old:
         files["best"] = _write(d, f"best-{tag}.safetensors", model.state_dict())
     else:
@@ -98,13 +104,17 @@ def clear_checkpoint(folder: str | Path) -> None:
 
 def _load(path: Path, expected: str | None) -> dict[str, torch.Tensor]:
     if expected is not None and sha256_file(path) != expected:
-        raise GeoSegError(f"{path} does not match its checksum in {STATE}: the checkpoint was "
-                          "changed or interrupted while being written")
+        raise GeoSegError(
+            f"{path} does not match its checksum in {STATE}: the checkpoint was "
+            "changed or interrupted while being written"
+        )
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
-        raise GeoSegError(f"{path} is not a safetensors file ({str(e).splitlines()[0]}); "
-                          "checkpoints are never unpickled") from None
+        raise GeoSegError(
+            f"{path} is not a safetensors file ({str(e).splitlines()[0]}); "
+            "checkpoints are never unpickled"
+        ) from None
 
 
 def read_state(folder: str | Path) -> dict[str, Any]:
@@ -114,26 +124,30 @@ def read_state(folder: str | Path) -> dict[str, Any]:
     try:
         return json.loads((d / STATE).read_text())
     except json.JSONDecodeError as e:
-        raise GeoSegError(f"{d / STATE} is not valid JSON ({e.msg}): the checkpoint is "
-                          "damaged") from None
+        raise GeoSegError(
+            f"{d / STATE} is not valid JSON ({e.msg}): the checkpoint is damaged"
+        ) from None
 
 
-def load_tensors(folder: str | Path, state: dict[str, Any], which: str
-                 ) -> dict[str, torch.Tensor]:
+def load_tensors(folder: str | Path, state: dict[str, Any], which: str) -> dict[str, torch.Tensor]:
     """The tensors of ``which`` (model, optimizer or best) named in ``state``."""
     entry = state["files"][which]
     return _load(Path(folder) / entry["file"], entry["sha256"])
 
 
-def load_checkpoint(folder: str | Path, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load_checkpoint(
+    folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
     """Restore model and optimizer from ``folder``; returns the saved state."""
     state = read_state(folder)
     try:
         model.load_state_dict(load_tensors(folder, state, "model"), strict=True)
     except RuntimeError as e:
-        raise GeoSegError(f"the checkpoint in {folder} does not fit this model "
-                          f"({str(e).splitlines()[0][:160]}): was the config changed?") from None
-    optimizer.load_state_dict(join_optimizer(load_tensors(folder, state, "optimizer"),
-                                             state["optimizer"]))
+        raise GeoSegError(
+            f"the checkpoint in {folder} does not fit this model "
+            f"({str(e).splitlines()[0][:160]}): was the config changed?"
+        ) from None
+    optimizer.load_state_dict(
+        join_optimizer(load_tensors(folder, state, "optimizer"), state["optimizer"])
+    )
     return state

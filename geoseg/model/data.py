@@ -62,8 +62,9 @@ class SceneData:
             x, valid = self.scene.read(w, self.bands)
         else:
             cx, cv, _ = self.cached
-            x = read_mirrored(w, self.height, self.width,
-                              lambda i: cx[(slice(None), *i.slices())]).copy()
+            x = read_mirrored(
+                w, self.height, self.width, lambda i: cx[(slice(None), *i.slices())]
+            ).copy()
             valid = read_mirrored(w, self.height, self.width, lambda i: cv[i.slices()]).copy()
         y = self.read_labels(w)
         y[~valid] = IGNORE
@@ -73,13 +74,15 @@ class SceneData:
         """Class indices only, whatever the image holds there (cheap for uncached scenes: no
         image read)."""
         if self.cached is not None:
-            return read_mirrored(w, self.height, self.width,
-                                 lambda i: self.cached[2][i.slices()]).copy()
+            return read_mirrored(
+                w, self.height, self.width, lambda i: self.cached[2][i.slices()]
+            ).copy()
         return self._labels(w)
 
 
-def open_scenes(cfg: TrainConfig, classes: ClassList, roles=("split", "train", "val"),
-                cache: bool = True) -> tuple[list[SceneData], list[int]]:
+def open_scenes(
+    cfg: TrainConfig, classes: ClassList, roles=("split", "train", "val"), cache: bool = True
+) -> tuple[list[SceneData], list[int]]:
     """The configured scenes with one of ``roles`` and the bands they are read with. With
     ``cache``, scenes with training pixels that fit in ``cache_mb`` are read into memory
     (validation windows are read once, see :mod:`geoseg.model.validate`)."""
@@ -94,8 +97,10 @@ def open_scenes(cfg: TrainConfig, classes: ClassList, roles=("split", "train", "
             bands = list(range(1, info.count + 1))
         scene.check_bands(bands)
         if sc.labels is None:
-            raise GeoSegError(f"scenes[{i}] ({scene_name(sc)}) has no labels: every scene with "
-                              f"role {sc.role} needs them")
+            raise GeoSegError(
+                f"scenes[{i}] ({scene_name(sc)}) has no labels: every scene with "
+                f"role {sc.role} needs them"
+            )
         labels = LabelSource(sc.labels, info, classes, cfg.ignore_values, sc.label_field)
         out.append(SceneData(i, scene_name(sc), sc.role, scene, bands, labels))
     if not out:
@@ -108,8 +113,7 @@ def open_scenes(cfg: TrainConfig, classes: ClassList, roles=("split", "train", "
             d.load()
             budget -= d.nbytes
         else:
-            log.info("%s is read window by window (%.0f MB > cache left)", d.name,
-                     d.nbytes / 2**20)
+            log.info("%s is read window by window (%.0f MB > cache left)", d.name, d.nbytes / 2**20)
     return out, bands or []
 
 

@@ -29,8 +29,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - one line for the user
-        raise GeoSegError(f"cannot read {p} as a state_dict with weights_only=True "
-                          f"({type(e).__name__}); geoseg loads no arbitrary pickles") from None
+        raise GeoSegError(
+            f"cannot read {p} as a state_dict with weights_only=True "
+            f"({type(e).__name__}); geoseg loads no arbitrary pickles"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     return state
@@ -40,16 +42,21 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> dict[str, 
     """Copy matching tensors of ``path`` into ``model.encoder``; returns what was done."""
     state = read_state_dict(path)
     if any(k.startswith("encoder.") for k in state):
-        state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
     own = model.encoder.state_dict()
     fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(k for k in state if k in own and k not in fit)
     if len(fit) < len(own) / 2:
-        raise GeoSegError(f"encoder weights {path} fit only {len(fit)} of the encoder's "
-                          f"{len(own)} tensors: are they for this encoder "
-                          f"({type(model.encoder).__name__})?")
+        raise GeoSegError(
+            f"encoder weights {path} fit only {len(fit)} of the encoder's "
+            f"{len(own)} tensors: are they for this encoder "
+            f"({type(model.encoder).__name__})?"
+        )
     model.encoder.load_state_dict(fit, strict=False)
     if skipped:
-        log.warning("encoder weights: %d tensor(s) of another shape left as initialised: %s",
-                    len(skipped), ", ".join(skipped[:3]))
+        log.warning(
+            "encoder weights: %d tensor(s) of another shape left as initialised: %s",
+            len(skipped),
+            ", ".join(skipped[:3]),
+        )
     return {"loaded": len(fit), "skipped": len(skipped), "total": len(own)}

@@ -47,14 +47,25 @@ class HeldoutResult:
 
     def summary(self) -> dict:
         a = self.figures
-        return {"pixels": self.pixels, "oa": a.oa, "miou": a.miou,
-                "iou": {n: float(v) for n, v in zip(self.class_names, a.iou, strict=True)},
-                "megapixels": self.megapixels, "predict_seconds": self.predict_seconds}
+        return {
+            "pixels": self.pixels,
+            "oa": a.oa,
+            "miou": a.miou,
+            "iou": {n: float(v) for n, v in zip(self.class_names, a.iou, strict=True)},
+            "megapixels": self.megapixels,
+            "predict_seconds": self.predict_seconds,
+        }
 
 
-def evaluate_heldout(config, bundle: str | Path, out_dir: str | Path,
-                     roles: tuple[str, ...] = ("test",), client=None,
-                     workers: int | None = None, block: int = 2048) -> HeldoutResult:
+def evaluate_heldout(
+    config,
+    bundle: str | Path,
+    out_dir: str | Path,
+    roles: tuple[str, ...] = ("test",),
+    client=None,
+    workers: int | None = None,
+    block: int = 2048,
+) -> HeldoutResult:
     cfg = load_config(config)
     classes = load_classes(cfg.classes)
     want = {"test": ("test",), "val": ("val", "split")}

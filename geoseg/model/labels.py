@@ -31,13 +31,23 @@ from geoseg.grid import Window, symmetric_index
 from geoseg.io.scene import SceneInfo
 
 IGNORE = 255  # class index of unlabelled pixels (uint8)
-VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".parquet", ".kml", ".gml",
-                   ".sqlite"}
+VECTOR_SUFFIXES = {
+    ".gpkg",
+    ".shp",
+    ".geojson",
+    ".json",
+    ".fgb",
+    ".parquet",
+    ".kml",
+    ".gml",
+    ".sqlite",
+}
 FIELD_CANDIDATES = ("class_id", "classid", "class", "id", "label", "value", "code")
 
 
-def read_mirrored(window: Window, height: int, width: int,
-                  read_inside: Callable[[Window], np.ndarray]) -> np.ndarray:
+def read_mirrored(
+    window: Window, height: int, width: int, read_inside: Callable[[Window], np.ndarray]
+) -> np.ndarray:
     """``read_inside`` over the part of ``window`` inside the scene, mirrored by index beyond
     it (the last two axes are rows and columns)."""
     rows = symmetric_index(np.arange(window.row, window.row_end), height)
@@ -55,8 +65,10 @@ def class_lut(classes: ClassList, ignore_values: list[int]) -> np.ndarray:
     lut = np.full(256, IGNORE, dtype=np.uint8)
     for i, c in enumerate(classes.classes):
         if c.id in ignore_values:
-            raise GeoSegError(f"class {c.id} ({c.name}) is also listed in ignore_values: "
-                              "unlabelled pixels need a value that is not a class id")
+            raise GeoSegError(
+                f"class {c.id} ({c.name}) is also listed in ignore_values: "
+                "unlabelled pixels need a value that is not a class id"
+            )
         lut[c.id] = i
     return lut
 
@@ -75,8 +87,14 @@ def ids_to_index(ids: np.ndarray, lut: np.ndarray) -> tuple[np.ndarray, np.ndarr
 class LabelSource:
     """Class indices of one scene's pixels, from a raster or a vector layer."""
 
-    def __init__(self, path: str, info: SceneInfo, classes: ClassList,
-                 ignore_values: list[int], field: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        info: SceneInfo,
+        classes: ClassList,
+        ignore_values: list[int],
+        field: str | None = None,
+    ):
         self.path = path
         self.info = info
         self.classes = classes
@@ -96,21 +114,28 @@ class LabelSource:
         info = self.info
         with _open_raster(self.path) as src:
             same_grid = (src.height, src.width) == (info.height, info.width) and (
-                src.transform == info.transform or (src.crs is None and info.crs is None))
+                src.transform == info.transform or (src.crs is None and info.crs is None)
+            )
             if not same_grid and (src.crs is None or info.crs is None):
                 raise GeoSegError(
                     f"labels {self.path} are {src.height}x{src.width} pixels but the image is "
                     f"{info.height}x{info.width}, and without a CRS on both they cannot be "
-                    "reprojected: give labels on the image's pixel grid")
+                    "reprojected: give labels on the image's pixel grid"
+                )
         self.warp = not same_grid
 
     def _read_raster(self, w: Window) -> np.ndarray:
         info = self.info
         with _open_raster(self.path) as src:
             if self.warp:
-                with WarpedVRT(src, crs=info.crs, transform=info.transform,
-                               width=info.width, height=info.height,
-                               resampling=Resampling.nearest) as vrt:
+                with WarpedVRT(
+                    src,
+                    crs=info.crs,
+                    transform=info.transform,
+                    width=info.width,
+                    height=info.height,
+                    resampling=Resampling.nearest,
+                ) as vrt:
                     return self._masked(vrt, w)
             return self._masked(src, w)
 
@@ -134,11 +159,14 @@ class LabelSource:
         try:
             gdf = gpd.read_file(self.path)
         except Exception as e:  # noqa: BLE001 - one line for the user
-            raise GeoSegError(f"cannot read labels {self.path} as a vector layer "
-                              f"({str(e).splitlines()[0][:160]})") from None
+            raise GeoSegError(
+                f"cannot read labels {self.path} as a vector layer ({str(e).splitlines()[0][:160]})"
+            ) from None
         if self.info.crs is None:
-            raise GeoSegError(f"vector labels {self.path} need a georeferenced image; this "
-                              "image has no CRS: give a label raster on its pixel grid")
+            raise GeoSegError(
+                f"vector labels {self.path} need a georeferenced image; this "
+                "image has no CRS: give a label raster on its pixel grid"
+            )
         if gdf.crs is None:
             warnings.warn(f"{self.path} has no CRS: assuming the image's", stacklevel=2)
             gdf = gdf.set_crs(self.info.crs)
@@ -146,8 +174,10 @@ class LabelSource:
             gdf = gdf.to_crs(self.info.crs)
         self.field = field or _guess_field(gdf, self.path)
         if self.field not in gdf.columns:
-            raise GeoSegError(f"labels {self.path} have no field {self.field!r} (fields: "
-                              f"{', '.join(c for c in gdf.columns if c != 'geometry')})")
+            raise GeoSegError(
+                f"labels {self.path} have no field {self.field!r} (fields: "
+                f"{', '.join(c for c in gdf.columns if c != 'geometry')})"
+            )
         values = gdf[self.field]
         if values.dtype.kind in "iuf":
             idx, ids = ids_to_index(values.fillna(-1).to_numpy(), self.lut)
@@ -157,8 +187,10 @@ class LabelSource:
             names = values.astype(str).str.strip().str.lower()
             unknown = sorted(set(names) - set(by_name))
             if unknown:
-                raise GeoSegError(f"labels {self.path}: field {self.field!r} has values that "
-                                  f"are not class names: {', '.join(unknown[:5])}")
+                raise GeoSegError(
+                    f"labels {self.path}: field {self.field!r} has values that "
+                    f"are not class names: {', '.join(unknown[:5])}"
+                )
             idx = np.array([by_name[n] for n in names], dtype=np.uint8)
         keep = (idx != IGNORE) & gdf.geometry.notna().to_numpy() & ~gdf.geometry.is_empty
         self.geoms = gdf.geometry[keep].reset_index(drop=True)
@@ -174,8 +206,9 @@ class LabelSource:
             return np.full((w.height, w.width), IGNORE, dtype=np.uint8)
         hits = np.sort(hits)  # file order: later features win
         shapes = zip(self.geoms.iloc[hits], self.values[hits].tolist(), strict=True)
-        return rasterize(shapes, out_shape=(w.height, w.width), transform=tf, fill=IGNORE,
-                         dtype="uint8")
+        return rasterize(
+            shapes, out_shape=(w.height, w.width), transform=tf, fill=IGNORE, dtype="uint8"
+        )
 
     # --- both ----------------------------------------------------------------------------
     def read(self, window: Window) -> np.ndarray:
@@ -195,8 +228,10 @@ def _guess_field(gdf, path: str) -> str:
     for cand in FIELD_CANDIDATES:
         if cand in cols:
             return cols[cand]
-    raise GeoSegError(f"labels {path}: say which field holds the class (label_field); fields: "
-                      f"{', '.join(cols.values())}")
+    raise GeoSegError(
+        f"labels {path}: say which field holds the class (label_field); fields: "
+        f"{', '.join(cols.values())}"
+    )
 
 
 def _open_raster(path: str):
@@ -205,5 +240,7 @@ def _open_raster(path: str):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except rasterio.errors.RasterioIOError as e:
-        raise GeoSegError(f"cannot read labels {path} as a raster or vector layer "
-                          f"({str(e).splitlines()[0][:160]})") from None
+        raise GeoSegError(
+            f"cannot read labels {path} as a raster or vector layer "
+            f"({str(e).splitlines()[0][:160]})"
+        ) from None

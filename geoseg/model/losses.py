@@ -33,8 +33,9 @@ def class_weights(cfg: LossConfig, counts: np.ndarray) -> np.ndarray | None:
         return auto_class_weights(counts)
     w = np.asarray(cfg.class_weights, dtype=np.float64)
     if len(w) != len(counts):
-        raise GeoSegError(f"training.loss.class_weights has {len(w)} values for "
-                          f"{len(counts)} classes")
+        raise GeoSegError(
+            f"training.loss.class_weights has {len(w)} values for {len(counts)} classes"
+        )
     return w
 
 
@@ -59,8 +60,9 @@ class SegmentationLoss(nn.Module):
             return logits.sum() * 0.0  # keeps the graph; nothing to learn from
         total = logits.new_zeros(())
         if self.cfg.ce > 0:
-            total = total + self.cfg.ce * F.cross_entropy(logits, target, weight=self.weight,
-                                                          ignore_index=IGNORE)
+            total = total + self.cfg.ce * F.cross_entropy(
+                logits, target, weight=self.weight, ignore_index=IGNORE
+            )
         if self.dice is not None:
             total = total + self.cfg.dice * self.dice(logits, target)
         if self.cfg.focal > 0:

@@ -17,8 +17,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.A
     """AdamW; biases and normalisation weights (1-d tensors) get no weight decay."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     other = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": other, "weight_decay": 0.0}], lr=cfg.lr)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": other, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
 
 
 def lr_at(step: int, total: int, cfg: TrainingConfig) -> float:

@@ -13,10 +13,14 @@ class TrainProgress:
     def __init__(self, epochs: int, samples_per_epoch: int):
         self.epochs, self.samples = epochs, samples_per_epoch
         self.progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-            MofNCompleteColumn(), TextColumn("{task.fields[rate]:.1f} samples/s"),
-            TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
-            console=Console(stderr=True))
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f} samples/s"),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
         self.progress.start()
         self.task = None
         self.epoch = 0
@@ -30,8 +34,9 @@ class TrainProgress:
                 self.progress.remove_task(self.task)
             self.epoch, self.done, self.t0 = epoch, 0, time.perf_counter()
             self.loss = loss
-            self.task = self.progress.add_task("train", total=self.samples, epoch=epoch,
-                                               epochs=self.epochs, rate=0.0, loss=loss)
+            self.task = self.progress.add_task(
+                "train", total=self.samples, epoch=epoch, epochs=self.epochs, rate=0.0, loss=loss
+            )
         self.done += n
         self.loss = 0.9 * self.loss + 0.1 * loss
         rate = self.done / max(time.perf_counter() - self.t0, 1e-9)
@@ -41,7 +46,9 @@ class TrainProgress:
         self.progress.console.print(
             f"epoch {row['epoch']:>3}: loss {row['train_loss']:.4f}  val OA {row['val_oa']:.3f}"
             f"  mIoU {row['val_miou']:.3f}  ({row['samples_per_s']:.1f} samples/s)"
-            f"{'  [green]best[/]' if best else ''}", highlight=False)
+            f"{'  [green]best[/]' if best else ''}",
+            highlight=False,
+        )
 
     def stop(self) -> None:
         self.progress.stop()

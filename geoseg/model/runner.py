@@ -30,8 +30,13 @@ def _is_oom(e: BaseException) -> bool:
 class TilePredictor:
     """Holds one model on one device and turns normalised tiles into class probabilities."""
 
-    def __init__(self, bundle: str, device: str = "cpu", batch_size: int | None = None,
-                 amp: str | None = None):
+    def __init__(
+        self,
+        bundle: str,
+        device: str = "cpu",
+        batch_size: int | None = None,
+        amp: str | None = None,
+    ):
         self.device = torch.device(device)
         self.model, self.meta = load_model(bundle, device=device)
         if self.device.type == "cpu":
@@ -70,14 +75,15 @@ class TilePredictor:
         while i < len(tiles):
             n = min(self.batch_size, len(tiles) - i)
             try:
-                out[i:i + n] = self._forward(tiles[i:i + n])
+                out[i : i + n] = self._forward(tiles[i : i + n])
             except (RuntimeError, MemoryError) as e:
                 if not _is_oom(e) or self.batch_size == 1:
                     raise
                 self.batch_size = max(1, self.batch_size // 2)
                 self.oom_retries += 1
-                log.warning("out of memory with %d tiles a batch; retrying with %d", n,
-                            self.batch_size)
+                log.warning(
+                    "out of memory with %d tiles a batch; retrying with %d", n, self.batch_size
+                )
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue

@@ -39,16 +39,17 @@ def labelled_per_block(d: SceneData, block: int) -> np.ndarray:
         lab = d.read_labels(w) != IGNORE
         nr, nc = -(-w.height // block), -(-w.width // block)
         pad = np.zeros((nr * block, nc * block), dtype=np.int64)
-        pad[:w.height, :w.width] = lab
+        pad[: w.height, : w.width] = lab
         i, j = w.row // block, w.col // block
-        out[i:i + nr, j:j + nc] += pad.reshape(nr, block, nc, block).sum(axis=(1, 3))
+        out[i : i + nr, j : j + nc] += pad.reshape(nr, block, nc, block).sum(axis=(1, 3))
     return out
 
 
 def split_scene(cfg: SplitConfig, d: SceneData) -> SceneSplit:
     """The scene's split (blocks mode: validation blocks drawn among those with labels)."""
-    blocks = labelled_per_block(d, cfg.block) if d.role == "split" and cfg.mode == "blocks" \
-        else None
+    blocks = (
+        labelled_per_block(d, cfg.block) if d.role == "split" and cfg.mode == "blocks" else None
+    )
     return make_split(cfg, d.role, d.height, d.width, blocks, cfg.seed, d.index)
 
 
@@ -60,8 +61,9 @@ class Anchors:
     counts: np.ndarray  # per class, all labelled training pixels
 
 
-def collect_anchors(d: SceneData, split: SceneSplit, n_classes: int, cap: int = 50_000,
-                    seed: int = 0) -> Anchors:
+def collect_anchors(
+    d: SceneData, split: SceneSplit, n_classes: int, cap: int = 50_000, seed: int = 0
+) -> Anchors:
     counts = np.zeros(n_classes, dtype=np.int64)
     keys = [np.zeros(0) for _ in range(n_classes)]
     coords = [np.zeros((0, 2), dtype=np.int64) for _ in range(n_classes)]
@@ -89,9 +91,15 @@ def collect_anchors(d: SceneData, split: SceneSplit, n_classes: int, cap: int = 
 class WindowSampler:
     """Draws (scene index, crop window) pairs for training."""
 
-    def __init__(self, scenes: list[SceneData], splits: list[SceneSplit],
-                 anchors: list[Anchors], crop: int, mode: str = "random",
-                 max_tries: int = 2000):
+    def __init__(
+        self,
+        scenes: list[SceneData],
+        splits: list[SceneSplit],
+        anchors: list[Anchors],
+        crop: int,
+        mode: str = "random",
+        max_tries: int = 2000,
+    ):
         self.scenes, self.splits, self.anchors = scenes, splits, anchors
         self.crop, self.max_tries = crop, max_tries
         counts = np.array([a.counts for a in anchors], dtype=np.float64)  # scenes x classes
@@ -99,8 +107,10 @@ class WindowSampler:
         counts[~have] = 0
         self.class_pixels = counts.sum(axis=0)
         if not self.class_pixels.any():
-            raise GeoSegError("no labelled training pixels: every label lies in validation, "
-                              "its buffer, or is unlabelled (check labels, ignore_values, split)")
+            raise GeoSegError(
+                "no labelled training pixels: every label lies in validation, "
+                "its buffer, or is unlabelled (check labels, ignore_values, split)"
+            )
         present = self.class_pixels > 0
         if mode == "balanced":
             self.class_p = present / present.sum()
@@ -127,6 +137,8 @@ class WindowSampler:
             w = self.place(self.scenes[s], int(r), int(c), rng)
             if self.splits[s].allowed(w):
                 return s, w
-        raise GeoSegError(f"cannot place training windows of {self.crop} pixels clear of the "
-                          "validation pixels and their buffer: use a smaller training.crop or "
-                          "split.buffer, or a larger split.block")
+        raise GeoSegError(
+            f"cannot place training windows of {self.crop} pixels clear of the "
+            "validation pixels and their buffer: use a smaller training.crop or "
+            "split.buffer, or a larger split.block"
+        )

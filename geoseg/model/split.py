@@ -44,8 +44,12 @@ class SceneSplit:
         if not self.has_val:
             return True
         b, v = self.buffer, self.val
-        hit = ((v[:, 0] - b < w.row_end) & (v[:, 2] + b > w.row)
-               & (v[:, 1] - b < w.col_end) & (v[:, 3] + b > w.col))
+        hit = (
+            (v[:, 0] - b < w.row_end)
+            & (v[:, 2] + b > w.row)
+            & (v[:, 1] - b < w.col_end)
+            & (v[:, 3] + b > w.col)
+        )
         return not hit.any()
 
     def _paint(self, w: Window, grow: int) -> np.ndarray:
@@ -58,7 +62,7 @@ class SceneSplit:
         c0 = np.clip(v[:, 1] - grow - w.col, 0, w.width)
         c1 = np.clip(v[:, 3] + grow - w.col, 0, w.width)
         for i in np.flatnonzero((r1 > r0) & (c1 > c0)):
-            out[r0[i]:r1[i], c0[i]:c1[i]] = True
+            out[r0[i] : r1[i], c0[i] : c1[i]] = True
         return out
 
     def val_mask(self, w: Window) -> np.ndarray:
@@ -73,19 +77,25 @@ class SceneSplit:
 
 
 def _outside_false(m: np.ndarray, w: Window, height: int, width: int) -> None:
-    m[max(0, height - w.row):] = False
-    m[:, max(0, width - w.col):] = False
-    m[:max(0, -w.row)] = False
-    m[:, :max(0, -w.col)] = False
+    m[max(0, height - w.row) :] = False
+    m[:, max(0, width - w.col) :] = False
+    m[: max(0, -w.row)] = False
+    m[:, : max(0, -w.col)] = False
 
 
 def block_grid(height: int, width: int, block: int) -> tuple[int, int]:
     return -(-height // block), -(-width // block)
 
 
-def make_split(cfg: SplitConfig, role: str, height: int, width: int,
-               labelled_blocks: np.ndarray | None = None, seed: int = 0, index: int = 0,
-               ) -> SceneSplit:
+def make_split(
+    cfg: SplitConfig,
+    role: str,
+    height: int,
+    width: int,
+    labelled_blocks: np.ndarray | None = None,
+    seed: int = 0,
+    index: int = 0,
+) -> SceneSplit:
     """The split of one scene. ``labelled_blocks`` (blocks mode): labelled pixels per block,
     shape :func:`block_grid`; validation blocks are drawn among those with labels, by a
     generator seeded with ``seed`` and the scene's ``index``."""
@@ -115,8 +125,10 @@ def make_split(cfg: SplitConfig, role: str, height: int, width: int,
         labelled_blocks = np.ones((nbr, nbc), dtype=np.int64)
     cand = np.flatnonzero(labelled_blocks.ravel() > 0)
     if len(cand) < 2:
-        raise GeoSegError(f"only {len(cand)} block(s) of {cfg.block} pixels hold labels: use "
-                          "a smaller split.block, or split: {mode: halves}")
+        raise GeoSegError(
+            f"only {len(cand)} block(s) of {cfg.block} pixels hold labels: use "
+            "a smaller split.block, or split: {mode: halves}"
+        )
     n_val = min(len(cand) - 1, max(1, round(cfg.val_fraction * len(cand))))
     rng = np.random.default_rng([seed, index, 104729])
     is_val = np.zeros(nbr * nbc, dtype=bool)

@@ -85,12 +85,17 @@ def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
         splits.append(sp)
         anchors.append(collect_anchors(d, sp, n, seed=cfg.training.seed))
         if d.labels is not None and d.labels.unknown:
-            warnings.warn(f"labels of {d.name} hold values that are neither class ids nor "
-                          f"ignore_values, treated as unlabelled: "
-                          f"{sorted(d.labels.unknown)[:8]}", stacklevel=2)
+            warnings.warn(
+                f"labels of {d.name} hold values that are neither class ids nor "
+                f"ignore_values, treated as unlabelled: "
+                f"{sorted(d.labels.unknown)[:8]}",
+                stacklevel=2,
+            )
     if not any(sp.has_val for sp in splits):
-        raise GeoSegError("no validation pixels: give a scene role: val, or role: split (the "
-                          "default) with a split")
+        raise GeoSegError(
+            "no validation pixels: give a scene role: val, or role: split (the "
+            "default) with a split"
+        )
     sampler = WindowSampler(scenes, splits, anchors, cfg.training.crop, cfg.training.sampling)
     with_train = [(d, sp) for d, sp in zip(scenes, splits, strict=True) if sp.has_train]
     budget = max(STATS_MAX_PIXELS // len(with_train), 65536)
@@ -107,16 +112,18 @@ def _device(cfg) -> tuple[torch.device, torch.dtype | None]:
         raise GeoSegError("training.device is cuda but no CUDA GPU is available")
     dev = torch.device(want)
     if cfg.amp == "bf16" and dev.type == "cpu":
-        warnings.warn("bf16 autocast is ~50x slower on this kind of CPU: training in float32",
-                      stacklevel=3)
+        warnings.warn(
+            "bf16 autocast is ~50x slower on this kind of CPU: training in float32", stacklevel=3
+        )
     amp = torch.bfloat16 if dev.type == "cuda" and cfg.amp in ("auto", "bf16") else None
     return dev, amp
 
 
 def fingerprint(cfg: TrainConfig) -> str:
     """What a checkpoint must share with the config it resumes under."""
-    keep = cfg.model_dump(mode="json", include={"classes", "scenes", "bands", "ignore_values",
-                                                 "split", "model"})
+    keep = cfg.model_dump(
+        mode="json", include={"classes", "scenes", "bands", "ignore_values", "split", "model"}
+    )
     keep["crop"] = cfg.training.crop
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -132,10 +139,17 @@ def _batch(data: TrainingData, meta: BundleMeta, cfg: TrainConfig, rng: np.rando
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def _row(epoch: int, lr: float, loss: float, val: dict, classes: ClassList, seconds: float,
-         rate: float) -> dict:
-    row = {"epoch": epoch, "lr": lr, "train_loss": loss, "val_loss": val["loss"],
-           "val_oa": val["oa"], "val_miou": val["miou"]}
+def _row(
+    epoch: int, lr: float, loss: float, val: dict, classes: ClassList, seconds: float, rate: float
+) -> dict:
+    row = {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": loss,
+        "val_loss": val["loss"],
+        "val_oa": val["oa"],
+        "val_miou": val["miou"],
+    }
     for c, v in zip(classes.classes, val["iou"], strict=True):
         row[f"iou_{c.name}"] = float(v)
     row.update(seconds=round(seconds, 2), samples_per_s=round(rate, 2))
@@ -158,8 +172,7 @@ def _nan_to_none(v):
     return v
 
 
-def train(config, *, resume: bool = False, progress: bool = False,
-          on_epoch=None) -> TrainResult:
+def train(config, *, resume: bool = False, progress: bool = False, on_epoch=None) -> TrainResult:
     """Train the model described by ``config`` (a YAML path, a dict or a TrainConfig) and
     write its bundle. ``resume`` continues from the checkpoint of an interrupted run;
     ``on_epoch(row)`` is called after each epoch's checkpoint is written."""
@@ -177,18 +190,33 @@ def train(config, *, resume: bool = False, progress: bool = False,
         torch.set_num_threads(threads)
 
 
-def _train(cfg: TrainConfig, classes: ClassList, device, amp_dtype, resume: bool,
-           progress: bool, on_epoch, t_start: float) -> TrainResult:
+def _train(
+    cfg: TrainConfig,
+    classes: ClassList,
+    device,
+    amp_dtype,
+    resume: bool,
+    progress: bool,
+    on_epoch,
+    t_start: float,
+) -> TrainResult:
     tc = cfg.training
     data = prepare(cfg, classes)
     first = data.scenes[0].scene.info
     meta = BundleMeta(
-        name=cfg.name, version=cfg.version, architecture=cfg.model.architecture,
-        encoder=cfg.model.encoder, arch_kwargs=cfg.model.arch_kwargs,
-        in_channels=len(data.bands), bands=data.bands,
+        name=cfg.name,
+        version=cfg.version,
+        architecture=cfg.model.architecture,
+        encoder=cfg.model.encoder,
+        arch_kwargs=cfg.model.arch_kwargs,
+        in_channels=len(data.bands),
+        bands=data.bands,
         band_names=[first.band_names[b - 1] for b in data.bands],
-        normalization=Normalization(mean=data.mean, std=data.std), classes=classes.classes,
-        tile=cfg.model.tile, overlap=cfg.model.overlap)
+        normalization=Normalization(mean=data.mean, std=data.std),
+        classes=classes.classes,
+        tile=cfg.model.tile,
+        overlap=cfg.model.overlap,
+    )
     torch.manual_seed(tc.seed)
     model = build_model(meta)
     init = None
@@ -200,8 +228,7 @@ def _train(cfg: TrainConfig, classes: ClassList, device, amp_dtype, resume: bool
     opt = make_optimizer(model, tc)
     weights = class_weights(tc.loss, data.class_pixels)
     loss_fn = SegmentationLoss(tc.loss, weights).to(device)
-    vs = build_val_set(data.scenes, data.splits, meta, tc.val_window, tc.val_max_pixels,
-                       tc.seed)
+    vs = build_val_set(data.scenes, data.splits, meta, tc.val_window, tc.val_max_pixels, tc.seed)
     if not len(vs):
         raise GeoSegError("the validation pixels hold no labels: check the labels and split")
     out = Path(cfg.output)
@@ -209,12 +236,22 @@ def _train(cfg: TrainConfig, classes: ClassList, device, amp_dtype, resume: bool
     ck = cfg.checkpoints
     steps = math.ceil(tc.samples_per_epoch / tc.batch_size)
     total = steps * tc.epochs
-    state = {"epoch": 0, "history": [], "best_miou": -math.inf, "best_epoch": 0, "bad": 0,
-             "stopped": False, "seconds": 0.0, "fingerprint": fingerprint(cfg)}
+    state = {
+        "epoch": 0,
+        "history": [],
+        "best_miou": -math.inf,
+        "best_epoch": 0,
+        "bad": 0,
+        "stopped": False,
+        "seconds": 0.0,
+        "fingerprint": fingerprint(cfg),
+    }
     if resume:
         if read_state(ck)["fingerprint"] != fingerprint(cfg):
-            raise GeoSegError(f"the checkpoint in {ck} was made with other data, classes, split "
-                              "or model settings: run without --resume to start over")
+            raise GeoSegError(
+                f"the checkpoint in {ck} was made with other data, classes, split "
+                "or model settings: run without --resume to start over"
+            )
         state = load_checkpoint(ck, model, opt)
         log.info("resuming after epoch %d", state["epoch"])
     else:
@@ -226,8 +263,23 @@ def _train(cfg: TrainConfig, classes: ClassList, device, amp_dtype, resume: bool
         for epoch in range(state["epoch"] + 1, tc.epochs + 1):
             if state["stopped"]:
                 break
-            state = _epoch(epoch, state, model, opt, loss_fn, data, meta, cfg, vs, steps,
-                           total, device, amp_dtype, classes, bar)
+            state = _epoch(
+                epoch,
+                state,
+                model,
+                opt,
+                loss_fn,
+                data,
+                meta,
+                cfg,
+                vs,
+                steps,
+                total,
+                device,
+                amp_dtype,
+                classes,
+                bar,
+            )
             state["seconds"] = seconds_before + time.perf_counter() - t_run
             save_checkpoint(ck, model, opt, state, best=state["best_epoch"] == epoch)
             write_csv(state["history"], out / CSV_NAME)
@@ -241,8 +293,23 @@ def _train(cfg: TrainConfig, classes: ClassList, device, amp_dtype, resume: bool
     return _finish(cfg, ck, model, meta, data, vs, state, classes, device, init, t_start)
 
 
-def _epoch(epoch, state, model, opt, loss_fn, data, meta, cfg, vs: ValSet, steps, total,
-           device, amp_dtype, classes, bar) -> dict:
+def _epoch(
+    epoch,
+    state,
+    model,
+    opt,
+    loss_fn,
+    data,
+    meta,
+    cfg,
+    vs: ValSet,
+    steps,
+    total,
+    device,
+    amp_dtype,
+    classes,
+    bar,
+) -> dict:
     tc = cfg.training
     rng = np.random.default_rng([tc.seed, epoch])
     torch.manual_seed(tc.seed * 100_003 + epoch)
@@ -264,10 +331,16 @@ def _epoch(epoch, state, model, opt, loss_fn, data, meta, cfg, vs: ValSet, steps
         if bar:
             bar.advance(epoch, tc.batch_size, loss.item())
     seconds = time.perf_counter() - t0
-    val = evaluate(model, vs, len(classes.classes), loss_fn, device=device,
-                   amp_dtype=amp_dtype)
-    row = _row(epoch, lr, loss_sum / steps, val, classes, time.perf_counter() - t0,
-               steps * tc.batch_size / seconds)
+    val = evaluate(model, vs, len(classes.classes), loss_fn, device=device, amp_dtype=amp_dtype)
+    row = _row(
+        epoch,
+        lr,
+        loss_sum / steps,
+        val,
+        classes,
+        time.perf_counter() - t0,
+        steps * tc.batch_size / seconds,
+    )
     state = {**state, "epoch": epoch, "history": [*state["history"], row]}
     es = tc.early_stopping
     delta = es.min_delta if es else 0.0
@@ -280,33 +353,71 @@ def _epoch(epoch, state, model, opt, loss_fn, data, meta, cfg, vs: ValSet, steps
     return state
 
 
-def _finish(cfg: TrainConfig, ck: Path, model, meta: BundleMeta, data: TrainingData,
-            vs: ValSet, state: dict, classes: ClassList, device, init, t_start) -> TrainResult:
+def _finish(
+    cfg: TrainConfig,
+    ck: Path,
+    model,
+    meta: BundleMeta,
+    data: TrainingData,
+    vs: ValSet,
+    state: dict,
+    classes: ClassList,
+    device,
+    init,
+    t_start,
+) -> TrainResult:
     final = read_state(ck)
     model.load_state_dict(load_tensors(ck, final, "best"))
     history = final["history"]
     best = history[final["best_epoch"] - 1]
     out = Path(cfg.output)
-    png = plot_curves(history, out / PNG_NAME, f"{cfg.name}: {cfg.model.architecture}/"
-                      f"{cfg.model.encoder}")
+    png = plot_curves(
+        history, out / PNG_NAME, f"{cfg.name}: {cfg.model.architecture}/{cfg.model.encoder}"
+    )
     wall = final["seconds"]
-    prov = _nan_to_none({
-        "trained": True, "config": cfg.given,
-        "epochs": final["epoch"], "best_epoch": final["best_epoch"],
-        "best_val_miou": best["val_miou"], "best_val_oa": best["val_oa"],
-        "best_val_iou": {k[4:]: v for k, v in best.items() if k.startswith("iou_")},
-        "stopped_early": final["stopped"], "wall_seconds": round(wall, 1),
-        "device": str(device), "torch": torch.__version__,
-        "data": [{"name": d.name, "role": d.role, "image": [_shown(p) for p in d.scene.paths],
-                  "labels": _shown(d.labels.path) if d.labels else None,
-                  "size": [d.height, d.width]} for d in data.scenes],
-        "train_pixels": {c.name: int(v) for c, v in zip(classes.classes, data.class_pixels,
-                                                        strict=True)},
-        "val_pixels": vs.pixels, "encoder_init": init,
-    })
+    prov = _nan_to_none(
+        {
+            "trained": True,
+            "config": cfg.given,
+            "epochs": final["epoch"],
+            "best_epoch": final["best_epoch"],
+            "best_val_miou": best["val_miou"],
+            "best_val_oa": best["val_oa"],
+            "best_val_iou": {k[4:]: v for k, v in best.items() if k.startswith("iou_")},
+            "stopped_early": final["stopped"],
+            "wall_seconds": round(wall, 1),
+            "device": str(device),
+            "torch": torch.__version__,
+            "data": [
+                {
+                    "name": d.name,
+                    "role": d.role,
+                    "image": [_shown(p) for p in d.scene.paths],
+                    "labels": _shown(d.labels.path) if d.labels else None,
+                    "size": [d.height, d.width],
+                }
+                for d in data.scenes
+            ],
+            "train_pixels": {
+                c.name: int(v) for c, v in zip(classes.classes, data.class_pixels, strict=True)
+            },
+            "val_pixels": vs.pixels,
+            "encoder_init": init,
+        }
+    )
     meta = meta.model_copy(update={"provenance": prov})
     model.cpu()
     meta = save_bundle(model, meta, out)
-    return TrainResult(out, meta, history, final["best_epoch"], best["val_miou"],
-                       final["epoch"], final["stopped"], time.perf_counter() - t_start,
-                       out / CSV_NAME, png, ck)
+    return TrainResult(
+        out,
+        meta,
+        history,
+        final["best_epoch"],
+        best["val_miou"],
+        final["epoch"],
+        final["stopped"],
+        time.perf_counter() - t_start,
+        out / CSV_NAME,
+        png,
+        ck,
+    )

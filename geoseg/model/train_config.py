@@ -72,8 +72,9 @@ class ModelConfig(_Strict):
     @classmethod
     def _weights(cls, v):
         if v is not None and v.lower() in ("imagenet", "none", "null"):
-            raise ValueError("encoder_weights is a local weights file or null; geoseg "
-                             "downloads nothing")
+            raise ValueError(
+                "encoder_weights is a local weights file or null; geoseg downloads nothing"
+            )
         return v
 
 
@@ -187,8 +188,10 @@ def parse_config(data: Any, where: str = "training config") -> TrainConfig:
     if isinstance(data, TrainConfig):
         return data
     if not isinstance(data, dict):
-        raise GeoSegError(f"{where}: expected a mapping of keys (name, scenes, classes, "
-                          f"output, ...), got {type(data).__name__}")
+        raise GeoSegError(
+            f"{where}: expected a mapping of keys (name, scenes, classes, "
+            f"output, ...), got {type(data).__name__}"
+        )
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
@@ -204,8 +207,9 @@ def read_yaml(path: Path, what: str = "training config") -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise GeoSegError(f"{what} {path} is not valid YAML{at}: "
-                          f"{getattr(e, 'problem', None) or e}") from None
+        raise GeoSegError(
+            f"{what} {path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}"
+        ) from None
 
 
 def load_config(source: str | os.PathLike | dict | TrainConfig) -> TrainConfig:
@@ -240,22 +244,34 @@ def resolve(cfg: TrainConfig, base: Path) -> TrainConfig:
     scenes: list[SceneConfig] = []
     for i, s in enumerate(cfg.scenes):
         if isinstance(s.image, list):
-            scenes.append(s.model_copy(update={
-                "image": [p(x) for x in s.image], "labels": s.labels and p(s.labels)}))
+            scenes.append(
+                s.model_copy(
+                    update={"image": [p(x) for x in s.image], "labels": s.labels and p(s.labels)}
+                )
+            )
         elif _GLOB_CHARS & set(s.image):
             scenes.extend(_expand(s, i, p))
         else:
-            scenes.append(s.model_copy(update={"image": p(s.image),
-                                               "labels": s.labels and p(s.labels)}))
+            scenes.append(
+                s.model_copy(update={"image": p(s.image), "labels": s.labels and p(s.labels)})
+            )
     classes = cfg.classes
     if isinstance(classes, str):
         classes = q(classes)
-    return cfg.model_copy(update={
-        "scenes": scenes, "classes": classes, "output": q(cfg.output),
-        "checkpoint_dir": cfg.checkpoint_dir and q(cfg.checkpoint_dir),
-        "model": cfg.model.model_copy(update={
-            "encoder_weights": cfg.model.encoder_weights and q(cfg.model.encoder_weights)}),
-        "root": str(root)})
+    return cfg.model_copy(
+        update={
+            "scenes": scenes,
+            "classes": classes,
+            "output": q(cfg.output),
+            "checkpoint_dir": cfg.checkpoint_dir and q(cfg.checkpoint_dir),
+            "model": cfg.model.model_copy(
+                update={
+                    "encoder_weights": cfg.model.encoder_weights and q(cfg.model.encoder_weights)
+                }
+            ),
+            "root": str(root),
+        }
+    )
 
 
 def _expand(s: SceneConfig, i: int, p) -> list[SceneConfig]:
@@ -265,12 +281,19 @@ def _expand(s: SceneConfig, i: int, p) -> list[SceneConfig]:
     labels: list[str | None] = [None] * len(images)
     if s.labels is not None:
         if not _GLOB_CHARS & set(s.labels):
-            raise GeoSegError(f"scenes[{i}]: image is a pattern, so labels must be one too "
-                              "(files are paired in sorted order)")
+            raise GeoSegError(
+                f"scenes[{i}]: image is a pattern, so labels must be one too "
+                "(files are paired in sorted order)"
+            )
         labels = sorted(glob.glob(p(s.labels)))
         if len(labels) != len(images):
-            raise GeoSegError(f"scenes[{i}]: {len(images)} images match {s.image!r} but "
-                              f"{len(labels)} label files match {s.labels!r}")
-    return [s.model_copy(update={"image": im, "labels": lb,
-                                 "name": f"{s.name}-{k}" if s.name else None})
-            for k, (im, lb) in enumerate(zip(images, labels, strict=True))]
+            raise GeoSegError(
+                f"scenes[{i}]: {len(images)} images match {s.image!r} but "
+                f"{len(labels)} label files match {s.labels!r}"
+            )
+    return [
+        s.model_copy(
+            update={"image": im, "labels": lb, "name": f"{s.name}-{k}" if s.name else None}
+        )
+        for k, (im, lb) in enumerate(zip(images, labels, strict=True))
+    ]

@@ -49,10 +49,20 @@ def val_cells(d: SceneData, split: SceneSplit, size: int) -> list[tuple[Window, 
     return out
 
 
-def build_val_set(scenes: list[SceneData], splits: list[SceneSplit], meta: BundleMeta,
-                  size: int, max_pixels: int, seed: int = 0) -> ValSet:
-    cells = [(d, sp, rw, own) for d, sp in zip(scenes, splits, strict=True) if sp.has_val
-             for rw, own in val_cells(d, sp, size)]
+def build_val_set(
+    scenes: list[SceneData],
+    splits: list[SceneSplit],
+    meta: BundleMeta,
+    size: int,
+    max_pixels: int,
+    seed: int = 0,
+) -> ValSet:
+    cells = [
+        (d, sp, rw, own)
+        for d, sp in zip(scenes, splits, strict=True)
+        if sp.has_val
+        for rw, own in val_cells(d, sp, size)
+    ]
     order = np.random.default_rng([seed, 31337]).permutation(len(cells))
     vs = ValSet()
     for k in order:
@@ -78,9 +88,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def evaluate(model: torch.nn.Module, vs: ValSet, n_classes: int, loss_fn=None,
-             batch_size: int = 4, device: torch.device | None = None,
-             amp_dtype: torch.dtype | None = None) -> dict:
+def evaluate(
+    model: torch.nn.Module,
+    vs: ValSet,
+    n_classes: int,
+    loss_fn=None,
+    batch_size: int = 4,
+    device: torch.device | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> dict:
     """OA, mIoU, per-class IoU (NaN for classes neither mapped nor in the reference), mean
     loss and the confusion matrix of ``model`` on the validation set."""
     device = device or torch.device("cpu")
@@ -89,8 +105,8 @@ def evaluate(model: torch.nn.Module, vs: ValSet, n_classes: int, loss_fn=None,
     model.eval()
     with torch.inference_mode():
         for i in range(0, len(vs), batch_size):
-            x = torch.from_numpy(np.stack(vs.x[i:i + batch_size])).to(device)
-            y = torch.from_numpy(np.stack(vs.y[i:i + batch_size])).to(device)
+            x = torch.from_numpy(np.stack(vs.x[i : i + batch_size])).to(device)
+            y = torch.from_numpy(np.stack(vs.y[i : i + batch_size])).to(device)
             with autocast(device, amp_dtype):
                 logits = model(x)
             logits = logits.float()
@@ -101,6 +117,10 @@ def evaluate(model: torch.nn.Module, vs: ValSet, n_classes: int, loss_fn=None,
             ref[ref == IGNORE] = -1
             acc.add(pred, ref)
     cm = acc.matrix
-    return {"oa": overall_accuracy(cm) if cm.sum() else math.nan, "miou": mean_iou(cm),
-            "iou": iou_scores(cm), "loss": sum(losses) / vs.pixels if losses else math.nan,
-            "matrix": cm}
+    return {
+        "oa": overall_accuracy(cm) if cm.sum() else math.nan,
+        "miou": mean_iou(cm),
+        "iou": iou_scores(cm),
+        "loss": sum(losses) / vs.pixels if losses else math.nan,
+        "matrix": cm,
+    }

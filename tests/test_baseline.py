@@ -286,3 +286,29 @@ def test_obia_with_an_svm_and_felzenszwalb(client, scene, tmp_path):
     chance = _chance(labels[held])
     assert (out[held] == labels[held]).mean() > chance + 0.5 * (1 - chance)
     assert res.report["classifier"]["kind"] == "svm"
+
+
+@pytest.mark.parametrize(
+    "seg",
+    [
+        {"method": "slic", "size": 6},
+        {"method": "felzenszwalb", "scale": 20},
+        {"method": "quickshift", "kernel_size": 2, "max_dist": 4},
+        {"method": "watershed", "size": 6},
+    ],
+)
+def test_every_segmentation_partitions_the_valid_pixels(seg):
+    from geoseg.baseline.segment import segment
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 0.2, (3, 40, 50)).astype(np.float32)
+    z[:, :, 25:] += 2  # two halves of distinct colour
+    valid = np.ones((40, 50), bool)
+    valid[:5, :5] = False
+    method = BaselineConfig(train_config="x.yaml", segmentation=seg).segmentation
+    lab = segment(z, valid, method)
+    assert (lab[~valid] == -1).all() and (lab[valid] >= 0).all()
+    ids = np.unique(lab[valid])
+    np.testing.assert_array_equal(ids, np.arange(len(ids)))  # 0..k-1, none empty
+    assert 1 < len(ids) < valid.sum() / 4
+    assert not (set(np.unique(lab[:, :24])) & set(np.unique(lab[:, 26:])))  # no object spans

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from geoseg.errors import GeoSegError
 
@@ -42,7 +43,7 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    err.print(f"[yellow]warning:[/] {message}")
+    err.print(f"[yellow]warning:[/] {escape(str(message))}")
 
 
 def _fail(e: BaseException) -> None:
@@ -53,7 +54,7 @@ def _fail(e: BaseException) -> None:
     else:
         first = str(e).splitlines()[0] if str(e) else ""
         msg = f"{type(e).__name__}: {first} (run with --debug for the traceback)"
-    err.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # [..] is text
     raise typer.Exit(2)
 
 

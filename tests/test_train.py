@@ -69,7 +69,13 @@ def test_short_run_learns_and_its_bundle_maps_through_the_engine(synth, client, 
             "tile": 128,
             "overlap": 32,
         },
-        training={"epochs": 4, "samples_per_epoch": 48, "lr": 3e-3, "crop": 96},
+        training={
+            "epochs": 4,
+            "samples_per_epoch": 48,
+            "lr": 3e-3,
+            "crop": 96,
+            "augment": {"scale": [0.5, 2.0]},  # zoomed crops train as well as plain ones
+        },
     )
     res = train(cfg)
     h = res.history
@@ -248,6 +254,11 @@ def test_resume_continues_from_the_checkpoint(synth, tmp_path):
         (
             "classes: c.json\nscenes: [{image: a.tif}]\noutput: o\ntraining: {loss: {ce: 0}}\n",
             "all loss weights are 0",
+        ),
+        (
+            "classes: c.json\nscenes: [{image: a.tif}]\noutput: o\n"
+            "training: {augment: {scale: [2, 0.5]}}\n",
+            "training.augment.scale: scale is [min, max]",
         ),
     ],
 )

@@ -1,11 +1,38 @@
-"""Training augmentation: the eight D4 symmetries (flips, 90-degree rotations) and
-brightness/contrast jitter, applied per sample to normalised bands."""
+"""Training augmentation: random zoom (crops of another size resampled to the crop), the eight
+D4 symmetries (flips, 90-degree rotations) and brightness/contrast jitter, applied per sample
+to normalised bands."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from geoseg.model.train_config import AugmentConfig
+
+
+def zoom_size(crop: int, cfg: AugmentConfig, rng: np.random.Generator) -> int:
+    """Side of the window to read for one sample: ``crop`` times a log-uniform zoom factor."""
+    if cfg.scale is None or cfg.scale[0] == cfg.scale[1] == 1:
+        return crop
+    lo, hi = math.log(cfg.scale[0]), math.log(cfg.scale[1])
+    return max(8, round(crop * math.exp(rng.uniform(lo, hi))))
+
+
+def resample(
+    x: np.ndarray, valid: np.ndarray, y: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A square sample resampled to ``size`` x ``size``: bands bilinearly (antialiased when
+    shrinking), validity and labels by nearest neighbour (classes are never blended)."""
+    n = x.shape[-1]
+    if n == size:
+        return x, valid, y
+    xt = torch.from_numpy(np.ascontiguousarray(x))[None]
+    x = F.interpolate(xt, size=(size, size), mode="bilinear", antialias=size < n)[0].numpy()
+    idx = np.minimum(((np.arange(size) + 0.5) * (n / size)).astype(np.intp), n - 1)
+    return x, valid[np.ix_(idx, idx)], y[np.ix_(idx, idx)]
 
 
 def augment(

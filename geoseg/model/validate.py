@@ -106,6 +106,8 @@ def evaluate(
     with torch.inference_mode():
         for i in range(0, len(vs), batch_size):
             x = torch.from_numpy(np.stack(vs.x[i : i + batch_size])).to(device)
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(np.stack(vs.y[i : i + batch_size])).to(device)
             with autocast(device, amp_dtype):
                 logits = model(x)

@@ -4,9 +4,10 @@ the engine and score them (rows of the confusion matrix = map, columns = referen
     python benchmarks/train.py examples/train/nc.yaml --evaluate val
     python benchmarks/train.py examples/train/dubai.yaml --evaluate test
     python benchmarks/train.py CONFIG --evaluate test --skip-training   # score an existing bundle
+    python benchmarks/train.py CONFIG --skip-training --tta flips      # ... with test-time views
 
 Prints the figures as a Markdown fragment (for BENCHMARKS.md) and writes them as JSON to
-bench-output/train/<config name>.json.
+bench-output/train/<config name>[-tta-<views>].json.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def main() -> int:
         default=1024,
         help="engine block (several per scene keep both workers busy)",
     )
+    ap.add_argument(
+        "--tta",
+        choices=["none", "flips", "d4"],
+        default="none",
+        help="test-time augmentation of the held-out maps",
+    )
     args = ap.parse_args()
 
     from geoseg.model.bundle import read_meta
@@ -48,6 +55,7 @@ def main() -> int:
     from geoseg.model.train_config import load_config
 
     cfg = load_config(args.config)
+    stem = Path(args.config).stem + ("" if args.tta == "none" else f"-tta-{args.tta}")
     OUT.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     if not args.skip_training:
@@ -58,15 +66,17 @@ def main() -> int:
     ev = evaluate_heldout(
         cfg,
         cfg.output,
-        OUT / f"{Path(args.config).stem}-maps",
+        OUT / f"{stem}-maps",
         roles=(args.evaluate,),
         workers=args.workers,
         block=args.block,
+        tta=args.tta,
     )
     s = ev.summary()
     result = {
         "config": args.config,
         "held_out": args.evaluate,
+        "tta": args.tta,
         "engine": s,
         "train_seconds_this_run": round(train_s, 1),
         "train_loop_seconds": prov.get("wall_seconds"),
@@ -78,7 +88,7 @@ def main() -> int:
         "weights_mb": round((Path(cfg.output) / "weights.safetensors").stat().st_size / 2**20, 1),
         "machine": f"{platform.machine()}, {_cores()} cores",
     }
-    (OUT / f"{Path(args.config).stem}.json").write_text(json.dumps(result, indent=2))
+    (OUT / f"{stem}.json").write_text(json.dumps(result, indent=2))
     print(
         f"\n{args.config}: {result['architecture']}, {result['epochs']} epochs (best "
         f"{result['best_epoch']}), training loop {result['train_loop_seconds']} s"

@@ -93,6 +93,10 @@ def predict(
     torch_threads: int = typer.Option(
         1, help="Model threads per CPU worker (1 keeps results bit-identical for any worker count)."
     ),
+    tta: str = typer.Option(
+        "none",
+        help="Test-time augmentation: none, flips (4 views, 4x the model time) or d4 (8 views).",
+    ),
 ):
     """Predict a scene into a georeferenced class COG (with palette, class names, .qml)."""
     from geoseg.engine.predict import predict as run
@@ -114,6 +118,7 @@ def predict(
             keep_staging=keep_staging,
             batch_size=batch_size,
             torch_threads=torch_threads,
+            tta=tta,
             progress=True,
         )
     except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user

@@ -39,7 +39,7 @@ def get_predictor(job):
     device = job.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (os.path.abspath(job.bundle), device, job.batch_size, job.amp)
+    key = (os.path.abspath(job.bundle), device, job.batch_size, job.amp, job.tta)
     with _lock:
         p = _predictors.get(key)
         if p is None:
@@ -51,7 +51,9 @@ def get_predictor(job):
                     "model runs ~40%% slower. Unset it (distributed.nanny."
                     "pre-spawn-environ) when starting workers."
                 )
-            p = TilePredictor(job.bundle, device=device, batch_size=job.batch_size, amp=job.amp)
+            p = TilePredictor(
+                job.bundle, device=device, batch_size=job.batch_size, amp=job.amp, tta=job.tta
+            )
             _predictors[key] = p
     return p
 

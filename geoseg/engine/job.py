@@ -32,6 +32,7 @@ class PredictJob:
     batch_size: int | None = None
     amp: str | None = None
     torch_threads: int = 1  # per worker; a fixed count keeps results bit-identical
+    tta: str = "none"  # test-time augmentation: none | flips | d4 (runner.TTA_VIEWS)
 
     @property
     def grid(self) -> TileGrid:

@@ -25,6 +25,7 @@ from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
 from geoseg.model.bundle import BundleMeta, read_meta
+from geoseg.model.tta import check_tta
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,11 @@ def plan(
     batch_size: int | None = None,
     amp: str | None = None,
     torch_threads: int = 1,
+    tta: str = "none",
     overwrite: bool = False,
 ) -> tuple[PredictJob, str, BundleMeta]:
     """Validate everything that can be checked before work starts, and describe the job."""
+    check_tta(tta)
     scene = Scene.of(scene)
     meta = read_meta(model)
     info = scene.info
@@ -93,6 +96,8 @@ def plan(
         "amp": amp,
         "torch_threads": torch_threads,
     }
+    if tta != "none":  # absent by default: staging made before TTA existed stays valid
+        params["tta"] = tta
     key = job_key(scene, meta.weights_sha256, params)
     root = Path(staging) if staging else default_staging_root(out_path)
     job = PredictJob(
@@ -109,6 +114,7 @@ def plan(
         batch_size=batch_size,
         amp=amp,
         torch_threads=torch_threads,
+        tta=tta,
     )
     return job, key, meta
 
@@ -133,6 +139,7 @@ def predict(
     amp: str | None = None,
     device: str | None = None,
     torch_threads: int = 1,
+    tta: str = "none",
     progress: bool = False,
 ) -> PredictResult:
     """Predict ``scene`` (a path, or band files to stack) with the bundle ``model`` into the
@@ -159,6 +166,7 @@ def predict(
                 amp=amp,
                 device=device,
                 torch_threads=torch_threads,
+                tta=tta,
                 progress=progress,
             )
         res.outputs = {k: st.url(v) for k, v in res.outputs.items()}
@@ -177,6 +185,7 @@ def predict(
         batch_size=batch_size,
         amp=amp,
         torch_threads=torch_threads,
+        tta=tta,
         overwrite=overwrite,
     )
     write_manifest(job, key)
@@ -185,6 +194,7 @@ def predict(
         "GEOSEG_ARCH": f"{meta.architecture}/{meta.encoder}",
         "GEOSEG_TILE": str(job.tile),
         "GEOSEG_OVERLAP": str(job.overlap),
+        "GEOSEG_TTA": job.tta,
         "GEOSEG_SOURCE": ",".join(job.scene.paths),
     }
     opts = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)

@@ -65,6 +65,7 @@ def evaluate_heldout(
     client=None,
     workers: int | None = None,
     block: int = 2048,
+    tta: str = "none",
 ) -> HeldoutResult:
     cfg = load_config(config)
     classes = load_classes(cfg.classes)
@@ -83,7 +84,7 @@ def evaluate_heldout(
             split = split_scene(cfg.split, d)
             path = out / f"{d.index:03d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', d.name)}.tif"
             t = time.perf_counter()
-            r = predict(d.scene, str(bundle), path, client=c, block=block, overwrite=True)
+            r = predict(d.scene, str(bundle), path, client=c, block=block, overwrite=True, tta=tta)
             res.predict_seconds += time.perf_counter() - t
             res.megapixels += r.megapixels
             res.maps.append(r.path)

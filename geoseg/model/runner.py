@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from geoseg.model.bundle import BundleMeta, load_model
+from geoseg.model.tta import TTA_VIEWS, check_tta
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class TilePredictor:
         device: str = "cpu",
         batch_size: int | None = None,
         amp: str | None = None,
+        tta: str = "none",
     ):
         self.device = torch.device(device)
+        self.views = TTA_VIEWS[check_tta(tta)]
         self.model, self.meta = load_model(bundle, device=device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -54,16 +57,24 @@ class TilePredictor:
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
-        if self.device.type == "cpu":
-            t = t.contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        total = None
         with torch.inference_mode():
-            if self.amp_dtype is not None:
-                with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                    logits = self.model(t)
-            else:
-                logits = self.model(t)
-            probs = torch.softmax(logits.float(), dim=1)
-        return probs.cpu().numpy()
+            for k, flip in self.views:
+                v = t.flip(-1) if flip else t
+                v = torch.rot90(v, k, dims=(-2, -1)) if k else v
+                if self.amp_dtype is not None:
+                    with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                        logits = self.model(v.contiguous(memory_format=fmt))
+                else:
+                    logits = self.model(v.contiguous(memory_format=fmt))
+                p = torch.softmax(logits.float(), dim=1)
+                p = torch.rot90(p, -k, dims=(-2, -1)) if k else p
+                p = p.flip(-1) if flip else p
+                total = p if total is None else total + p
+            if len(self.views) > 1:
+                total /= len(self.views)
+        return total.cpu().numpy()
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         """Probabilities (N x C x T x T float32) for normalised tiles (N x B x T x T).

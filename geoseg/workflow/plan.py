@@ -92,6 +92,7 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
             probabilities=p.probabilities,
             batch_size=p.batch_size,
             torch_threads=p.torch_threads,
+            tta=p.tta,
         )
         if cfg.vectorize:
             v = cfg.vectorize
@@ -200,6 +201,7 @@ def _change(cfg: WorkflowConfig, plan: Plan, inp, outp, predict) -> None:
                 probabilities=True,
                 batch_size=None,
                 torch_threads=1,
+                tta="none",
             )
             maps.append(str(out))
             probs.append(None)

@@ -68,6 +68,7 @@ def predict_stage(
     probabilities: bool,
     batch_size: int | None,
     torch_threads: int,
+    tta: str = "none",
 ) -> tuple[list[str], dict]:
     from geoseg.engine.predict import predict
 
@@ -83,6 +84,7 @@ def predict_stage(
         overwrite=True,
         batch_size=batch_size,
         torch_threads=torch_threads,
+        tta=tta,
         device="cuda" if ctx.gpus else None,
         progress=ctx.progress,
     )

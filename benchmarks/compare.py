@@ -166,6 +166,7 @@ def pooled_compare(maps: dict[str, list[Path]], refs: list[Path], out: Path, cli
             "kappa": a.kappa,
             "f1": dict(zip(classes, a.f1.tolist(), strict=True)),
             "iou": dict(zip(classes, a.iou.tolist(), strict=True)),
+            "confusion_matrix": cm.tolist(),  # rows: map, columns: reference
         }
     pairs = []
     for j, p in enumerate(reps[0]["pairs"]):
@@ -310,6 +311,17 @@ def _save(results: dict) -> None:
     (OUT / "benchmark.json").write_text(json.dumps(clean(results), indent=2, default=str))
 
 
+def _confusions(matrix: list, classes: list[str], top: int = 4) -> str:
+    cm = np.asarray(matrix, dtype=np.float64)
+    off = cm / cm.sum()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:top]
+    return ", ".join(
+        f"{classes[j]} -> {classes[i]} {off[i, j]:.1%}"
+        for i, j in (np.unravel_index(k, off.shape) for k in order)
+    )
+
+
 def print_tables(results: dict) -> None:
     for name in SETS:
         r = results.get(name)
@@ -337,6 +349,10 @@ def print_tables(results: dict) -> None:
                 f"| {m} | {v['oa']:.3f} | {v['miou']:.3f} | {f1} | "
                 f"{t if isinstance(t, str) else f'{t:.1f}'} |"
             )
+        print("\nlargest confusions (reference -> map, share of the held-out pixels):")
+        for m, v in c["per_map"].items():
+            if "confusion_matrix" in v:
+                print(f"- {m}: {_confusions(v['confusion_matrix'], classes)}")
         print("\n| pair | OA difference | only A right | only B right | McNemar z | p |")
         print("|---|---|---|---|---|---|")
         for p in c["pairs"]:

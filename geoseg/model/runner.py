@@ -13,6 +13,12 @@ from geoseg.model.tta import TTA_VIEWS, check_tta
 log = logging.getLogger(__name__)
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on CPU: oneDNN's convolutions run DeepLabV3+ faster in it (training
+    1.3-1.6x, benchmarks/train_step.py; prediction ~1.2x); GPUs keep the default."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def normalize(data: np.ndarray, valid: np.ndarray, meta: BundleMeta) -> np.ndarray:
     """(x - mean) / std per band, in place; invalid pixels become 0 (the band mean)."""
     mean = np.asarray(meta.normalization.mean, dtype=np.float32)[:, None, None]
@@ -42,8 +48,7 @@ class TilePredictor:
         self.device = torch.device(device)
         self.views = TTA_VIEWS[check_tta(tta)]
         self.model, self.meta = load_model(bundle, device=device)
-        if self.device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(memory_format=memory_format(self.device))
         # batch 1 is fastest on CPU (measured); GPUs want many tiles per call.
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
         if amp is None:
@@ -57,7 +62,7 @@ class TilePredictor:
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
-        fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        fmt = memory_format(self.device)
         total = None
         with torch.inference_mode():
             for k, flip in self.views:

@@ -39,7 +39,7 @@ from geoseg.model.history import CSV_NAME, PNG_NAME, plot_curves, write_csv
 from geoseg.model.losses import SegmentationLoss, class_weights
 from geoseg.model.optim import lr_at, make_optimizer, set_lr
 from geoseg.model.progress import TrainProgress
-from geoseg.model.runner import normalize
+from geoseg.model.runner import memory_format, normalize
 from geoseg.model.sampling import WindowSampler, collect_anchors, split_scene
 from geoseg.model.split import SceneSplit
 from geoseg.model.train_config import TrainConfig, load_config
@@ -117,12 +117,6 @@ def _device(cfg) -> tuple[torch.device, torch.dtype | None]:
         )
     amp = torch.bfloat16 if dev.type == "cuda" and cfg.amp in ("auto", "bf16") else None
     return dev, amp
-
-
-def _memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last on CPU: oneDNN's convolutions train DeepLabV3+ 1.3-1.6x faster
-    (benchmarks/train_step.py); GPUs keep the default."""
-    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
 def fingerprint(cfg: TrainConfig) -> str:
@@ -233,7 +227,7 @@ def _train(
         from geoseg.model.encoder_weights import load_encoder_weights
 
         init = load_encoder_weights(model, cfg.model.encoder_weights)
-    model.to(device, memory_format=_memory_format(device))
+    model.to(device, memory_format=memory_format(device))
     opt = make_optimizer(model, tc)
     weights = class_weights(tc.loss, data.class_pixels)
     loss_fn = SegmentationLoss(tc.loss, weights).to(device)
@@ -329,7 +323,7 @@ def _epoch(
         lr = lr_at((epoch - 1) * steps + s, total, tc)
         set_lr(opt, lr)
         x, y = _batch(data, meta, cfg, rng)
-        x = x.to(device, non_blocking=True, memory_format=_memory_format(device))
+        x = x.to(device, non_blocking=True, memory_format=memory_format(device))
         y = y.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
             logits = model(x)

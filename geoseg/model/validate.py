@@ -22,7 +22,7 @@ from geoseg.metrics import ConfusionAccumulator, iou_scores, mean_iou, overall_a
 from geoseg.model.bundle import BundleMeta
 from geoseg.model.data import SceneData
 from geoseg.model.labels import IGNORE
-from geoseg.model.runner import normalize
+from geoseg.model.runner import memory_format, normalize
 from geoseg.model.split import SceneSplit
 
 
@@ -106,8 +106,7 @@ def evaluate(
     with torch.inference_mode():
         for i in range(0, len(vs), batch_size):
             x = torch.from_numpy(np.stack(vs.x[i : i + batch_size])).to(device)
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=memory_format(device))
             y = torch.from_numpy(np.stack(vs.y[i : i + batch_size])).to(device)
             with autocast(device, amp_dtype):
                 logits = model(x)

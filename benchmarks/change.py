@@ -5,7 +5,7 @@
 
 There is no trained NAIP model, so each date is classified by a fixed, documented index rule
 (no training), written as geoseg class COGs with ``_probabilities.tif`` siblings, and
-``geoseg.change`` runs on those exactly as on a model's outputs:
+``geoseg.change.change`` runs on those exactly as on a model's outputs:
 
 * NDVI = (NIR - red) / (NIR + red), bands 4 and 1 of NAIP (R, G, B, NIR, uint8);
 * memberships from each threshold's margin, logistic with a soft width:
@@ -20,7 +20,7 @@ The dates' grids differ (2020 is 1 m west and 1 m south of 2009, and one row sho
 change runs on the 2009 grid cropped to the common footprint, 2020 warped onto it block by
 block with nearest neighbour. NAIP radiometry is not calibrated between years, so a fixed
 rule gives some spurious change where a field sits near a threshold; the gate flags those.
-The cluster (2 workers) is started first; "change" is the time of ``geoseg.change`` alone.
+The cluster (2 workers) is started first; "change" is the time of ``geoseg.change.change`` alone.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def classify(scene: Path, out_dir: Path) -> Path:
     import rasterio
     from rasterio.windows import Window as RioWindow
 
-    from geoseg.classes import load_classes
-    from geoseg.grid import Window
+    from geoseg.core.classes import load_classes
+    from geoseg.core.grid import Window
     from geoseg.io.cog import CogWriter, RasterSpec
 
     classes = load_classes(CLASSES)
@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
 
-    from geoseg.change import change
+    from geoseg.change.change import change
     from geoseg.engine.cluster import ClusterOptions, connect
 
     t0 = time.perf_counter()

@@ -141,8 +141,8 @@ def deeplab_maps(name, config, refs, out, client) -> dict | None:
 
 def pooled_compare(maps: dict[str, list[Path]], refs: list[Path], out: Path, client) -> dict:
     """geoseg compare per mapped scene; matrices and McNemar counts pooled over scenes."""
-    from geoseg import metrics as mx
-    from geoseg.compare import compare
+    from geoseg.compare.compare import compare
+    from geoseg.core import metrics as mx
 
     names = list(maps)
     reps = []
@@ -225,8 +225,8 @@ def water_map(src: Path, water: int, dst: Path) -> Path:
     """A class map reduced to 1 = water (class ``water``), 2 = not water, like Otsu's."""
     import rasterio
 
-    from geoseg.classes import load_classes
-    from geoseg.grid import Window
+    from geoseg.core.classes import load_classes
+    from geoseg.core.grid import Window
     from geoseg.io.cog import CogWriter, RasterSpec
 
     classes = load_classes(
@@ -305,7 +305,7 @@ def _load() -> dict:
 
 
 def _save(results: dict) -> None:
-    from geoseg.io.assessment import clean
+    from geoseg.io.files import clean
 
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "benchmark.json").write_text(json.dumps(clean(results), indent=2, default=str))

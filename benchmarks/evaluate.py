@@ -35,8 +35,8 @@ def make_inputs(side: int) -> tuple[Path, Path, Path]:
     import rasterio
     from rasterio.transform import from_origin
 
-    from geoseg.classes import load_classes
-    from geoseg.grid import Window
+    from geoseg.core.classes import load_classes
+    from geoseg.core.grid import Window
     from geoseg.io.cog import CogWriter, RasterSpec
 
     OUT.mkdir(exist_ok=True)
@@ -110,8 +110,8 @@ def main() -> None:
     args = ap.parse_args()
     map_path, ref, ref20 = make_inputs(args.side)
 
+    from geoseg.accuracy.evaluate import evaluate
     from geoseg.engine.cluster import ClusterOptions, connect
-    from geoseg.evaluate import evaluate
 
     mpx = args.side * args.side / 1e6
     print(f"{mpx:.0f} Mpx class map, block {args.block}, {args.workers} worker(s)")

@@ -47,7 +47,7 @@ def scene_path(side: int) -> Path:
 
 
 def bundle_path(arch: str, encoder: str) -> Path:
-    from geoseg.model.bundle import create_bundle
+    from geoseg.model.factory import create_bundle
 
     p = OUT / f"bundle_{arch}_{encoder}"
     if not p.exists():

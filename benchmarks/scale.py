@@ -32,8 +32,8 @@ def main() -> int:
     import torch
     import torch.nn.functional as F
 
-    from geoseg.metrics import ConfusionAccumulator, iou_scores, mean_iou, overall_accuracy
-    from geoseg.model.bundle import load_model
+    from geoseg.core.metrics import ConfusionAccumulator, iou_scores, mean_iou, overall_accuracy
+    from geoseg.model.factory import load_model
     from geoseg.model.runner import normalize
 
     warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)

@@ -50,9 +50,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from geoseg.model.bundle import read_meta
-    from geoseg.model.heldout import evaluate_heldout
-    from geoseg.model.train import train
-    from geoseg.model.train_config import load_config
+    from geoseg.train.config import load_config
+    from geoseg.train.heldout import evaluate_heldout
+    from geoseg.train.train import train
 
     cfg = load_config(args.config)
     stem = Path(args.config).stem + ("" if args.tta == "none" else f"-tta-{args.tta}")

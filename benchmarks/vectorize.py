@@ -8,7 +8,8 @@ Two class rasters of side x side pixels (10 m, EPSG:32612, uint8, nodata 0), gen
 written window by window: "blobby" (geoseg.synth's land-cover patches, ~100 px across) and
 "speckled" (random 8x8-pixel patches plus 3 % isolated pixels). Each is polygonized to a
 GeoPackage by ``gdal_polygonize`` (one process: it is single-threaded) and by
-``geoseg.vectorize.vectorize`` on a LocalCluster of 2 workers. geoseg's time is given with the
+``geoseg.vector.vectorize.vectorize`` on a LocalCluster of 2 workers. geoseg's time is given
+with the
 cluster already started and used once (``warm``), and including a plain LocalCluster's start
 and the workers' first imports (``cold``). The CLI's own cluster (engine ``connect``) also
 preloads torch for prediction: its start time is printed separately. Outputs are compared:
@@ -120,7 +121,7 @@ def run_gdal(exe: list[str], raster: Path, out: Path, connectivity: int) -> floa
 def bench(kind: str, side: int, exe: list[str], connectivity: int, block: int) -> dict:
     from distributed import Client, LocalCluster
 
-    from geoseg.vectorize import vectorize
+    from geoseg.vector.vectorize import vectorize
 
     raster = make_raster(kind, side)
     g_out, v_out = OUT / f"gdal_{kind}.gpkg", OUT / f"geoseg_{kind}.gpkg"
@@ -184,7 +185,7 @@ def main() -> int:
     if exe is None:
         print("SKIPPED: gdal_polygonize not found (Debian: apt-get install gdal-bin)")
         return 0
-    from geoseg.vectorize import DEFAULT_BLOCK
+    from geoseg.vector.vectorize import DEFAULT_BLOCK
 
     OUT.mkdir(exist_ok=True)
     gdal_version = subprocess.run(

@@ -1,12 +1,13 @@
 """geoseg: distributed, seam-free land-cover segmentation of large scenes on Dask.
 
-The core modules (grid, blend, metrics, classes, synth, io) import neither dask nor torch;
-the engine and model packages do, and are imported lazily by the functions below.
+One package per stage of the data flow (ARCHITECTURE.md is the map): ``geoseg.core`` (tile
+grid, blending, classes, metrics) imports neither dask nor torch; the engine and model packages
+do, and are imported lazily by the function below.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from geoseg.version import __version__
 
 
 def predict(*args, **kwargs):

@@ -54,7 +54,7 @@ def synth(tmp_path_factory):
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory):
     """Factory: bundles(arch, bands=4, n_classes=5, tile=128, overlap=32, encoder=...) -> dir."""
-    from geoseg.model.bundle import create_bundle
+    from geoseg.model.factory import create_bundle
 
     root = tmp_path_factory.mktemp("bundles")
     cache: dict = {}

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
-from geoseg.cli import app
+from geoseg.cli.main import app
 
 runner = CliRunner()
 

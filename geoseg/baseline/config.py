@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geoseg.errors import GeoSegError
-from geoseg.model.train_config import TrainConfig, format_error, load_config, read_yaml
+from geoseg.train.config import TrainConfig, format_error, load_config, read_yaml
 
 FEATURES = ("mean", "std", "percentiles", "indices", "glcm", "shape")
 ROLES = ("blue", "green", "red", "nir", "swir1", "swir2")

@@ -17,8 +17,8 @@ from geoseg.baseline.scenes import outputs, plan
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import CogWriter, RasterSpec
 from geoseg.io.staged import class_ids_of, staging
-from geoseg.model.labels import IGNORE
-from geoseg.model.sampling import scan_windows
+from geoseg.train.labels import IGNORE
+from geoseg.train.sampling import scan_windows
 
 
 def write_heldout_reference(

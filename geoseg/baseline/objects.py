@@ -29,9 +29,9 @@ from geoseg.baseline.classifier import predict_proba
 from geoseg.baseline.features import FeatureSpec, object_features
 from geoseg.baseline.scenes import BaselineScene
 from geoseg.baseline.segment import relabel, segment, zscore
-from geoseg.grid import Window
+from geoseg.core.grid import Window
 from geoseg.io.staged import save_npz
-from geoseg.model.labels import IGNORE
+from geoseg.train.labels import IGNORE
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 from distributed import Client
 
-from geoseg import __version__
 from geoseg.baseline.features import normalised_difference
 from geoseg.baseline.result import finish, report_path, tags
-from geoseg.classes import load_classes
+from geoseg.core.classes import load_classes
+from geoseg.core.grid import Window
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
-from geoseg.grid import Window
 from geoseg.io.cog import check_output
 from geoseg.io.scene import Scene
 from geoseg.io.staged import block_windows, save_npz, staging, write_class_cog
+from geoseg.version import __version__
 
 INDICES = {  # index: (band roles a, b of (a - b) / (a + b), target class, its colour)
     "ndwi": ("green", "nir", "Water", "#2b83ba"),

@@ -1,7 +1,7 @@
 """``geoseg baseline pixel-rf``: a per-pixel random forest on band values (and NDVI / NDWI).
 
 Training pixels are a random sample, per class, of the labelled pixels ``geoseg train`` trains
-on (:func:`geoseg.model.sampling.collect_anchors`: outside the validation part of the split
+on (:func:`geoseg.train.sampling.collect_anchors`: outside the validation part of the split
 and its buffer, with valid image data); the forest is fitted on the client and every valid
 pixel of the mapped scenes is classified by one Dask task per block.
 """
@@ -26,12 +26,12 @@ from geoseg.baseline.result import (
     tags,
 )
 from geoseg.baseline.scenes import Plan, grid_of, outputs, plan
+from geoseg.core.grid import Window
 from geoseg.engine.cluster import ClusterOptions, connect
-from geoseg.grid import Window
 from geoseg.io.scene import Scene
 from geoseg.io.staged import block_windows, class_ids_of, save_npz, staging, write_class_cog
-from geoseg.model.labels import IGNORE
-from geoseg.model.sampling import collect_anchors, scan_windows
+from geoseg.train.labels import IGNORE
+from geoseg.train.sampling import collect_anchors, scan_windows
 
 
 def run_pixel_rf(

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from geoseg import __version__
 from geoseg.baseline.config import Baseline
 from geoseg.baseline.scenes import Plan
-from geoseg.io.assessment import atomic_write, clean
 from geoseg.io.cog import check_output
+from geoseg.io.files import atomic_write, clean
+from geoseg.version import __version__
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Training pixels are exactly those ``geoseg train`` trains on: labelled pixels of scenes with
 role ``split`` or ``train``, outside the validation part of the split and its buffer
-(:mod:`geoseg.model.split`, through :func:`geoseg.model.sampling.split_scene`). Scenes to map
+(:mod:`geoseg.train.split`, through :func:`geoseg.train.sampling.split_scene`). Scenes to map
 are chosen by the baseline config's ``map``.
 """
 
@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geoseg.baseline.config import Baseline
-from geoseg.classes import ClassList, load_classes
+from geoseg.core.classes import ClassList, load_classes
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import check_output
 from geoseg.io.scene import Scene, SceneInfo
 from geoseg.io.stats import band_moments, stats_from_moments
-from geoseg.model.data import SceneData, open_scenes, scene_name
-from geoseg.model.labels import LabelSource
-from geoseg.model.sampling import split_scene
-from geoseg.model.split import SceneSplit
+from geoseg.train.data import SceneData, open_scenes, scene_name
+from geoseg.train.labels import LabelSource
+from geoseg.train.sampling import split_scene
+from geoseg.train.split import SceneSplit
 
 TRAIN_ROLES = ("split", "train")
 MAP_ROLES = {

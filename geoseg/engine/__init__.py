@@ -1,1 +1,2 @@
-"""Dask cluster set-up and the distributed jobs."""
+"""The distributed engine: cluster set-up, prediction jobs, block tasks and the assembly
+(``geoseg predict``, :func:`geoseg.engine.predict.predict`)."""

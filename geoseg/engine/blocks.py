@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.blend import Accumulator, add_patch, finalize, tile_weights
+from geoseg.core.blend import Accumulator, add_patch, finalize, tile_weights
+from geoseg.core.grid import Block, BlockGrid, Window
 from geoseg.engine.prefetch import RowPrefetch
-from geoseg.grid import Block, BlockGrid, Window
 from geoseg.model.bundle import read_meta
 
 log = logging.getLogger(__name__)

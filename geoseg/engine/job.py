@@ -8,9 +8,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from geoseg import __version__
-from geoseg.grid import BlockGrid, TileGrid
+from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.io.scene import Scene
+from geoseg.version import __version__
 
 STAGING_FORMAT = 1
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from distributed import Client, as_completed
 
+from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.engine.blocks import assemble, predict_block, remove_staging
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
 from geoseg.errors import GeoSegError
-from geoseg.grid import BlockGrid, TileGrid
 from geoseg.io.cog import check_output
 from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging

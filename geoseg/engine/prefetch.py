@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from geoseg.grid import Window
+from geoseg.core.grid import Window
 
 
 class RowPrefetch:

@@ -1,1 +1,2 @@
-"""Raster and vector input/output."""
+"""Generic I/O: scenes, class maps, COG writing, staging, band statistics, vector formats,
+styles, report files and remote storage. No feature's own files live here."""

@@ -20,9 +20,9 @@ from rasterio.errors import CRSError
 from rasterio.windows import Window as RioWindow
 from rasterio.windows import transform as window_transform
 
-from geoseg.classes import ClassList, load_classes
+from geoseg.core.classes import ClassList, load_classes
+from geoseg.core.grid import BlockGrid, TileGrid, Window
 from geoseg.errors import GeoSegError
-from geoseg.grid import BlockGrid, TileGrid, Window
 from geoseg.io.scene import _open
 
 NO_VALUE = -1  # nodata / masked / unlabelled / outside

@@ -20,9 +20,9 @@ import rasterio
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window as RioWindow
 
-from geoseg.classes import ClassList
+from geoseg.core.classes import ClassList
+from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
-from geoseg.grid import Window
 from geoseg.io.style import category_aux_xml, raster_qml
 
 

@@ -17,8 +17,8 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window as RioWindow
 
+from geoseg.core.grid import Window, symmetric_index
 from geoseg.errors import GeoSegError
-from geoseg.grid import Window, symmetric_index
 
 
 @dataclass(frozen=True)

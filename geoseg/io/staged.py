@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.classes import ClassList
-from geoseg.grid import BlockGrid, TileGrid, Window
+from geoseg.core.classes import ClassList
+from geoseg.core.grid import BlockGrid, TileGrid, Window
 from geoseg.io.cog import CogWriter, RasterSpec
 
 

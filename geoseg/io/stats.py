@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
-from geoseg.grid import Window
 from geoseg.io.scene import Scene
 
 

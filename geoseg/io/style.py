@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from geoseg.classes import ClassList
+from geoseg.core.classes import ClassList
 
 
 def raster_qml(classes: ClassList) -> str:

@@ -1,1 +1,2 @@
-"""Models: the smp factory, the safe bundle format, prediction and training."""
+"""Inference: model bundles (safetensors + JSON), the model factory, the tile predictor and
+test-time augmentation."""

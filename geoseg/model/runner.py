@@ -7,7 +7,8 @@ import logging
 import numpy as np
 import torch
 
-from geoseg.model.bundle import BundleMeta, load_model
+from geoseg.model.bundle import BundleMeta
+from geoseg.model.factory import load_model
 from geoseg.model.tta import TTA_VIEWS, check_tta
 
 log = logging.getLogger(__name__)

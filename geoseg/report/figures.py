@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.classes import ClassInfo, ClassList, load_classes
+from geoseg.core.classes import ClassInfo, ClassList, load_classes
 from geoseg.io.scene import _open
 
 

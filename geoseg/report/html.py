@@ -14,7 +14,6 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from geoseg import __version__
 from geoseg.errors import GeoSegError
 from geoseg.report.figures import class_preview, data_uri, file_uri
 from geoseg.report.tables import (
@@ -24,6 +23,7 @@ from geoseg.report.tables import (
     key_values,
     table,
 )
+from geoseg.version import __version__
 
 
 def write_report(
@@ -41,9 +41,9 @@ def write_report(
     ``summary``: title, inputs, model (a bundle description), parameters, stages (name,
     status, seconds, megapixels) and products. ``predict``: ``{"path": class COG, ...}`` with
     the prediction's figures (megapixels, seconds, mpx_per_s, tiles, blocks). ``evaluate`` /
-    ``change``: the dicts returned by :func:`geoseg.evaluate.evaluate` and
-    :func:`geoseg.change.change` (``.report``). ``compare``: the dict of
-    :func:`geoseg.compare.compare`.
+    ``change``: the dicts returned by :func:`geoseg.accuracy.evaluate.evaluate` and
+    :func:`geoseg.change.change.change` (``.report``). ``compare``: the dict of
+    :func:`geoseg.compare.compare.compare`.
     """
     html = render(
         summary=summary,
@@ -196,7 +196,7 @@ def _accuracy(rep: dict) -> dict:
 
 
 def _change(rep: dict, px: int) -> dict:
-    from geoseg.io.change_style import STATUS_CLASSES
+    from geoseg.change.style import STATUS_CLASSES
 
     files = rep.get("files") or {}
     images = []

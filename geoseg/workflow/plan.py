@@ -268,7 +268,7 @@ def _merge(a: dict, b: dict) -> dict:
 def _train_config(t, base: Path, out: Path):
     """The training config with ``train.set`` merged in and its bundle written to ``out``;
     and the files it reads (for the stage's hash)."""
-    from geoseg.model.train_config import parse_config, resolve
+    from geoseg.train.config import parse_config, resolve
 
     path = Path(input_path(t.config, base))
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import GeoSegError
-from geoseg.io.assessment import clean
+from geoseg.io.files import clean
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Stage:
 
 def train_stage(ctx: Context, cfg) -> tuple[list[str], dict]:
     """``cfg``: a resolved TrainConfig whose output lies in the workflow's folder."""
-    from geoseg.model.train import train
+    from geoseg.train.train import train
 
     res = train(cfg, progress=ctx.progress)
     out = Path(res.bundle)
@@ -116,7 +116,7 @@ def vectorize_stage(
 ) -> tuple[list[str], dict]:
     import pyogrio
 
-    from geoseg.vectorize import DEFAULT_BLOCK, vectorize
+    from geoseg.vector.vectorize import DEFAULT_BLOCK, vectorize
 
     written, counts = {}, {}
     for out in outputs:
@@ -152,7 +152,7 @@ def evaluate_stage(
     design: str,
     block: int,
 ) -> tuple[list[str], dict]:
-    from geoseg.evaluate import evaluate
+    from geoseg.accuracy.evaluate import evaluate
 
     rep = evaluate(
         raster,
@@ -191,7 +191,7 @@ def change_stage(
     design: str,
     block: int,
 ) -> tuple[list[str], dict]:
-    from geoseg.change import change
+    from geoseg.change.change import change
 
     res = change(
         before,
@@ -257,7 +257,7 @@ def compare_stage(
     class_map: dict | None,
     block: int,
 ) -> tuple[list[str], dict]:
-    from geoseg.compare import compare
+    from geoseg.compare.compare import compare
 
     res = compare(
         maps,

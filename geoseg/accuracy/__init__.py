@@ -1,0 +1,3 @@
+"""Accuracy assessment: reference data on the map grid, confusion matrices and area
+estimates, stratified samples (``geoseg evaluate`` / ``sample``,
+:mod:`geoseg.accuracy.evaluate`)."""

@@ -1,0 +1,128 @@
+"""Files of a change detection: transition tables (CSV), report.json and a transition plot.
+
+Every file is written under a temporary name and renamed; report.json comes last, so its
+presence means the set is complete. Matrices have rows = the earlier date ("from") and
+columns = the later date ("to"), in hectares.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from geoseg.io.files import atomic_write, clean, csv_bytes, png_bytes
+
+CORNER = "from \\ to (ha)"
+COMPONENTS = ("persistence", "gain", "loss", "net", "swap")
+
+
+def write_change_report(out_dir: Path, report: dict, files: dict[str, str]) -> dict[str, str]:
+    """Write the tables, the plot and report.json (last); returns ``files`` completed."""
+    names = [c["name"] for c in report["classes"]]
+    tr = report["transitions"]
+
+    def put(kind: str, name: str, data: bytes) -> None:
+        atomic_write(out_dir / name, data)
+        files[kind] = str(out_dir / name)
+
+    put("transitions_csv", "transitions.csv", _matrix_csv(names, tr["matrix_ha"]))
+    put("class_changes_csv", "class_changes.csv", _classes_csv(report))
+    put("transitions_png", "transitions.png", _plot(report))
+    files["report_json"] = str(out_dir / "report.json")
+    atomic_write(
+        out_dir / "report.json", json.dumps(clean({**report, "files": files}), indent=2).encode()
+    )
+    return files
+
+
+def _matrix_csv(names: list[str], matrix) -> bytes:
+    m = np.asarray(matrix, dtype=float)
+    rows = [[CORNER, *names, "total (before)"]]
+    for name, r in zip(names, m, strict=True):
+        rows.append([name, *r.tolist(), r.sum()])
+    rows.append(["total (after)", *m.sum(axis=0).tolist(), m.sum()])
+    return csv_bytes(rows)
+
+
+def _classes_csv(report: dict) -> bytes:
+    comp = report["components"]
+    header = [
+        "id",
+        "name",
+        "before_ha",
+        "after_ha",
+        *(f"{k}_ha" for k in COMPONENTS),
+        "total_change_ha",
+        *(f"confident_{k}_ha" for k in COMPONENTS[1:]),
+    ]
+    rows = [header]
+    for c, a, g in zip(
+        report["classes"], comp["all"]["per_class"], comp["confident"]["per_class"], strict=True
+    ):
+        rows.append(
+            [
+                c["id"],
+                c["name"],
+                a["before_ha"],
+                a["after_ha"],
+                *(a[f"{k}_ha"] for k in COMPONENTS),
+                a["total_change_ha"],
+                *(g[f"{k}_ha"] for k in COMPONENTS[1:]),
+            ]
+        )
+    return csv_bytes(rows)
+
+
+def _plot(report: dict) -> bytes:
+    """Transition heat map (share of each from-class, annotated in ha) beside gain, loss and
+    net change per class."""
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot state
+
+    names = [c["name"] for c in report["classes"]]
+    m = np.asarray(report["transitions"]["matrix_ha"], dtype=float)
+    n = len(names)
+    rows = m.sum(axis=1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    size = min(4 + 0.6 * n, 22)
+    fig = Figure(figsize=(2 * size + 2, size))
+    ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    im = ax.imshow(share, cmap="YlOrRd", vmin=0, vmax=1)
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel(f"to ({report['after']['date'] or 'after'})")
+    ax.set_ylabel(f"from ({report['before']['date'] or 'before'})")
+    area = report["area_ha"]
+    ax.set_title(
+        f"Transitions, ha (colour: share of the from-class)\nchanged "
+        f"{area['changed']:,.1f} ha, uncertain {area['uncertain']:,.1f} ha of "
+        f"{area['compared']:,.1f} ha"
+    )
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:,.0f}" if m[i, j] >= 1000 else f"{m[i, j]:.4g}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the from-class area")
+    per = report["components"]["all"]["per_class"]
+    x = np.arange(n)
+    for k, (key, label) in enumerate(
+        (("gain_ha", "gross gain"), ("loss_ha", "gross loss"), ("net_ha", "net change"))
+    ):
+        vals = [-p[key] if key == "loss_ha" else p[key] for p in per]
+        bx.bar(x + (k - 1) * 0.27, vals, 0.27, label=label)
+    bx.axhline(0, color="black", lw=0.8)
+    bx.set_xticks(x, names, rotation=45, ha="right")
+    bx.set_ylabel("ha (loss drawn negative)")
+    bx.set_title("Gross gain, gross loss and net change per class (all pixels)")
+    bx.legend(fontsize=8)
+    bx.grid(axis="y", alpha=0.3)
+    return png_bytes(fig)

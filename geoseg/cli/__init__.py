@@ -1,0 +1,1 @@
+"""The ``geoseg`` command line; :mod:`geoseg.cli.main` assembles the app."""

@@ -1,0 +1,142 @@
+"""``geoseg evaluate`` and ``geoseg sample``: accuracy of a class map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from geoseg.cli.common import (
+    OLD_FIELD,
+    OLD_LAYER,
+    REFERENCE,
+    REFERENCE_FIELD,
+    REFERENCE_LAYER,
+    fail,
+    out,
+    reference_options,
+)
+from geoseg.errors import GeoSegError
+
+
+def evaluate(
+    map_path: Path = typer.Argument(
+        ..., help="Class map (a geoseg class COG, or any class raster with --classes)."
+    ),
+    old_reference: str = typer.Argument(None, hidden=True, metavar="[REFERENCE]"),
+    reference: str = REFERENCE,
+    out_dir: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for report.json, CSV tables and PNG plots."
+    ),
+    classes: Path = typer.Option(None, help="classes.json, if the map has no CLASSES tag."),
+    reference_field: str = REFERENCE_FIELD,
+    reference_layer: str = REFERENCE_LAYER,
+    field: str = OLD_FIELD,
+    layer: str = OLD_LAYER,
+    class_map: list[str] = typer.Option(
+        None,
+        "--class-map",
+        help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out); repeatable.",
+    ),
+    design: str = typer.Option(
+        "auto",
+        help="Points: auto (Olofsson stratified estimators "
+        "for a 'geoseg sample' set), stratified, or none.",
+    ),
+    block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
+    workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
+    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
+):
+    """Accuracy of a class map against reference data: report.json, CSV tables, plots."""
+    from geoseg.accuracy.evaluate import evaluate as run
+    from geoseg.accuracy.evaluate import parse_class_map
+
+    try:
+        reference, field, layer = reference_options(
+            reference,
+            reference_field,
+            reference_layer,
+            old_reference=old_reference,
+            old_field=field,
+            old_layer=layer,
+        )
+        rep = run(
+            map_path,
+            reference,
+            out_dir,
+            classes=classes,
+            field=field,
+            layer=layer,
+            class_map=parse_class_map(class_map),
+            design=design,
+            block=block,
+            workers=workers,
+            scheduler=scheduler,
+            overwrite=overwrite,
+        )
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        fail(e)
+        return
+    o, s = rep["overall"], rep["stratified"]
+    out.print(
+        f"overall accuracy {o['overall_accuracy']:.3f} over {rep['compared']:,} "
+        f"{rep['unit']} (quantity / allocation disagreement "
+        f"{o['quantity_disagreement']:.3f} / {o['allocation_disagreement']:.3f})"
+    )
+    if s:
+        oa = s["overall_accuracy"]
+        ci = f" ± {oa['ci95']:.3f} (95 % CI)" if oa["ci95"] is not None else ""
+        out.print(f"area-weighted overall accuracy {oa['estimate']:.3f}{ci}")
+    for note in rep["notes"]:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(f"[green]wrote[/] {rep['files']['report_json']} (+ CSV tables and plots)")
+
+
+def sample(
+    map_path: Path = typer.Argument(..., help="Class map to sample; its classes are strata."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Points to write (.gpkg)."),
+    n: int = typer.Option(
+        None,
+        "--n",
+        help="Total points (default: from --target-se and "
+        "--expected-ua, Olofsson et al. 2014 eq. 13).",
+    ),
+    min_per_class: int = typer.Option(50, help="Minimum points per mapped class."),
+    seed: int = typer.Option(0, help="Random seed (same map, block and seed: same points)."),
+    expected_ua: float = typer.Option(0.8, help="Expected user's accuracy, for the default n."),
+    target_se: float = typer.Option(
+        0.01, help="Target standard error of overall accuracy, for the default n."
+    ),
+    classes: Path = typer.Option(None, help="classes.json, if the map has no CLASSES tag."),
+    block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
+    workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
+    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+):
+    """Stratified random sample of a class map (points for the analyst to label)."""
+    from geoseg.accuracy.sample import sample as run
+
+    try:
+        res = run(
+            map_path,
+            out_path,
+            n=n,
+            min_per_class=min_per_class,
+            seed=seed,
+            expected_ua=expected_ua,
+            target_se=target_se,
+            classes=classes,
+            block=block,
+            workers=workers,
+            scheduler=scheduler,
+            overwrite=overwrite,
+        )
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        fail(e)
+        return
+    per = ", ".join(f"{k}: {v}" for k, v in res.allocation.items())
+    out.print(
+        f"[green]wrote[/] {res.path} ({res.n} points; per class {per}); fill in "
+        "ref_class, then run 'geoseg evaluate MAP --reference POINTS'"
+    )

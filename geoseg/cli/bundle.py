@@ -1,0 +1,71 @@
+"""``geoseg bundle create|info``: make and inspect model bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from geoseg.cli.common import fail, out
+from geoseg.errors import GeoSegError
+
+bundle_app = typer.Typer(no_args_is_help=True, help="Create and inspect model bundles.")
+
+
+@bundle_app.command("create")
+def bundle_create(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
+    classes: Path = typer.Option(..., help="classes.json: [{id, name, color}]."),
+    bands: int = typer.Option(..., help="Number of input bands (bands 1..N of the scene)."),
+    arch: str = typer.Option("deeplabv3plus", help="deeplabv3plus, unet, fpn, pspnet, ..."),
+    encoder: str = typer.Option("resnet34", help="smp encoder name."),
+    state_dict: Path = typer.Option(None, help="Weights: .safetensors or an smp state_dict."),
+    stats_from: str = typer.Option(None, help="Compute band mean/std from this raster."),
+    tile: int = typer.Option(512),
+    overlap: int = typer.Option(64),
+    name: str = typer.Option("geoseg-model"),
+    seed: int = typer.Option(0),
+):
+    """Make a bundle with fresh (untrained) weights, or from a state_dict file."""
+    from geoseg.model.factory import create_bundle
+
+    try:
+        mean = std = None
+        if stats_from:
+            from geoseg.io.stats import band_stats
+
+            mean, std = band_stats(stats_from, list(range(1, bands + 1)))
+        meta = create_bundle(
+            out_dir,
+            classes=classes,
+            bands=bands,
+            architecture=arch,
+            encoder=encoder,
+            state_dict=state_dict,
+            mean=mean,
+            std=std,
+            tile=tile,
+            overlap=overlap,
+            name=name,
+            seed=seed,
+        )
+    except (GeoSegError, Exception) as e:  # noqa: BLE001
+        fail(e)
+        return
+    out.print(
+        f"[green]wrote[/] {out_dir} ({meta.architecture}/{meta.encoder}, "
+        f"{meta.in_channels} bands, {meta.n_classes} classes"
+        f"{'' if state_dict else ', untrained weights'})"
+    )
+
+
+@bundle_app.command("info")
+def bundle_info(path: Path = typer.Argument(..., help="Bundle directory.")):
+    """Print a bundle's metadata."""
+    from geoseg.model.bundle import describe, read_meta
+
+    try:
+        out.print_json(json.dumps(describe(read_meta(path))))
+    except GeoSegError as e:
+        fail(e)

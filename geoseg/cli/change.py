@@ -1,0 +1,96 @@
+"""``geoseg change``: land-cover change between two dates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from geoseg.cli.common import fail, out
+from geoseg.errors import GeoSegError
+
+
+def change_cmd(
+    before: str = typer.Option(
+        ...,
+        "--before",
+        help="Earlier date: a class raster (its "
+        "_probabilities.tif beside it is used), or a scene with --model.",
+    ),
+    after: str = typer.Option(..., "--after", help="Later date, likewise."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the change outputs."),
+    model: str = typer.Option(None, "--model", "-m", help="Bundle: predict both scenes first."),
+    threshold: float = typer.Option(
+        0.7,
+        help="Confidence gate: a change needs both dates' "
+        "largest class probability >= this; else 'uncertain'.",
+    ),
+    mmu: float = typer.Option(
+        0.0, "--mmu", help="Minimum mapping unit of the change polygons, hectares."
+    ),
+    grid: str = typer.Option(None, help="Output grid: before (default), after, or a raster."),
+    before_probabilities: str = typer.Option(
+        None, help="Probability raster of the earlier date (default: <stem>_probabilities.tif)."
+    ),
+    after_probabilities: str = typer.Option(None, help="Probability raster of the later date."),
+    classes: Path = typer.Option(
+        None, help="classes.json, for class rasters without a CLASSES tag."
+    ),
+    date_before: str = typer.Option(None, help="YYYY-MM-DD (default: from the file name)."),
+    date_after: str = typer.Option(None, help="YYYY-MM-DD (default: from the file name)."),
+    reference: str = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Reference change to assess against: a raster "
+        "or points of 0/1 change or from-to codes.",
+    ),
+    reference_field: str = typer.Option(None, help="Field of the reference points."),
+    design: str = typer.Option("auto", help="Reference points: auto, stratified or none."),
+    block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
+    workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
+    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+):
+    """Land-cover change between two dates: from-to raster, change mask, transition table,
+    change polygons (code = from_id * 100 + to_id)."""
+    from geoseg.change.change import change as run
+
+    try:
+        res = run(
+            before,
+            after,
+            out_dir,
+            model=model,
+            threshold=threshold,
+            mmu_ha=mmu,
+            grid=grid,
+            before_probabilities=before_probabilities,
+            after_probabilities=after_probabilities,
+            classes=classes,
+            dates=(date_before, date_after),
+            reference=reference,
+            reference_field=reference_field,
+            design=design,
+            block=block,
+            workers=workers,
+            scheduler=scheduler,
+            overwrite=overwrite,
+        )
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        fail(e)
+        return
+    r = res.report
+    a, gate = r["area_ha"], r["gate"]
+    gated = (
+        f"; {a['uncertain']:,.2f} ha uncertain (below the {gate['threshold']} gate)"
+        if gate["applied"]
+        else "; no confidence gate (no probabilities)"
+    )
+    out.print(
+        f"changed {a['changed']:,.2f} ha of {a['compared']:,.2f} ha{gated}; "
+        f"{r['polygons']['polygons']} change polygons ({res.seconds:.1f} s)"
+    )
+    for note in r["notes"]:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(f"[green]wrote[/] {res.outputs['report_json']} (+ rasters, polygons, tables)")

@@ -1,0 +1,95 @@
+"""What every command shares: the consoles, the --debug state, one-line errors and warnings."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from geoseg.errors import GeoSegError
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+_state = {"debug": False}
+
+WORKERS_HELP = "Local worker processes (default: one per core)."
+SCHEDULER_HELP = "Use an existing Dask scheduler, tcp://HOST:PORT."
+BLOCK_HELP = "Block size in pixels; one Dask task per block."
+REFERENCE_HELP = (
+    "Reference: a class raster, or polygons or points with a class field "
+    "(GeoPackage, Shapefile, ...)."
+)
+REFERENCE_FIELD_HELP = "Class field of a vector reference (ids or names)."
+REFERENCE_LAYER_HELP = "Layer of a vector reference."
+
+
+def setup(debug: bool) -> None:
+    """The app's callback: logging and warnings for this run (Dask's INFO lines only with
+    --debug)."""
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.INFO if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    warnings.showwarning = _show_warning
+    if not debug:
+        # distributed sets its loggers to INFO on import; after basicConfig their cluster
+        # start/stop lines would reach the root handler: only with --debug
+        import distributed  # noqa: F401
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    err.print(f"[yellow]warning:[/] {escape(str(message))}")
+
+
+def fail(e: BaseException) -> None:
+    """Print ``e`` as one ``error:`` line and exit 2 (the traceback only with --debug)."""
+    if _state["debug"]:
+        raise e
+    if isinstance(e, GeoSegError):
+        msg = str(e)
+    else:
+        first = str(e).splitlines()[0] if str(e) else ""
+        msg = f"{type(e).__name__}: {first} (run with --debug for the traceback)"
+    err.print(f"[red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # [..] is text
+    raise typer.Exit(2)
+
+
+def renamed(new, old, new_name: str, old_name: str):
+    """The value of an option given by its new name or by its old, hidden spelling (kept for
+    one release); both at once is an error."""
+    if new is not None and old is not None:
+        raise GeoSegError(f"{old_name} is the old spelling of {new_name}: give only {new_name}")
+    return new if new is not None else old
+
+
+# The reference is passed the same way to evaluate, compare and change: --reference, with
+# --reference-field and --reference-layer for a vector reference. The old spellings (evaluate's
+# second argument, --field, --layer) stay as hidden aliases for one release.
+REFERENCE = typer.Option(None, "--reference", "-r", help=REFERENCE_HELP)
+REFERENCE_FIELD = typer.Option(None, "--reference-field", help=REFERENCE_FIELD_HELP)
+REFERENCE_LAYER = typer.Option(None, "--reference-layer", help=REFERENCE_LAYER_HELP)
+OLD_FIELD = typer.Option(None, "--field", hidden=True)
+OLD_LAYER = typer.Option(None, "--layer", hidden=True)
+
+
+def reference_options(
+    reference, field, layer, *, old_reference=None, old_field=None, old_layer=None
+) -> tuple[str, str | None, str | None]:
+    """(reference, field, layer) from the options and their old spellings; a reference is
+    required."""
+    ref = renamed(reference, old_reference, "--reference", "the REFERENCE argument")
+    if ref is None:
+        raise GeoSegError(
+            "missing --reference REF: a class raster, or polygons or points with a class field"
+        )
+    return (
+        ref,
+        renamed(field, old_field, "--reference-field", "--field"),
+        renamed(layer, old_layer, "--reference-layer", "--layer"),
+    )

@@ -1,0 +1,45 @@
+"""The ``geoseg`` command line: a thin layer over the Python API.
+
+Each command lives in the module of its group and is registered here, so no command module
+imports this one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from geoseg.cli import accuracy, baseline, bundle, change, compare, predict, run, train, vector
+from geoseg.cli.common import setup
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Land-cover maps from large scenes on a Dask cluster.",
+)
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
+    setup(debug)
+
+
+app.command()(predict.predict)
+app.add_typer(bundle.bundle_app, name="bundle")
+app.command("train")(train.train_cmd)
+app.command()(vector.vectorize)
+app.command()(accuracy.evaluate)
+app.command()(accuracy.sample)
+app.command("change")(change.change_cmd)
+app.add_typer(baseline.baseline_app, name="baseline")
+app.command("compare")(compare.compare_cmd)
+app.command("run")(run.run_cmd)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

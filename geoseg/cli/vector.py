@@ -1,0 +1,78 @@
+"""``geoseg vectorize``: a class raster to polygons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from geoseg.cli.common import fail, out
+from geoseg.errors import GeoSegError
+
+
+def vectorize(
+    classes: Path = typer.Argument(..., help="Class raster (geoseg's class COG)."),
+    out_path: str = typer.Option(
+        ..., "--out", "-o", help="Output layer (.gpkg by default), or an s3:// or /vsis3/ URL."
+    ),
+    fmt: str = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="gpkg, shp, parquet, fgb or geojson (default: from the --out suffix, else gpkg).",
+    ),
+    mmu: float = typer.Option(
+        0.0,
+        "--mmu",
+        help="Minimum mapping unit in hectares: smaller regions join their neighbours.",
+    ),
+    simplify: float = typer.Option(
+        0.0, help="Simplification tolerance in metres (shared edges stay shared)."
+    ),
+    connectivity: int = typer.Option(4, help="Pixel connectivity of a polygon: 4 or 8."),
+    confidence: Path = typer.Option(
+        None,
+        help="Confidence raster for a mean 'confidence' "
+        "attribute (default: <stem>_confidence.tif if present).",
+    ),
+    attr: list[str] = typer.Option(
+        None,
+        "--attr",
+        help="KEY=VALUE attribute for every polygon (overrides source, date, model, model_ver).",
+    ),
+    block: int = typer.Option(
+        None, help="Largest block side in pixels (default 5000); one Dask task per block."
+    ),
+    workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
+    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+):
+    """Polygonize a class raster into a GIS layer, block by block, seams merged."""
+    import time
+
+    from geoseg.vector.vectorize import DEFAULT_BLOCK
+    from geoseg.vector.vectorize import vectorize as run
+
+    try:
+        if any("=" not in a for a in attr or []):
+            raise GeoSegError("--attr takes KEY=VALUE, e.g. --attr date=2015-08-18")
+        attrs = dict(a.split("=", 1) for a in attr or [])
+        t0 = time.perf_counter()
+        path = run(
+            classes,
+            out_path,
+            fmt=fmt,
+            mmu_ha=mmu,
+            simplify=simplify,
+            connectivity=connectivity,
+            probabilities=confidence,
+            workers=workers,
+            scheduler=scheduler,
+            block=block or DEFAULT_BLOCK,
+            attrs=attrs,
+            overwrite=overwrite,
+        )
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        fail(e)
+        return
+    out.print(f"[green]wrote[/] {path} ({time.perf_counter() - t0:.1f} s)")

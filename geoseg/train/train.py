@@ -1,0 +1,427 @@
+"""``geoseg train``: a land-cover model from scenes and labels, saved as a safe bundle.
+
+Steps: open the scenes and labels; split each scene into training and validation pixels with
+a buffer between them; per-band mean/std from the training pixels; an smp model (DeepLabV3+ by
+default) trained by AdamW on random (optionally class-balanced) crops with augmentation,
+validated on fixed windows after every epoch, checkpointed every epoch, stopped early when the
+validation mIoU stops improving; the best epoch is written as a bundle with its history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geoseg.core.classes import ClassList, load_classes
+from geoseg.errors import GeoSegError
+from geoseg.io.stats import band_moments, stats_from_moments
+from geoseg.model.bundle import BundleMeta, Normalization, save_bundle
+from geoseg.model.factory import build_model
+from geoseg.model.runner import memory_format, normalize
+from geoseg.train.augment import augment, resample, zoom_size
+from geoseg.train.checkpoint import (
+    clear_checkpoint,
+    load_checkpoint,
+    load_tensors,
+    read_state,
+    save_checkpoint,
+)
+from geoseg.train.config import TrainConfig, load_config
+from geoseg.train.data import SceneData, open_scenes
+from geoseg.train.history import CSV_NAME, PNG_NAME, plot_curves, write_csv
+from geoseg.train.losses import SegmentationLoss, class_weights
+from geoseg.train.optim import lr_at, make_optimizer, set_lr
+from geoseg.train.progress import TrainProgress
+from geoseg.train.sampling import WindowSampler, collect_anchors, split_scene
+from geoseg.train.split import SceneSplit
+from geoseg.train.validate import ValSet, autocast, build_val_set, evaluate
+
+log = logging.getLogger(__name__)
+STATS_MAX_PIXELS = 8_000_000
+
+
+@dataclass
+class TrainResult:
+    bundle: Path
+    meta: BundleMeta
+    history: list[dict]
+    best_epoch: int
+    best_miou: float
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    history_csv: Path
+    curves_png: Path
+    checkpoint_dir: Path
+
+
+@dataclass
+class TrainingData:
+    scenes: list[SceneData]
+    splits: list[SceneSplit]
+    sampler: WindowSampler
+    bands: list[int]
+    class_pixels: np.ndarray  # labelled training pixels per class
+    mean: list[float]
+    std: list[float]
+
+
+def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
+    """Scenes, splits, window sampler and band statistics of the training pixels."""
+    scenes, bands = open_scenes(cfg, classes)
+    n = len(classes.classes)
+    splits, anchors = [], []
+    for d in scenes:
+        sp = split_scene(cfg.split, d)
+        splits.append(sp)
+        anchors.append(collect_anchors(d, sp, n, seed=cfg.training.seed))
+        if d.labels is not None and d.labels.unknown:
+            warnings.warn(
+                f"labels of {d.name} hold values that are neither class ids nor "
+                f"ignore_values, treated as unlabelled: "
+                f"{sorted(d.labels.unknown)[:8]}",
+                stacklevel=2,
+            )
+    if not any(sp.has_val for sp in splits):
+        raise GeoSegError(
+            "no validation pixels: give a scene role: val, or role: split (the "
+            "default) with a split"
+        )
+    sampler = WindowSampler(scenes, splits, anchors, cfg.training.crop, cfg.training.sampling)
+    with_train = [(d, sp) for d, sp in zip(scenes, splits, strict=True) if sp.has_train]
+    budget = max(STATS_MAX_PIXELS // len(with_train), 65536)
+    moments = sum(band_moments(d.scene, bands, budget, windows=sp.train) for d, sp in with_train)
+    mean, std = stats_from_moments(moments)
+    return TrainingData(scenes, splits, sampler, bands, sampler.class_pixels, mean, std)
+
+
+def _device(cfg) -> tuple[torch.device, torch.dtype | None]:
+    want = cfg.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda" and not torch.cuda.is_available():
+        raise GeoSegError("training.device is cuda but no CUDA GPU is available")
+    dev = torch.device(want)
+    if cfg.amp == "bf16" and dev.type == "cpu":
+        warnings.warn(
+            "bf16 autocast is ~50x slower on this kind of CPU: training in float32", stacklevel=3
+        )
+    amp = torch.bfloat16 if dev.type == "cuda" and cfg.amp in ("auto", "bf16") else None
+    return dev, amp
+
+
+def fingerprint(cfg: TrainConfig) -> str:
+    """What a checkpoint must share with the config it resumes under."""
+    keep = cfg.model_dump(
+        mode="json", include={"classes", "scenes", "bands", "ignore_values", "split", "model"}
+    )
+    keep["crop"] = cfg.training.crop
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _batch(data: TrainingData, meta: BundleMeta, cfg: TrainConfig, rng: np.random.Generator):
+    tc = cfg.training
+    xs, ys = [], []
+    for _ in range(tc.batch_size):
+        s, w = data.sampler.sample(rng, zoom_size(tc.crop, tc.augment, rng))
+        x, valid, y = data.scenes[s].read(w)
+        # normalised first: invalid pixels are 0 (the mean) before bands are interpolated
+        x, valid, y = resample(normalize(x, valid, meta), valid, y, tc.crop)
+        x, y = augment(x, valid, y, tc.augment, rng)
+        xs.append(x)
+        ys.append(y)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def _row(
+    epoch: int, lr: float, loss: float, val: dict, classes: ClassList, seconds: float, rate: float
+) -> dict:
+    row = {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": loss,
+        "val_loss": val["loss"],
+        "val_oa": val["oa"],
+        "val_miou": val["miou"],
+    }
+    for c, v in zip(classes.classes, val["iou"], strict=True):
+        row[f"iou_{c.name}"] = float(v)
+    row.update(seconds=round(seconds, 2), samples_per_s=round(rate, 2))
+    return row
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when inside it (provenance stays portable)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
+
+
+def _nan_to_none(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _nan_to_none(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_nan_to_none(x) for x in v]
+    return v
+
+
+def train(config, *, resume: bool = False, progress: bool = False, on_epoch=None) -> TrainResult:
+    """Train the model described by ``config`` (a YAML path, a dict or a TrainConfig) and
+    write its bundle. ``resume`` continues from the checkpoint of an interrupted run;
+    ``on_epoch(row)`` is called after each epoch's checkpoint is written."""
+    t_start = time.perf_counter()
+    cfg = load_config(config)
+    tc = cfg.training
+    classes = load_classes(cfg.classes)
+    device, amp_dtype = _device(tc)
+    threads = torch.get_num_threads()
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    try:
+        return _train(cfg, classes, device, amp_dtype, resume, progress, on_epoch, t_start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    cfg: TrainConfig,
+    classes: ClassList,
+    device,
+    amp_dtype,
+    resume: bool,
+    progress: bool,
+    on_epoch,
+    t_start: float,
+) -> TrainResult:
+    tc = cfg.training
+    data = prepare(cfg, classes)
+    first = data.scenes[0].scene.info
+    meta = BundleMeta(
+        name=cfg.name,
+        version=cfg.version,
+        architecture=cfg.model.architecture,
+        encoder=cfg.model.encoder,
+        arch_kwargs=cfg.model.arch_kwargs,
+        in_channels=len(data.bands),
+        bands=data.bands,
+        band_names=[first.band_names[b - 1] for b in data.bands],
+        normalization=Normalization(mean=data.mean, std=data.std),
+        classes=classes.classes,
+        tile=cfg.model.tile,
+        overlap=cfg.model.overlap,
+    )
+    torch.manual_seed(tc.seed)
+    model = build_model(meta)
+    init = None
+    if cfg.model.encoder_weights:
+        from geoseg.train.encoder_weights import load_encoder_weights
+
+        init = load_encoder_weights(model, cfg.model.encoder_weights)
+    model.to(device, memory_format=memory_format(device))
+    opt = make_optimizer(model, tc)
+    weights = class_weights(tc.loss, data.class_pixels)
+    loss_fn = SegmentationLoss(tc.loss, weights).to(device)
+    vs = build_val_set(data.scenes, data.splits, meta, tc.val_window, tc.val_max_pixels, tc.seed)
+    if not len(vs):
+        raise GeoSegError("the validation pixels hold no labels: check the labels and split")
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    ck = cfg.checkpoints
+    steps = math.ceil(tc.samples_per_epoch / tc.batch_size)
+    total = steps * tc.epochs
+    state = {
+        "epoch": 0,
+        "history": [],
+        "best_miou": -math.inf,
+        "best_epoch": 0,
+        "bad": 0,
+        "stopped": False,
+        "seconds": 0.0,
+        "fingerprint": fingerprint(cfg),
+    }
+    if resume:
+        if read_state(ck)["fingerprint"] != fingerprint(cfg):
+            raise GeoSegError(
+                f"the checkpoint in {ck} was made with other data, classes, split "
+                "or model settings: run without --resume to start over"
+            )
+        state = load_checkpoint(ck, model, opt)
+        log.info("resuming after epoch %d", state["epoch"])
+    else:
+        clear_checkpoint(ck)
+    t_run = time.perf_counter()
+    seconds_before = state["seconds"]
+    bar = TrainProgress(tc.epochs, steps * tc.batch_size) if progress else None
+    try:
+        for epoch in range(state["epoch"] + 1, tc.epochs + 1):
+            if state["stopped"]:
+                break
+            state = _epoch(
+                epoch,
+                state,
+                model,
+                opt,
+                loss_fn,
+                data,
+                meta,
+                cfg,
+                vs,
+                steps,
+                total,
+                device,
+                amp_dtype,
+                classes,
+                bar,
+            )
+            state["seconds"] = seconds_before + time.perf_counter() - t_run
+            save_checkpoint(ck, model, opt, state, best=state["best_epoch"] == epoch)
+            write_csv(state["history"], out / CSV_NAME)
+            if bar:
+                bar.report(state["history"][-1], state["best_epoch"] == epoch)
+            if on_epoch is not None:
+                on_epoch(state["history"][-1])
+    finally:
+        if bar:
+            bar.stop()
+    return _finish(cfg, ck, model, meta, data, vs, state, classes, device, init, t_start)
+
+
+def _epoch(
+    epoch,
+    state,
+    model,
+    opt,
+    loss_fn,
+    data,
+    meta,
+    cfg,
+    vs: ValSet,
+    steps,
+    total,
+    device,
+    amp_dtype,
+    classes,
+    bar,
+) -> dict:
+    tc = cfg.training
+    rng = np.random.default_rng([tc.seed, epoch])
+    torch.manual_seed(tc.seed * 100_003 + epoch)
+    model.train()
+    t0 = time.perf_counter()
+    loss_sum, lr = 0.0, tc.lr
+    for s in range(steps):
+        lr = lr_at((epoch - 1) * steps + s, total, tc)
+        set_lr(opt, lr)
+        x, y = _batch(data, meta, cfg, rng)
+        x = x.to(device, non_blocking=True, memory_format=memory_format(device))
+        y = y.to(device, non_blocking=True)
+        with autocast(device, amp_dtype):
+            logits = model(x)
+        loss = loss_fn(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item()
+        if bar:
+            bar.advance(epoch, tc.batch_size, loss.item())
+    seconds = time.perf_counter() - t0
+    val = evaluate(model, vs, len(classes.classes), loss_fn, device=device, amp_dtype=amp_dtype)
+    row = _row(
+        epoch,
+        lr,
+        loss_sum / steps,
+        val,
+        classes,
+        time.perf_counter() - t0,
+        steps * tc.batch_size / seconds,
+    )
+    state = {**state, "epoch": epoch, "history": [*state["history"], row]}
+    es = tc.early_stopping
+    delta = es.min_delta if es else 0.0
+    miou = val["miou"] if math.isfinite(val["miou"]) else -math.inf
+    if miou > state["best_miou"] + delta or state["best_epoch"] == 0:
+        state.update(best_miou=miou, best_epoch=epoch, bad=0)
+    else:
+        state["bad"] += 1
+        state["stopped"] = es is not None and state["bad"] >= es.patience
+    return state
+
+
+def _finish(
+    cfg: TrainConfig,
+    ck: Path,
+    model,
+    meta: BundleMeta,
+    data: TrainingData,
+    vs: ValSet,
+    state: dict,
+    classes: ClassList,
+    device,
+    init,
+    t_start,
+) -> TrainResult:
+    final = read_state(ck)
+    model.load_state_dict(load_tensors(ck, final, "best"))
+    history = final["history"]
+    best = history[final["best_epoch"] - 1]
+    out = Path(cfg.output)
+    png = plot_curves(
+        history, out / PNG_NAME, f"{cfg.name}: {cfg.model.architecture}/{cfg.model.encoder}"
+    )
+    wall = final["seconds"]
+    prov = _nan_to_none(
+        {
+            "trained": True,
+            "config": cfg.given,
+            "epochs": final["epoch"],
+            "best_epoch": final["best_epoch"],
+            "best_val_miou": best["val_miou"],
+            "best_val_oa": best["val_oa"],
+            "best_val_iou": {k[4:]: v for k, v in best.items() if k.startswith("iou_")},
+            "stopped_early": final["stopped"],
+            "wall_seconds": round(wall, 1),
+            "device": str(device),
+            "torch": torch.__version__,
+            "data": [
+                {
+                    "name": d.name,
+                    "role": d.role,
+                    "image": [_shown(p) for p in d.scene.paths],
+                    "labels": _shown(d.labels.path) if d.labels else None,
+                    "size": [d.height, d.width],
+                }
+                for d in data.scenes
+            ],
+            "train_pixels": {
+                c.name: int(v) for c, v in zip(classes.classes, data.class_pixels, strict=True)
+            },
+            "val_pixels": vs.pixels,
+            "encoder_init": init,
+        }
+    )
+    meta = meta.model_copy(update={"provenance": prov})
+    model.cpu()
+    meta = save_bundle(model, meta, out)
+    return TrainResult(
+        out,
+        meta,
+        history,
+        final["best_epoch"],
+        best["val_miou"],
+        final["epoch"],
+        final["stopped"],
+        time.perf_counter() - t_start,
+        out / CSV_NAME,
+        png,
+        ck,
+    )

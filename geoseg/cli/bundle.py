@@ -69,3 +69,42 @@ def bundle_info(path: Path = typer.Argument(..., help="Bundle directory.")):
         out.print_json(json.dumps(describe(read_meta(path))))
     except GeoSegError as e:
         fail(e)
+
+
+@bundle_app.command("stats")
+def bundle_stats(
+    path: Path = typer.Argument(..., help="Bundle directory."),
+    scenes: list[str] = typer.Option(
+        ...,
+        "--from",
+        help="Training scene(s) to take the band quantiles from: rasters, or single-band "
+        "files stacked as one scene (as geoseg predict takes them); repeatable.",
+    ),
+):
+    """Add the training band quantiles that --normalize match needs to an older bundle (the
+    weights and the mean/std the model was trained with stay as they are)."""
+    from geoseg.io.scene import Scene
+    from geoseg.io.stats import band_quantiles
+    from geoseg.model.bundle import Normalization, read_meta, set_normalization
+
+    try:
+        meta = read_meta(path)
+        # single-band files for a several-band model are one stacked scene, as in predict
+        single = all(Scene.of(s).info.count == 1 for s in scenes)
+        groups = [scenes] if single and meta.in_channels > 1 else [[s] for s in scenes]
+        opened = [Scene.of(g if len(g) > 1 else g[0]) for g in groups]
+        for sc in opened:
+            sc.check_bands(meta.bands)
+        q = band_quantiles(opened, meta.bands)
+        norm = Normalization(
+            mean=meta.normalization.mean, std=meta.normalization.std, quantiles=q.tolist()
+        )
+        names = [[Path(p).name for p in sc.paths] for sc in opened]
+        set_normalization(path, norm, quantiles_from=names)
+    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+        fail(e)
+        return
+    out.print(
+        f"[green]wrote[/] {Path(path) / 'bundle.json'} (band quantiles of {len(opened)} "
+        f"scene{'s' if len(opened) > 1 else ''}; weights unchanged)"
+    )

@@ -46,6 +46,12 @@ def predict(
         "none",
         help="Test-time augmentation: none, flips (4 views, 4x the model time) or d4 (8 views).",
     ),
+    normalize: str = typer.Option(
+        "bundle",
+        help="Band radiometry: bundle (the training mean/std as they are), scene (the scene's "
+        "robust band statistics moved onto the training ones: another date or sensor) or "
+        "match (band quantiles matched to the training quantiles).",
+    ),
 ):
     """Predict a scene into a georeferenced class COG (with palette, class names, .qml)."""
     from geoseg.engine.predict import predict as run
@@ -68,6 +74,7 @@ def predict(
             batch_size=batch_size,
             torch_threads=torch_threads,
             tta=tta,
+            normalize=normalize,
             progress=True,
         )
     except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user

@@ -131,9 +131,13 @@ def predict_block(job, bi: int, bj: int) -> dict:
         }
         | {b.read.height}
     )
-    src = RowPrefetch(
-        job.scene, b.read, meta.bands, cuts, prepare=lambda d, v: normalize(d, v, meta)
-    )
+
+    def prepare(d, v):
+        if job.radiometry is not None:  # --normalize scene|match, or two dates' PIF fit
+            job.radiometry.apply(d)
+        normalize(d, v, meta)
+
+    src = RowPrefetch(job.scene, b.read, meta.bands, cuts, prepare=prepare)
     acc = Accumulator(b.extent, meta.n_classes)
     bs = pred.batch_size
     batch: list[tuple[Window, tuple[int, int]]] = []

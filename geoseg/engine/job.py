@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from geoseg.core.grid import BlockGrid, TileGrid
+from geoseg.core.radiometry import BandMapping
 from geoseg.io.scene import Scene
 from geoseg.version import __version__
 
@@ -33,6 +34,7 @@ class PredictJob:
     amp: str | None = None
     torch_threads: int = 1  # per worker; a fixed count keeps results bit-identical
     tta: str = "none"  # test-time augmentation: none | flips | d4 (runner.TTA_VIEWS)
+    radiometry: BandMapping | None = None  # applied to band values before the bundle's
 
     @property
     def grid(self) -> TileGrid:
@@ -79,5 +81,6 @@ def write_manifest(job: PredictJob, key: str) -> None:
         tmp = d / f".job.json.{os.getpid()}"
         doc = {"key": key, **asdict(job)}
         doc["scene"] = list(job.scene.paths)
+        doc["radiometry"] = job.radiometry and job.radiometry.to_json()
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, man)

@@ -8,6 +8,7 @@ never reads a pixel, and the graph is O(blocks).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from pathlib import Path
 from distributed import Client, as_completed
 
 from geoseg.core.grid import BlockGrid, TileGrid
+from geoseg.core.radiometry import BandMapping
 from geoseg.engine.blocks import assemble, predict_block, remove_staging
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
+from geoseg.engine.radiometry import check_normalize, radiometry_for
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import check_output
 from geoseg.io.remote import default_staging_root as remote_staging_root
@@ -69,12 +72,15 @@ def plan(
     amp: str | None = None,
     torch_threads: int = 1,
     tta: str = "none",
+    normalize: str = "bundle",
+    radiometry: BandMapping | None = None,
     overwrite: bool = False,
 ) -> tuple[PredictJob, str, BundleMeta]:
     """Validate everything that can be checked before work starts, and describe the job."""
     check_tta(tta)
     scene = Scene.of(scene)
     meta = read_meta(model)
+    check_normalize(normalize, meta, model)
     info = scene.info
     scene.check_bands(meta.bands)
     out_path = check_output(out, overwrite)
@@ -98,6 +104,8 @@ def plan(
     }
     if tta != "none":  # absent by default: staging made before TTA existed stays valid
         params["tta"] = tta
+    if radiometry is not None:  # likewise
+        params["radiometry"] = radiometry.to_json()
     key = job_key(scene, meta.weights_sha256, params)
     root = Path(staging) if staging else default_staging_root(out_path)
     job = PredictJob(
@@ -115,6 +123,7 @@ def plan(
         amp=amp,
         torch_threads=torch_threads,
         tta=tta,
+        radiometry=radiometry,
     )
     return job, key, meta
 
@@ -140,11 +149,18 @@ def predict(
     device: str | None = None,
     torch_threads: int = 1,
     tta: str = "none",
+    normalize: str = "bundle",
+    radiometry: BandMapping | None = None,
     progress: bool = False,
 ) -> PredictResult:
     """Predict ``scene`` (a path, or band files to stack) with the bundle ``model`` into the
     class COG ``out``. Runs on ``client`` if given, else on a cluster made from ``workers`` /
-    ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine)."""
+    ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine).
+
+    ``normalize``: ``bundle`` (the bundle's mean and std as they are), ``scene`` (the scene's
+    robust band statistics moved onto the training ones) or ``match`` (band quantiles matched
+    to the training quantiles), see :mod:`geoseg.core.radiometry`; ``radiometry``: an
+    explicit mapping instead (e.g. two dates' pseudo-invariant fit)."""
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
         with local_staging(str(out), overwrite, where=staging) as st:
             res = predict(
@@ -167,15 +183,14 @@ def predict(
                 device=device,
                 torch_threads=torch_threads,
                 tta=tta,
+                normalize=normalize,
+                radiometry=radiometry,
                 progress=progress,
             )
         res.outputs = {k: st.url(v) for k, v in res.outputs.items()}
         return res
     device = device or ("cuda" if gpus else "auto")
-    job, key, meta = plan(
-        scene,
-        model,
-        out,
+    args = dict(
         block=block,
         tile=tile,
         overlap=overlap,
@@ -186,17 +201,10 @@ def predict(
         amp=amp,
         torch_threads=torch_threads,
         tta=tta,
+        normalize=normalize,
         overwrite=overwrite,
     )
-    write_manifest(job, key)
-    tags = {
-        "GEOSEG_MODEL": f"{meta.name} {meta.version}",
-        "GEOSEG_ARCH": f"{meta.architecture}/{meta.encoder}",
-        "GEOSEG_TILE": str(job.tile),
-        "GEOSEG_OVERLAP": str(job.overlap),
-        "GEOSEG_TTA": job.tta,
-        "GEOSEG_SOURCE": ",".join(job.scene.paths),
-    }
+    job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
     opts = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
     t0 = time.perf_counter()
     with connect(opts, client) as c:
@@ -205,6 +213,11 @@ def predict(
                 "the Dask cluster has no workers: start some with 'dask worker "
                 "ADDRESS' or use the local cluster"
             )
+        if radiometry is None and normalize != "bundle":
+            radiometry = radiometry_for(c, job.scene, meta, normalize)
+            job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
+        write_manifest(job, key)
+        tags = _tags(job, meta, normalize)
         dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
         if progress and dashboard:
             from rich.console import Console
@@ -251,6 +264,21 @@ def predict(
         block_seconds=[s["seconds"] for s in stats],
         peak_rss_mb=_peaks(stats + [outs]),
     )
+
+
+def _tags(job: PredictJob, meta: BundleMeta, normalize: str) -> dict[str, str]:
+    tags = {
+        "GEOSEG_MODEL": f"{meta.name} {meta.version}",
+        "GEOSEG_ARCH": f"{meta.architecture}/{meta.encoder}",
+        "GEOSEG_TILE": str(job.tile),
+        "GEOSEG_OVERLAP": str(job.overlap),
+        "GEOSEG_TTA": job.tta,
+        "GEOSEG_NORMALIZE": job.radiometry.mode if job.radiometry else normalize,
+        "GEOSEG_SOURCE": ",".join(job.scene.paths),
+    }
+    if job.radiometry is not None:  # the band statistics used, per band
+        tags["GEOSEG_RADIOMETRY"] = json.dumps(job.radiometry.describe())
+    return tags
 
 
 def _final_files(out: Path, probabilities: bool) -> list[Path]:

@@ -5,8 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 from geoseg.core.grid import Window
+from geoseg.core.radiometry import quantiles_of
 from geoseg.errors import GeoSegError
 from geoseg.io.scene import Scene
+
+
+def sample_windows(
+    scene,
+    max_pixels: int = 4_000_000,
+    window: int = 1024,
+    windows: list[Window] | None = None,
+) -> list[Window]:
+    """The windows statistics are read from: ``windows`` (default: the whole scene) cut into
+    ``window``-pixel squares, regularly subsampled when they hold more than ``max_pixels``."""
+    if windows is None:
+        info = Scene.of(scene).info
+        cut = _cut(Window(0, 0, info.height, info.width), window)
+        total = len(cut) * window * window
+    else:  # large windows are cut too, so the subsample stays spread out and reads stay small
+        cut = [p for w in windows for p in _cut(w, window)]
+        total = sum(w.size for w in cut)
+    step = max(1, round(total / max_pixels)) if cut else 1
+    return cut[::step]
 
 
 def band_moments(
@@ -17,26 +37,46 @@ def band_moments(
     windows: list[Window] | None = None,
 ) -> np.ndarray:
     """Count, sum and sum of squares of each band's valid pixels (3 x bands, float64), over
-    ``windows`` (default: the whole scene, cut into ``window``-pixel squares); a regular
-    subsample of the windows when they hold more than ``max_pixels``. Moments of several
-    scenes add up."""
+    :func:`sample_windows`. Moments of several scenes add up."""
     sc = Scene.of(scene)
-    info = sc.info
-    if windows is None:
-        windows = _cut(Window(0, 0, info.height, info.width), window)
-        total = len(windows) * window * window
-    else:  # large windows are cut too, so the subsample stays spread out and reads stay small
-        windows = [p for w in windows for p in _cut(w, window)]
-        total = sum(w.size for w in windows)
-    step = max(1, round(total / max_pixels)) if windows else 1
     m = np.zeros((3, len(bands)))
-    for w in windows[::step]:
+    for w in sample_windows(sc, max_pixels, window, windows):
         data, valid = sc.read(w, bands)
         v = data[:, valid].astype(np.float64)
         m[0] += v.shape[1]
         m[1] += v.sum(axis=1)
         m[2] += (v * v).sum(axis=1)
     return m
+
+
+def band_values(scene, bands: list[int], windows: list[Window], stride: int = 1) -> np.ndarray:
+    """The valid pixels of each band in ``windows`` (bands x n, float32), every ``stride``-th
+    row and column: the sample that band quantiles are computed from."""
+    sc = Scene.of(scene)
+    parts = [np.zeros((len(bands), 0), np.float32)]
+    for w in windows:
+        data, valid = sc.read(w, bands)
+        data, valid = data[:, ::stride, ::stride], valid[::stride, ::stride]
+        parts.append(data[:, valid].astype(np.float32))
+    return np.concatenate(parts, axis=1)
+
+
+def band_quantiles(
+    scenes: list,
+    bands: list[int],
+    max_pixels: int = 4_000_000,
+    windows: list[list[Window] | None] | None = None,
+) -> np.ndarray:
+    """Quantiles (percentiles 0..100) of each band over the valid pixels of ``scenes`` (of
+    ``windows[i]`` in scene i where given): windows of up to ``max_pixels`` in all, every 2nd
+    row and column of them."""
+    windows = windows or [None] * len(scenes)
+    budget = max(max_pixels // max(len(scenes), 1), 65536)
+    values = [
+        band_values(s, bands, sample_windows(s, budget, 512, w), stride=2)
+        for s, w in zip(scenes, windows, strict=True)
+    ]
+    return quantiles_of(np.concatenate(values, axis=1))
 
 
 def stats_from_moments(m: np.ndarray) -> tuple[list[float], list[float]]:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geoseg.core.classes import ClassInfo, ClassList
+from geoseg.core.radiometry import PERCENTILES
 from geoseg.errors import GeoSegError
 from geoseg.version import __version__
 
@@ -27,9 +28,14 @@ WEIGHTS_FILE = "weights.safetensors"
 
 
 class Normalization(BaseModel):
+    """What the model was trained on: each band's mean and standard deviation (the model's
+    input is ``(x - mean) / std``) and, for ``--normalize scene|match``, the band's training
+    quantiles at the percentiles 0, 1, ..., 100 (None in bundles made before they existed)."""
+
     model_config = ConfigDict(extra="forbid")
     mean: list[float]
     std: list[float]
+    quantiles: list[list[float]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Normalization:
@@ -37,6 +43,15 @@ class Normalization(BaseModel):
             raise ValueError("normalization mean and std differ in length")
         if any(s <= 0 for s in self.std):
             raise ValueError("normalization std must be positive")
+        if self.quantiles is not None:
+            if len(self.quantiles) != len(self.mean):
+                raise ValueError("normalization quantiles have a different number of bands")
+            for q in self.quantiles:
+                if len(q) != len(PERCENTILES) or any(b < a for a, b in zip(q, q[1:], strict=False)):
+                    raise ValueError(
+                        f"normalization quantiles must be {len(PERCENTILES)} non-decreasing "
+                        "values per band (percentiles 0..100)"
+                    )
         return self
 
 
@@ -145,6 +160,23 @@ def save_bundle(model, meta: BundleMeta, out_dir: str | Path) -> BundleMeta:
     return meta
 
 
+def set_normalization(path: str | Path, normalization: Normalization, **provenance) -> BundleMeta:
+    """Rewrite a bundle's ``bundle.json`` with ``normalization`` (and ``provenance`` entries),
+    atomically; the weights and their checksum stay as they are."""
+    meta = read_meta(path)
+    prov = {**meta.provenance, **provenance}
+    meta = meta.model_copy(update={"normalization": normalization, "provenance": prov})
+    d = Path(path) if Path(path).is_dir() else Path(path).parent
+    tmp = d / f".{META_FILE}.tmp{os.getpid()}"
+    try:
+        tmp.write_text(json.dumps(meta.model_dump(), indent=2) + "\n")
+        os.replace(tmp, d / META_FILE)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise GeoSegError(f"cannot write {d / META_FILE} ({e.strerror or e})") from None
+    return meta
+
+
 def describe(meta: BundleMeta) -> dict[str, Any]:
     """A summary for ``geoseg bundle info``."""
     return {
@@ -158,6 +190,7 @@ def describe(meta: BundleMeta) -> dict[str, Any]:
         "classes": [f"{c.id}: {c.name} ({c.color})" for c in meta.classes],
         "tile": meta.tile,
         "overlap": meta.overlap,
+        "training_quantiles": meta.normalization.quantiles is not None,
         "weights_sha256": meta.weights_sha256,
         "provenance": meta.provenance,
     }

@@ -65,6 +65,7 @@ class PredictSection(_Strict):
     batch_size: int | None = Field(None, ge=1)
     torch_threads: int = Field(1, ge=1)
     tta: Literal["none", "flips", "d4"] = "none"  # test-time augmentation (4 or 8 views)
+    normalize: Literal["bundle", "scene", "match"] = "bundle"  # band radiometry (--normalize)
 
 
 class VectorizeSection(_Strict):

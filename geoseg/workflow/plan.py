@@ -93,6 +93,7 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
             batch_size=p.batch_size,
             torch_threads=p.torch_threads,
             tta=p.tta,
+            **({"normalize": p.normalize} if p.normalize != "bundle" else {}),
         )
         if cfg.vectorize:
             v = cfg.vectorize

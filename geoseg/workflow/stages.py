@@ -69,6 +69,7 @@ def predict_stage(
     batch_size: int | None,
     torch_threads: int,
     tta: str = "none",
+    normalize: str = "bundle",
 ) -> tuple[list[str], dict]:
     from geoseg.engine.predict import predict
 
@@ -85,6 +86,7 @@ def predict_stage(
         batch_size=batch_size,
         torch_threads=torch_threads,
         tta=tta,
+        normalize=normalize,
         device="cuda" if ctx.gpus else None,
         progress=ctx.progress,
     )

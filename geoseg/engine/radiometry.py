@@ -1,0 +1,63 @@
+"""``--normalize``: the scene's band statistics, sampled on the cluster, and the radiometric
+mapping they give (:mod:`geoseg.core.radiometry`).
+
+The sample is a regular subsample of windows over the whole scene (nodata ignored), read by
+the workers in a few tasks and merged on the client, so it is the same whatever the number of
+workers; the client reads no pixel itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from distributed import Client
+
+from geoseg.core.radiometry import BandMapping, match_mapping, quantiles_of, scene_mapping
+from geoseg.errors import GeoSegError
+from geoseg.io.scene import Scene
+from geoseg.io.stats import band_values, sample_windows
+from geoseg.model.bundle import BundleMeta
+
+NORMALIZE_MODES = ("bundle", "scene", "match")
+SAMPLE_PIXELS = 2_000_000  # pixels of windows read; every 2nd row and column is kept
+SAMPLE_WINDOW = 512
+SAMPLE_STRIDE = 2
+SAMPLE_TASKS = 8
+
+
+def check_normalize(mode: str, meta: BundleMeta, model: str) -> str:
+    """Refuse an unknown mode, and ``match`` with a bundle that stores no training quantiles
+    (before any work starts)."""
+    if mode not in NORMALIZE_MODES:
+        raise GeoSegError(f"unknown --normalize {mode!r}: use one of {', '.join(NORMALIZE_MODES)}")
+    if mode == "match" and meta.normalization.quantiles is None:
+        raise GeoSegError(
+            f"bundle {model} stores no training quantiles, which --normalize match needs: "
+            f"add them with 'geoseg bundle stats {model} --from SCENE...' (the training "
+            "scenes) or retrain it; --normalize scene works without them"
+        )
+    return mode
+
+
+def scene_quantiles(client: Client, scene, bands: list[int]) -> np.ndarray:
+    """Quantiles (:data:`~geoseg.core.radiometry.PERCENTILES`) of each band of ``scene``."""
+    scene = Scene.of(scene)
+    windows = sample_windows(scene, SAMPLE_PIXELS, SAMPLE_WINDOW)
+    n = max(1, min(SAMPLE_TASKS, len(windows)))
+    chunks = [windows[i::n] for i in range(n)]
+    futures = [
+        client.submit(band_values, scene, bands, ch, SAMPLE_STRIDE, pure=False) for ch in chunks
+    ]
+    values = np.concatenate([f.result() for f in futures], axis=1)
+    return quantiles_of(values)
+
+
+def radiometry_for(client: Client, scene, meta: BundleMeta, mode: str) -> BandMapping | None:
+    """The mapping ``mode`` gives for ``scene`` and the bundle (None for ``bundle``)."""
+    if mode == "bundle":
+        return None
+    q = scene_quantiles(client, scene, meta.bands)
+    norm = meta.normalization
+    train_q = None if norm.quantiles is None else np.asarray(norm.quantiles)
+    if mode == "match":
+        return match_mapping(q, train_q)
+    return scene_mapping(q, train_q, norm.mean, norm.std)

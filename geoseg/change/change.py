@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from distributed import Client, as_completed
 
 from geoseg.change.accuracy import PointRef, assess, open_change_reference, points_by_window
@@ -41,11 +42,13 @@ from geoseg.change.style import CODE_NODATA, MAX_CLASS_ID, transition_legend
 from geoseg.change.summary import status_pixels, summarize
 from geoseg.core.classes import ClassList
 from geoseg.engine.cluster import ClusterOptions, connect
+from geoseg.engine.radiometry import check_normalize
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import check_output
 from geoseg.io.files import clean
 from geoseg.io.scene import _open
+from geoseg.model.bundle import read_meta
 from geoseg.version import __version__
 
 NAMES = {
@@ -99,6 +102,7 @@ def change(
     after_probabilities: str | Path | None = None,
     classes: str | Path | list | None = None,
     dates: tuple[str | None, str | None] | None = None,
+    normalize: str = "bundle",
     overwrite: bool = False,
 ) -> ChangeResult:
     """Change from ``before`` to ``after`` (class rasters, or scenes with ``model``) into
@@ -108,9 +112,14 @@ def change(
     ``reference``: reference change (raster or points; 0/1 or from-to codes) to assess the map
     against; ``design``: auto / stratified / none (see :mod:`geoseg.change.accuracy`).
     ``classes``: class list for class rasters without a CLASSES tag. ``dates``: ISO dates
-    overriding those read from the file names."""
+    overriding those read from the file names. ``normalize``: with ``model``, how each date's
+    bands are put onto the training radiometry (``geoseg predict --normalize``)."""
     t0 = time.perf_counter()
     _check_params(threshold, mmu_ha, block, design)
+    if model is not None:
+        check_normalize(normalize, read_meta(model), str(model))
+    elif normalize != "bundle":
+        raise GeoSegError("--normalize applies to scenes predicted with --model: pass a bundle")
     before, after = str(before), str(after)
     g_before, g_after = RasterGrid.of(before), RasterGrid.of(after)
     base, grid_name = _base_grid(grid, g_before, g_after)
@@ -128,7 +137,7 @@ def change(
         with connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c:
             if model is not None:
                 writing = _start_writing(out)
-                maps = _predict(c, model, before, after, out, block, overwrite)
+                maps = _predict(c, model, before, after, out, block, normalize, overwrite)
                 prepared = _prepare(maps, out_grid, classes, probs, reference, reference_field)
             union, dated, notes, gate, ref = prepared
             staging.mkdir(parents=True)
@@ -183,6 +192,10 @@ def change(
             design,
         )
         report["notes"] = notes
+        if model is not None:  # how each date's bands met the training radiometry
+            report["normalize"] = {
+                w: _radiometry_of(m) for w, m in zip(NORM_KEYS, maps, strict=True)
+            }
         seconds = time.perf_counter() - t0
         marks = (t0, t_blocks, t_asm, t_poly, t_report)
         report["run"] = {
@@ -268,6 +281,17 @@ def _report(
     return report
 
 
+NORM_KEYS = ("before", "after")
+
+
+def _radiometry_of(path: str) -> dict:
+    """The radiometric mapping a predicted date was made with (its COG tags)."""
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    used = tags.get("GEOSEG_RADIOMETRY")
+    return json.loads(used) if used else {"mode": tags.get("GEOSEG_NORMALIZE", "bundle")}
+
+
 def _check_params(threshold: float, mmu_ha: float, block: int, design: str) -> None:
     if not 0.0 <= threshold <= 1.0:
         raise GeoSegError(f"--threshold must be between 0 and 1, got {threshold}")
@@ -328,14 +352,21 @@ def _start_writing(out: Path) -> bool:
 
 
 def _predict(
-    c: Client, model, before: str, after: str, out: Path, block: int, overwrite: bool
+    c: Client, model, before: str, after: str, out: Path, block: int, normalize, overwrite
 ) -> tuple[str, str]:
     from geoseg.engine.predict import predict
 
     paths = []
     for scene, dst in zip((before, after), _predicted_paths(out, before, after), strict=True):
         res = predict(
-            scene, str(model), dst, probabilities=True, client=c, block=block, overwrite=overwrite
+            scene,
+            str(model),
+            dst,
+            probabilities=True,
+            client=c,
+            block=block,
+            normalize=normalize,
+            overwrite=overwrite,
         )
         paths.append(res.path)
     return paths[0], paths[1]

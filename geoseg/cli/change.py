@@ -20,6 +20,11 @@ def change_cmd(
     after: str = typer.Option(..., "--after", help="Later date, likewise."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the change outputs."),
     model: str = typer.Option(None, "--model", "-m", help="Bundle: predict both scenes first."),
+    normalize: str = typer.Option(
+        "bundle",
+        help="With --model: each date's band radiometry, as geoseg predict --normalize "
+        "(bundle, scene or match).",
+    ),
     threshold: float = typer.Option(
         0.7,
         help="Confidence gate: a change needs both dates' "
@@ -62,6 +67,7 @@ def change_cmd(
             after,
             out_dir,
             model=model,
+            normalize=normalize,
             threshold=threshold,
             mmu_ha=mmu,
             grid=grid,

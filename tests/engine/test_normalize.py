@@ -21,13 +21,13 @@ GAIN = np.array([0.7, 1.3, 1.1, 0.85])
 OFFSET = np.array([300.0, -150.0, 40.0, 500.0])
 
 
-def _shifted(scene, out):
+def _shifted(scene, out, gain=GAIN, offset=OFFSET):
     """The scene with y = gain * x + offset per band (float32, nodata kept)."""
     with rasterio.open(scene) as src:
         x = src.read().astype(np.float64)
         valid = src.dataset_mask() > 0
         prof = src.profile
-    y = np.where(valid, x * GAIN[:, None, None] + OFFSET[:, None, None], 0)
+    y = np.where(valid, x * np.c_[gain][..., None] + np.c_[offset][..., None], 0)
     prof.update(dtype="float32", nodata=None)
     with rasterio.open(out, "w", **prof) as dst:
         dst.write(y.astype(np.float32))

@@ -22,6 +22,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -64,17 +65,22 @@ class ModelConfig(_Strict):
     architecture: str = "deeplabv3plus"
     encoder: str = "resnet18"
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
-    encoder_weights: str | None = None  # a local encoder state_dict file (.safetensors/.pth)
+    # A local encoder state_dict file (.safetensors/.pth), or pretrained weights that smp or
+    # timm offer for the encoder by name (imagenet, ssl, ...: fetched into their cache).
+    encoder_weights: str | None = None
     tile: int = Field(512, ge=32)  # prediction tile stored in the bundle
     overlap: int = Field(64, ge=0)
 
     @field_validator("encoder_weights")
     @classmethod
-    def _weights(cls, v):
-        if v is not None and v.lower() in ("imagenet", "none", "null"):
-            raise ValueError(
-                "encoder_weights is a local weights file or null; geoseg downloads nothing"
-            )
+    def _weights(cls, v, info):
+        if not v:
+            return None
+        if v.lower() in ("none", "null"):
+            raise ValueError("write null (no quotes) to start from random weights")
+        from geoseg.train.encoder_weights import is_weights_name
+
+        is_weights_name(v, info.data.get("encoder", ""), info.data.get("architecture", ""))
         return v
 
 
@@ -92,6 +98,31 @@ class LossConfig(_Strict):
         return self
 
 
+class PerBandConfig(_Strict):
+    """Per-band radiometric augmentation (see :func:`geoseg.train.augment.per_band`): for each
+    sample, with probability ``p``, each band draws its own gain and gamma (log-uniform in
+    [min, max]) and offset (uniform, in units of the band's training std, as augmentation runs
+    on standardised bands). The defaults are the recommended start for other dates."""
+
+    gain: tuple[float, float] = (0.8, 1.25)  # contrast about the band mean
+    offset: tuple[float, float] = (-0.2, 0.2)  # shift, in band standard deviations
+    gamma: tuple[float, float] = (0.8, 1.25)  # tone curve on the robust range, +-3 std
+    p: float = Field(0.8, ge=0, le=1)  # probability that a sample is augmented at all
+
+    @field_validator("gain", "offset", "gamma")
+    @classmethod
+    def _range(cls, v, info):
+        lo, hi = _PER_BAND_LIMITS[info.field_name]
+        if v[0] > v[1]:
+            raise ValueError("min must not exceed max")
+        if not (lo <= v[0] and v[1] <= hi):
+            raise ValueError(f"[min, max] must lie within [{lo:g}, {hi:g}], got {list(v)}")
+        return v
+
+
+_PER_BAND_LIMITS = {"gain": (0.25, 4.0), "offset": (-3.0, 3.0), "gamma": (0.25, 4.0)}
+
+
 class AugmentConfig(_Strict):
     d4: bool = True  # random flips and 90-degree rotations
     brightness: float = Field(0.1, ge=0)  # additive, in units of the band's std
@@ -100,6 +131,9 @@ class AugmentConfig(_Strict):
     # shows objects smaller, s < 1 larger), so a model meets other ground resolutions than
     # its training scenes'. None: off.
     scale: tuple[float, float] | None = None
+    # Per-band gain, offset and gamma, drawn per sample and band (other dates, other sensor
+    # states). None: off (no draws from the generator, so training is unchanged).
+    per_band: PerBandConfig | None = None
 
     @field_validator("scale")
     @classmethod
@@ -107,6 +141,15 @@ class AugmentConfig(_Strict):
         if v is not None and not (0.125 <= v[0] <= v[1] <= 8):
             raise ValueError(f"scale is [min, max] with 0.125 <= min <= max <= 8, got {list(v)}")
         return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # per_band left out while off, so dumps (provenance, workflow stage hashes) of configs
+        # without it stay exactly what they were before the option existed
+        d = handler(self)
+        if d.get("per_band", 0) is None:
+            del d["per_band"]
+        return d
 
 
 class EarlyStopping(_Strict):
@@ -275,14 +318,20 @@ def resolve(cfg: TrainConfig, base: Path) -> TrainConfig:
             "classes": classes,
             "output": q(cfg.output),
             "checkpoint_dir": cfg.checkpoint_dir and q(cfg.checkpoint_dir),
-            "model": cfg.model.model_copy(
-                update={
-                    "encoder_weights": cfg.model.encoder_weights and q(cfg.model.encoder_weights)
-                }
-            ),
+            "model": cfg.model.model_copy(update={"encoder_weights": _weights(cfg.model, q)}),
             "root": str(root),
         }
     )
+
+
+def _weights(m: ModelConfig, q) -> str | None:
+    """A weights file resolved like the other paths; a weights name (imagenet) kept as is."""
+    from geoseg.train.encoder_weights import is_weights_name
+
+    w = m.encoder_weights
+    if w is None or is_weights_name(w, m.encoder, m.architecture):
+        return w
+    return q(w)
 
 
 def _expand(s: SceneConfig, i: int, p) -> list[SceneConfig]:

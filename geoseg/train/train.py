@@ -23,7 +23,7 @@ import torch
 
 from geoseg.core.classes import ClassList, load_classes
 from geoseg.errors import GeoSegError
-from geoseg.io.stats import band_moments, stats_from_moments
+from geoseg.io.stats import band_moments, band_quantiles, stats_from_moments
 from geoseg.model.bundle import BundleMeta, Normalization, save_bundle
 from geoseg.model.factory import build_model
 from geoseg.model.runner import memory_format, normalize
@@ -73,6 +73,7 @@ class TrainingData:
     class_pixels: np.ndarray  # labelled training pixels per class
     mean: list[float]
     std: list[float]
+    quantiles: list[list[float]] | None = None  # percentiles 0..100 of the training pixels
 
 
 def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
@@ -101,7 +102,13 @@ def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
     budget = max(STATS_MAX_PIXELS // len(with_train), 65536)
     moments = sum(band_moments(d.scene, bands, budget, windows=sp.train) for d, sp in with_train)
     mean, std = stats_from_moments(moments)
-    return TrainingData(scenes, splits, sampler, bands, sampler.class_pixels, mean, std)
+    q = band_quantiles(
+        [d.scene for d, _ in with_train],
+        bands,
+        STATS_MAX_PIXELS,
+        [sp.train for _, sp in with_train],
+    )
+    return TrainingData(scenes, splits, sampler, bands, sampler.class_pixels, mean, std, q.tolist())
 
 
 def _device(cfg) -> tuple[torch.device, torch.dtype | None]:
@@ -215,7 +222,7 @@ def _train(
         in_channels=len(data.bands),
         bands=data.bands,
         band_names=[first.band_names[b - 1] for b in data.bands],
-        normalization=Normalization(mean=data.mean, std=data.std),
+        normalization=Normalization(mean=data.mean, std=data.std, quantiles=data.quantiles),
         classes=classes.classes,
         tile=cfg.model.tile,
         overlap=cfg.model.overlap,
@@ -226,7 +233,7 @@ def _train(
     if cfg.model.encoder_weights:
         from geoseg.train.encoder_weights import load_encoder_weights
 
-        init = load_encoder_weights(model, cfg.model.encoder_weights)
+        init = load_encoder_weights(model, cfg.model.encoder_weights, meta)
     model.to(device, memory_format=memory_format(device))
     opt = make_optimizer(model, tc)
     weights = class_weights(tc.loss, data.class_pixels)

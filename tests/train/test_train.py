@@ -92,6 +92,9 @@ def test_short_run_learns_and_its_bundle_maps_through_the_engine(synth, client, 
     with rasterio.open(scene) as src:
         img = src.read().astype(np.float64)
     assert np.allclose(meta.normalization.mean, img.mean(axis=(1, 2)), rtol=0.1)
+    q = np.asarray(meta.normalization.quantiles)  # for --normalize scene|match
+    assert q.shape == (4, 101) and np.all(np.diff(q, axis=1) >= 0)
+    assert np.allclose(q[:, 50], np.median(img, axis=(1, 2)), rtol=0.1)
     # the held-out blocks predicted through the engine, as a user would map them
     ev = evaluate_heldout(
         cfg, res.bundle, tmp_path / "maps", roles=("val",), client=client, block=128

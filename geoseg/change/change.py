@@ -113,11 +113,14 @@ def change(
     against; ``design``: auto / stratified / none (see :mod:`geoseg.change.accuracy`).
     ``classes``: class list for class rasters without a CLASSES tag. ``dates``: ISO dates
     overriding those read from the file names. ``normalize``: with ``model``, how each date's
-    bands are put onto the training radiometry (``geoseg predict --normalize``)."""
+    bands are put onto the training radiometry (``geoseg predict --normalize``), or ``pif``:
+    the later scene fitted onto the earlier from pseudo-invariant pixels
+    (:mod:`geoseg.harmonize.pif`)."""
     t0 = time.perf_counter()
     _check_params(threshold, mmu_ha, block, design)
     if model is not None:
-        check_normalize(normalize, read_meta(model), str(model))
+        if normalize != "pif":  # pif needs both scenes, and is fitted once the cluster runs
+            check_normalize(normalize, read_meta(model), str(model))
     elif normalize != "bundle":
         raise GeoSegError("--normalize applies to scenes predicted with --model: pass a bundle")
     before, after = str(before), str(after)
@@ -127,7 +130,7 @@ def change(
     dates = dates or (None, None)
     date_b, date_a = date_of(before, dates[0]), date_of(after, dates[1])
     probs = (before_probabilities, after_probabilities)
-    maps, prepared = (before, after), None
+    maps, prepared, pif = (before, after), None, None
     if model is None:  # everything checked before any output or cluster
         prepared = _prepare(maps, out_grid, classes, probs, reference, reference_field)
     out = _check_outputs(Path(out_dir), overwrite, model, before, after)
@@ -137,7 +140,7 @@ def change(
         with connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c:
             if model is not None:
                 writing = _start_writing(out)
-                maps = _predict(c, model, before, after, out, block, normalize, overwrite)
+                maps, pif = _predict(c, model, before, after, out, block, normalize, overwrite)
                 prepared = _prepare(maps, out_grid, classes, probs, reference, reference_field)
             union, dated, notes, gate, ref = prepared
             staging.mkdir(parents=True)
@@ -196,6 +199,8 @@ def change(
             report["normalize"] = {
                 w: _radiometry_of(m) for w, m in zip(NORM_KEYS, maps, strict=True)
             }
+            if pif is not None:  # the later date fitted onto the earlier: how
+                report["normalize"]["pif"] = pif
         seconds = time.perf_counter() - t0
         marks = (t0, t_blocks, t_asm, t_poly, t_report)
         report["run"] = {
@@ -354,10 +359,19 @@ def _start_writing(out: Path) -> bool:
 def _predict(
     c: Client, model, before: str, after: str, out: Path, block: int, normalize, overwrite
 ) -> tuple[str, str]:
+    """Both dates predicted; with ``pif`` the later one's bands are first fitted onto the
+    earlier one's (the earlier is taken as it is)."""
     from geoseg.engine.predict import predict
 
+    radiometry, pif = [None, None], None
+    if normalize == "pif":
+        from geoseg.harmonize.pif import pif_mapping
+
+        radiometry[1], pif = pif_mapping(c, after, before, read_meta(model).bands)
+        normalize = "bundle"
     paths = []
-    for scene, dst in zip((before, after), _predicted_paths(out, before, after), strict=True):
+    dsts = _predicted_paths(out, before, after)
+    for scene, dst, rad in zip((before, after), dsts, radiometry, strict=True):
         res = predict(
             scene,
             str(model),
@@ -366,10 +380,11 @@ def _predict(
             client=c,
             block=block,
             normalize=normalize,
+            radiometry=rad,
             overwrite=overwrite,
         )
         paths.append(res.path)
-    return paths[0], paths[1]
+    return (paths[0], paths[1]), pif
 
 
 def _union(maps: tuple[str, str], lists: list[ClassList]) -> ClassList:

@@ -10,7 +10,18 @@ import sys
 
 import typer
 
-from geoseg.cli import accuracy, baseline, bundle, change, compare, predict, run, train, vector
+from geoseg.cli import (
+    accuracy,
+    baseline,
+    bundle,
+    change,
+    compare,
+    harmonize,
+    predict,
+    run,
+    train,
+    vector,
+)
 from geoseg.cli.common import setup
 
 app = typer.Typer(
@@ -32,6 +43,7 @@ app.command()(vector.vectorize)
 app.command()(accuracy.evaluate)
 app.command()(accuracy.sample)
 app.command("change")(change.change_cmd)
+app.command("harmonize")(harmonize.harmonize_cmd)
 app.add_typer(baseline.baseline_app, name="baseline")
 app.command("compare")(compare.compare_cmd)
 app.command("run")(run.run_cmd)

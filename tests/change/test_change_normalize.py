@@ -19,7 +19,7 @@ def test_normalize_removes_radiometric_false_change(client, synth, bundles, tmp_
     after = _shifted(before, tmp_path / "after.tif", [0.5, 1.8, 1.4, 0.6], [800, -300, 200, 900])
     bundle = _with_quantiles(bundles("pixelnet", tile=64, overlap=16), before, tmp_path / "b")
     changed = {}
-    for mode in ("bundle", "scene"):
+    for mode in ("bundle", "scene", "pif"):
         res = change(
             before,
             after,
@@ -34,8 +34,13 @@ def test_normalize_removes_radiometric_false_change(client, synth, bundles, tmp_
         changed[mode] = r["area_ha"]["changed"] / r["area_ha"]["compared"]
         assert r["normalize"]["after"]["mode"] == mode
     assert changed["scene"] < 0.01 and changed["bundle"] > changed["scene"] + 0.02, changed
+    assert changed["pif"] < 0.01, changed  # the later date fitted onto the earlier
     rep = json.loads((tmp_path / "scene" / "report.json").read_text())
     assert len(rep["normalize"]["after"]["bands"]) == 4
+    pif = json.loads((tmp_path / "pif" / "report.json").read_text())["normalize"]
+    assert pif["before"]["mode"] == "bundle" and len(pif["pif"]["bands"]) == 4
+    # after = gain * before + offset, so the fit onto the earlier date is its inverse
+    assert abs(pif["pif"]["bands"][0]["gain"] * 0.5 - 1) < 0.02
 
 
 def test_normalize_needs_a_model(synth, tmp_path):

@@ -213,8 +213,9 @@ def predict(
                 "the Dask cluster has no workers: start some with 'dask worker "
                 "ADDRESS' or use the local cluster"
             )
-        if radiometry is None and normalize != "bundle":
-            radiometry = radiometry_for(c, job.scene, meta, normalize)
+        mode = check_normalize(normalize, meta, model)
+        if radiometry is None and mode != "bundle":
+            radiometry = radiometry_for(c, job.scene, meta, mode)
             job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
         write_manifest(job, key)
         tags = _tags(job, meta, normalize)

@@ -25,10 +25,13 @@ SAMPLE_TASKS = 8
 
 
 def check_normalize(mode: str, meta: BundleMeta, model: str) -> str:
-    """Refuse an unknown mode, and ``match`` with a bundle that stores no training quantiles
-    (before any work starts)."""
+    """The mode to run: ``mode``, or ``scene`` for ``bundle`` with a bundle trained on
+    per-scene standardised inputs. Refuses an unknown mode, and ``match`` with a bundle that
+    stores no training quantiles (before any work starts)."""
     if mode not in NORMALIZE_MODES:
         raise GeoSegError(f"unknown --normalize {mode!r}: use one of {', '.join(NORMALIZE_MODES)}")
+    if mode == "bundle" and meta.normalization.mode == "per-scene":
+        return "scene"  # the bundle's own normalisation is the scene's statistics
     if mode == "match" and meta.normalization.quantiles is None:
         raise GeoSegError(
             f"bundle {model} stores no training quantiles, which --normalize match needs: "

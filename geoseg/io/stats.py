@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from geoseg.core.grid import Window
-from geoseg.core.radiometry import quantiles_of
+from geoseg.core.radiometry import BandMapping, quantiles_of
 from geoseg.errors import GeoSegError
 from geoseg.io.scene import Scene
 
@@ -35,13 +35,16 @@ def band_moments(
     max_pixels: int = 4_000_000,
     window: int = 1024,
     windows: list[Window] | None = None,
+    mapping: BandMapping | None = None,
 ) -> np.ndarray:
     """Count, sum and sum of squares of each band's valid pixels (3 x bands, float64), over
-    :func:`sample_windows`. Moments of several scenes add up."""
+    :func:`sample_windows`, after ``mapping`` if given. Moments of several scenes add up."""
     sc = Scene.of(scene)
     m = np.zeros((3, len(bands)))
     for w in sample_windows(sc, max_pixels, window, windows):
         data, valid = sc.read(w, bands)
+        if mapping is not None:
+            mapping.apply(data)
         v = data[:, valid].astype(np.float64)
         m[0] += v.shape[1]
         m[1] += v.sum(axis=1)
@@ -66,16 +69,18 @@ def band_quantiles(
     bands: list[int],
     max_pixels: int = 4_000_000,
     windows: list[list[Window] | None] | None = None,
+    mappings: list[BandMapping | None] | None = None,
 ) -> np.ndarray:
     """Quantiles (percentiles 0..100) of each band over the valid pixels of ``scenes`` (of
-    ``windows[i]`` in scene i where given): windows of up to ``max_pixels`` in all, every 2nd
-    row and column of them."""
+    ``windows[i]`` in scene i where given, after ``mappings[i]``): windows of up to
+    ``max_pixels`` in all, every 2nd row and column of them."""
     windows = windows or [None] * len(scenes)
+    mappings = mappings or [None] * len(scenes)
     budget = max(max_pixels // max(len(scenes), 1), 65536)
-    values = [
-        band_values(s, bands, sample_windows(s, budget, 512, w), stride=2)
-        for s, w in zip(scenes, windows, strict=True)
-    ]
+    values = []
+    for s, w, m in zip(scenes, windows, mappings, strict=True):
+        v = band_values(s, bands, sample_windows(s, budget, 512, w), stride=2)
+        values.append(v if m is None else m.apply(v))
     return quantiles_of(np.concatenate(values, axis=1))
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,6 +36,9 @@ class Normalization(BaseModel):
     mean: list[float]
     std: list[float]
     quantiles: list[list[float]] | None = None
+    # per-scene: every training scene was standardised by its own band median and IQR first
+    # (training.normalize), so predictions do the same with each scene (--normalize scene)
+    mode: Literal["global", "per-scene"] = "global"
 
     @model_validator(mode="after")
     def _check(self) -> Normalization:
@@ -191,6 +194,7 @@ def describe(meta: BundleMeta) -> dict[str, Any]:
         "tile": meta.tile,
         "overlap": meta.overlap,
         "training_quantiles": meta.normalization.quantiles is not None,
+        "normalization": meta.normalization.mode,
         "weights_sha256": meta.weights_sha256,
         "provenance": meta.provenance,
     }

@@ -176,6 +176,10 @@ class TrainingConfig(_Strict):
     seed: int = 0
     val_window: int = 512
     val_max_pixels: int = Field(4_000_000, ge=1024)
+    # per-scene: each scene's bands are first standardised by its own band median and IQR
+    # (the statistics 'geoseg predict --normalize scene' computes), so the model learns
+    # scene-relative inputs; predictions with the bundle then do the same by default
+    normalize: Literal["global", "per-scene"] = "global"
 
     @field_validator("crop", "val_window")
     @classmethod

@@ -14,6 +14,7 @@ import numpy as np
 
 from geoseg.core.classes import ClassList
 from geoseg.core.grid import Window
+from geoseg.core.radiometry import BandMapping
 from geoseg.errors import GeoSegError
 from geoseg.io.scene import Scene
 from geoseg.train.config import SceneConfig, TrainConfig
@@ -31,6 +32,13 @@ class SceneData:
     bands: list[int]
     labels: LabelSource | None
     cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    radiometry: BandMapping | None = None  # training.normalize: per-scene
+
+    def set_radiometry(self, mapping: BandMapping) -> None:
+        """Map this scene's bands with ``mapping`` from now on (its cache at once)."""
+        self.radiometry = mapping
+        if self.cached is not None:
+            mapping.apply(self.cached[0])
 
     @property
     def height(self) -> int:
@@ -48,6 +56,8 @@ class SceneData:
         """Read the whole scene into memory (image float32, validity, class indices)."""
         whole = Window(0, 0, self.height, self.width)
         x, valid = self.scene.read(whole, self.bands)
+        if self.radiometry is not None:
+            self.radiometry.apply(x)
         self.cached = (x, valid, self._labels(whole))
 
     def _labels(self, w: Window) -> np.ndarray:
@@ -60,6 +70,8 @@ class SceneData:
         unlabelled and invalid pixels have class ``IGNORE``."""
         if self.cached is None:
             x, valid = self.scene.read(w, self.bands)
+            if self.radiometry is not None:
+                self.radiometry.apply(x)
         else:
             cx, cv, _ = self.cached
             x = read_mirrored(

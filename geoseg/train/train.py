@@ -23,7 +23,6 @@ import torch
 
 from geoseg.core.classes import ClassList, load_classes
 from geoseg.errors import GeoSegError
-from geoseg.io.stats import band_moments, band_quantiles, stats_from_moments
 from geoseg.model.bundle import BundleMeta, Normalization, save_bundle
 from geoseg.model.factory import build_model
 from geoseg.model.runner import memory_format, normalize
@@ -36,17 +35,14 @@ from geoseg.train.checkpoint import (
     save_checkpoint,
 )
 from geoseg.train.config import TrainConfig, load_config
-from geoseg.train.data import SceneData, open_scenes
 from geoseg.train.history import CSV_NAME, PNG_NAME, plot_curves, write_csv
 from geoseg.train.losses import SegmentationLoss, class_weights
 from geoseg.train.optim import lr_at, make_optimizer, set_lr
+from geoseg.train.prepare import TrainingData, prepare
 from geoseg.train.progress import TrainProgress
-from geoseg.train.sampling import WindowSampler, collect_anchors, split_scene
-from geoseg.train.split import SceneSplit
 from geoseg.train.validate import ValSet, autocast, build_val_set, evaluate
 
 log = logging.getLogger(__name__)
-STATS_MAX_PIXELS = 8_000_000
 
 
 @dataclass
@@ -62,53 +58,6 @@ class TrainResult:
     history_csv: Path
     curves_png: Path
     checkpoint_dir: Path
-
-
-@dataclass
-class TrainingData:
-    scenes: list[SceneData]
-    splits: list[SceneSplit]
-    sampler: WindowSampler
-    bands: list[int]
-    class_pixels: np.ndarray  # labelled training pixels per class
-    mean: list[float]
-    std: list[float]
-    quantiles: list[list[float]] | None = None  # percentiles 0..100 of the training pixels
-
-
-def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
-    """Scenes, splits, window sampler and band statistics of the training pixels."""
-    scenes, bands = open_scenes(cfg, classes)
-    n = len(classes.classes)
-    splits, anchors = [], []
-    for d in scenes:
-        sp = split_scene(cfg.split, d)
-        splits.append(sp)
-        anchors.append(collect_anchors(d, sp, n, seed=cfg.training.seed))
-        if d.labels is not None and d.labels.unknown:
-            warnings.warn(
-                f"labels of {d.name} hold values that are neither class ids nor "
-                f"ignore_values, treated as unlabelled: "
-                f"{sorted(d.labels.unknown)[:8]}",
-                stacklevel=2,
-            )
-    if not any(sp.has_val for sp in splits):
-        raise GeoSegError(
-            "no validation pixels: give a scene role: val, or role: split (the "
-            "default) with a split"
-        )
-    sampler = WindowSampler(scenes, splits, anchors, cfg.training.crop, cfg.training.sampling)
-    with_train = [(d, sp) for d, sp in zip(scenes, splits, strict=True) if sp.has_train]
-    budget = max(STATS_MAX_PIXELS // len(with_train), 65536)
-    moments = sum(band_moments(d.scene, bands, budget, windows=sp.train) for d, sp in with_train)
-    mean, std = stats_from_moments(moments)
-    q = band_quantiles(
-        [d.scene for d, _ in with_train],
-        bands,
-        STATS_MAX_PIXELS,
-        [sp.train for _, sp in with_train],
-    )
-    return TrainingData(scenes, splits, sampler, bands, sampler.class_pixels, mean, std, q.tolist())
 
 
 def _device(cfg) -> tuple[torch.device, torch.dtype | None]:
@@ -222,7 +171,12 @@ def _train(
         in_channels=len(data.bands),
         bands=data.bands,
         band_names=[first.band_names[b - 1] for b in data.bands],
-        normalization=Normalization(mean=data.mean, std=data.std, quantiles=data.quantiles),
+        normalization=Normalization(
+            mean=data.mean,
+            std=data.std,
+            quantiles=data.quantiles,
+            mode=cfg.training.normalize,
+        ),
         classes=classes.classes,
         tile=cfg.model.tile,
         overlap=cfg.model.overlap,

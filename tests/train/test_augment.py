@@ -19,7 +19,7 @@ from geoseg.train.augment import (
 )
 from geoseg.train.config import AugmentConfig, PerBandConfig, load_config
 from geoseg.train.labels import IGNORE
-from geoseg.train.train import prepare
+from geoseg.train.prepare import prepare
 
 CLASSES = [{"id": i + 1, "name": f"c{i + 1}"} for i in range(5)]
 

@@ -30,7 +30,8 @@ from geoseg.train.data import open_scenes
 from geoseg.train.heldout import evaluate_heldout
 from geoseg.train.labels import IGNORE, LabelSource
 from geoseg.train.losses import SegmentationLoss, auto_class_weights
-from geoseg.train.train import prepare, train
+from geoseg.train.prepare import prepare
+from geoseg.train.train import train
 
 CLASSES5 = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(5)]
 FAST = {"architecture": "pixelnet", "tile": 64, "overlap": 16}

@@ -5,6 +5,8 @@ the engine and score them (rows of the confusion matrix = map, columns = referen
     python benchmarks/train.py examples/train/dubai.yaml --evaluate test
     python benchmarks/train.py CONFIG --evaluate test --skip-training   # score an existing bundle
     python benchmarks/train.py CONFIG --skip-training --tta flips      # ... with test-time views
+    python benchmarks/train.py CONFIG --skip-training --normalize scene,match  # radiometry modes
+    python benchmarks/train.py CONFIG --epochs 20     # a shorter schedule than the config's
 
 Prints the figures as a Markdown fragment (for BENCHMARKS.md) and writes them as JSON to
 bench-output/train/<config name>[-tta-<views>].json.
@@ -47,6 +49,12 @@ def main() -> int:
         default="none",
         help="test-time augmentation of the held-out maps",
     )
+    ap.add_argument(
+        "--normalize",
+        default="bundle",
+        help="comma-separated --normalize modes to map the held-out scenes in (each scored)",
+    )
+    ap.add_argument("--epochs", type=int, help="train for this many epochs instead")
     args = ap.parse_args()
 
     from geoseg.model.bundle import read_meta
@@ -55,6 +63,10 @@ def main() -> int:
     from geoseg.train.train import train
 
     cfg = load_config(args.config)
+    if args.epochs:
+        cfg = cfg.model_copy(
+            update={"training": cfg.training.model_copy(update={"epochs": args.epochs})}
+        )
     stem = Path(args.config).stem + ("" if args.tta == "none" else f"-tta-{args.tta}")
     OUT.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -63,48 +75,56 @@ def main() -> int:
     train_s = time.perf_counter() - t
     meta = read_meta(cfg.output)
     prov = meta.provenance
-    ev = evaluate_heldout(
-        cfg,
-        cfg.output,
-        OUT / f"{stem}-maps",
-        roles=(args.evaluate,),
-        workers=args.workers,
-        block=args.block,
-        tta=args.tta,
-    )
-    s = ev.summary()
-    result = {
-        "config": args.config,
-        "held_out": args.evaluate,
-        "tta": args.tta,
-        "engine": s,
-        "train_seconds_this_run": round(train_s, 1),
-        "train_loop_seconds": prov.get("wall_seconds"),
-        "epochs": prov.get("epochs"),
-        "best_epoch": prov.get("best_epoch"),
-        "best_val_miou": prov.get("best_val_miou"),
-        "best_val_oa": prov.get("best_val_oa"),
-        "architecture": f"{meta.architecture}/{meta.encoder}",
-        "weights_mb": round((Path(cfg.output) / "weights.safetensors").stat().st_size / 2**20, 1),
-        "machine": f"{platform.machine()}, {_cores()} cores",
-    }
-    (OUT / f"{stem}.json").write_text(json.dumps(result, indent=2))
-    print(
-        f"\n{args.config}: {result['architecture']}, {result['epochs']} epochs (best "
-        f"{result['best_epoch']}), training loop {result['train_loop_seconds']} s"
-    )
-    print(
-        f"validation during training: OA {result['best_val_oa']:.3f}, "
-        f"mIoU {result['best_val_miou']:.3f}"
-    )
-    print(
-        f"held-out ({args.evaluate}) through the engine: {s['pixels']} px, OA {s['oa']:.3f}, "
-        f"mIoU {s['miou']:.3f}; prediction {s['megapixels']:.1f} Mpx in "
-        f"{s['predict_seconds']:.1f} s\n"
-    )
-    print("| class | IoU |\n|---|---|")
-    for name, v in s["iou"].items():
-        print(f"| {name} | {v:.3f} |")
+    for mode in args.normalize.split(","):
+        ev = evaluate_heldout(
+            cfg,
+            cfg.output,
+            OUT / f"{stem}-maps",
+            roles=(args.evaluate,),
+            workers=args.workers,
+            block=args.block,
+            tta=args.tta,
+            normalize=mode,
+        )
+        s = ev.summary()
+        result = {
+            "config": args.config,
+            "held_out": args.evaluate,
+            "tta": args.tta,
+            "normalize": mode,
+            "training_normalize": meta.normalization.mode,
+            "engine": s,
+            "train_seconds_this_run": round(train_s, 1),
+            "train_loop_seconds": prov.get("wall_seconds"),
+            "epochs": prov.get("epochs"),
+            "best_epoch": prov.get("best_epoch"),
+            "best_val_miou": prov.get("best_val_miou"),
+            "best_val_oa": prov.get("best_val_oa"),
+            "architecture": f"{meta.architecture}/{meta.encoder}",
+            "weights_mb": round(
+                (Path(cfg.output) / "weights.safetensors").stat().st_size / 2**20, 1
+            ),
+            "machine": f"{platform.machine()}, {_cores()} cores",
+        }
+        suffix = "" if mode == "bundle" else f"-normalize-{mode}"
+        (OUT / f"{stem}{suffix}.json").write_text(json.dumps(result, indent=2))
+        print(
+            f"\n{args.config}: {result['architecture']}, {result['epochs']} epochs (best "
+            f"{result['best_epoch']}), training loop {result['train_loop_seconds']} s"
+        )
+        print(
+            f"validation during training: OA {result['best_val_oa']:.3f}, "
+            f"mIoU {result['best_val_miou']:.3f}"
+        )
+        print(
+            f"held-out ({args.evaluate}, --normalize {mode}) through the engine: {s['pixels']} px, "
+            f"OA {s['oa']:.3f}, "
+            f"mIoU {s['miou']:.3f}; prediction {s['megapixels']:.1f} Mpx in "
+            f"{s['predict_seconds']:.1f} s\n"
+        )
+        print("| class | IoU |\n|---|---|")
+        for name, v in s["iou"].items():
+            print(f"| {name} | {v:.3f} |")
     return 0
 
 

@@ -47,6 +47,8 @@ class PredictResult:
     dashboard: str | None = None
     block_seconds: list[float] = field(default_factory=list)
     peak_rss_mb: dict[int, float] = field(default_factory=dict)  # per worker process
+    normalize: str = "bundle"  # the band radiometry used (GEOSEG_NORMALIZE)
+    radiometry: dict | None = None  # its per-band figures (BandMapping.describe)
 
     @property
     def mpx_per_s(self) -> float:
@@ -264,6 +266,8 @@ def predict(
         dashboard=dashboard,
         block_seconds=[s["seconds"] for s in stats],
         peak_rss_mb=_peaks(stats + [outs]),
+        normalize=tags["GEOSEG_NORMALIZE"],
+        radiometry=job.radiometry.describe() if job.radiometry else None,
     )
 
 

@@ -21,6 +21,7 @@ from geoseg.report.tables import (
     change_tables,
     compare_tables,
     key_values,
+    radiometry_table,
     table,
 )
 from geoseg.version import __version__
@@ -168,14 +169,14 @@ def _map(p: dict, px: int) -> dict:
             "tiles_skipped",
             "blocks",
             "blocks_reused",
+            "normalize",
         )
         if p.get(k) is not None
     }
-    return {
-        "preview": data_uri(png) if png else None,
-        "path": p["path"],
-        "tables": [key_values("Prediction", figures, 2)] if figures else [],
-    }
+    tables = [key_values("Prediction", figures, 2)] if figures else []
+    if p.get("radiometry"):
+        tables.append(radiometry_table(p["radiometry"]))
+    return {"preview": data_uri(png) if png else None, "path": p["path"], "tables": tables}
 
 
 def _accuracy(rep: dict) -> dict:

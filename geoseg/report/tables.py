@@ -46,6 +46,19 @@ def key_values(caption: str, d: dict, digits: int = 3) -> dict:
     return table(caption, ["", ""], [[k.replace("_", " "), v] for k, v in d.items()], digits)
 
 
+def radiometry_table(r: dict) -> dict:
+    """The band mapping a prediction used (``--normalize``): gain and offset per band, or for
+    quantile matching the number of knots and the source values at 0, 50 and 100 %."""
+    caption = f"Band radiometry (--normalize {r['mode']})"
+    if all("gain" in b for b in r["bands"]):
+        rows = [[i + 1, b["gain"], b["offset"]] for i, b in enumerate(r["bands"])]
+        return table(caption, ["band", "gain", "offset"], rows, 3)
+    rows = [
+        [i + 1, b.get("knots"), *(b.get("src") or [None] * 3)] for i, b in enumerate(r["bands"])
+    ]
+    return table(caption, ["band", "knots", "source 0 %", "source 50 %", "source 100 %"], rows, 2)
+
+
 def matrix(caption: str, corner: str, names: list[str], m: list[list], digits: int) -> dict:
     rows = [[n, *r, sum(x for x in r if x is not None)] for n, r in zip(names, m, strict=True)]
     cols = [sum(r[j] for r in m if r[j] is not None) for j in range(len(names))]

@@ -66,6 +66,7 @@ def evaluate_heldout(
     workers: int | None = None,
     block: int = 2048,
     tta: str = "none",
+    normalize: str = "bundle",
 ) -> HeldoutResult:
     cfg = load_config(config)
     classes = load_classes(cfg.classes)
@@ -84,7 +85,16 @@ def evaluate_heldout(
             split = split_scene(cfg.split, d)
             path = out / f"{d.index:03d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', d.name)}.tif"
             t = time.perf_counter()
-            r = predict(d.scene, str(bundle), path, client=c, block=block, overwrite=True, tta=tta)
+            r = predict(
+                d.scene,
+                str(bundle),
+                path,
+                client=c,
+                block=block,
+                overwrite=True,
+                tta=tta,
+                normalize=normalize,
+            )
             res.predict_seconds += time.perf_counter() - t
             res.megapixels += r.megapixels
             res.maps.append(r.path)

@@ -102,6 +102,8 @@ def predict_stage(
         "blocks": res.blocks,
         "blocks_reused": res.blocks_reused,
         "peak_worker_rss_mb": peak,
+        "normalize": res.normalize,
+        "radiometry": res.radiometry,
     }
 
 

@@ -127,6 +127,22 @@ def test_an_edited_parameter_reruns_only_the_stages_that_depend_on_it(landcover,
     ]
 
 
+def test_predict_normalize_reruns_predict_and_reaches_the_tags_and_report(landcover, client):
+    path, doc, write = landcover
+    run(path, client=client)
+    doc["predict"]["normalize"] = "scene"
+    assert run(write(doc), client=client).ran == ["predict", "vectorize", "evaluate", "report"]
+    out = path.parent / "out"
+    with rasterio.open(out / "landcover.tif") as src:
+        tags = src.tags()
+    assert tags["GEOSEG_NORMALIZE"] == "scene" and "gain" in tags["GEOSEG_RADIOMETRY"]
+    html = (out / "report.html").read_text()
+    assert "Band radiometry (--normalize scene)" in html
+    doc["predict"]["normalize"] = "histogram"
+    with pytest.raises(GeoSegError, match="predict.normalize"):
+        run(write(doc), client=client)
+
+
 def test_all_stages_share_one_client_from_the_cluster_section(landcover, client, monkeypatch):
     """cluster.scheduler: the running test cluster, reached through its address; one
     connection serves every stage."""

@@ -166,7 +166,8 @@ class Layer:
     def _rio_window(self, w: Window) -> RioWindow:
         return RioWindow(w.col + self.offset[1], w.row + self.offset[0], w.width, w.height)
 
-    def _vrt(self, src, grid: RasterGrid, nodata):
+    def vrt(self, src, grid: RasterGrid, nodata) -> WarpedVRT:
+        """``src`` warped onto ``grid`` with nearest neighbour (``nodata`` outside it)."""
         return WarpedVRT(
             src,
             crs=grid.crs,
@@ -192,7 +193,7 @@ class Layer:
                     table,
                 )
             nodata = src.nodata if src.nodata is not None else _free_value(src.dtypes[0], table)
-            with self._vrt(src, grid, nodata) as vrt:
+            with self.vrt(src, grid, nodata) as vrt:
                 return read_classes(vrt, w, table)
 
     def read_confidence(self, grid: RasterGrid, w: Window) -> np.ndarray:
@@ -206,7 +207,7 @@ class Layer:
                 scales = np.full(src.count, 1 / 254)
             nodata = src.nodata if src.nodata is not None else (255 if uint8 else math.nan)
             if self.warp:
-                with self._vrt(src, grid, nodata) as vrt:
+                with self.vrt(src, grid, nodata) as vrt:
                     data = vrt.read(window=RioWindow(w.col, w.row, w.width, w.height))
             else:
                 data = src.read(window=self._rio_window(w))

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 from distributed import Client
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window as RioWindow
 
 from geoseg.change.grid import Layer, RasterGrid, common_grid
@@ -64,15 +62,7 @@ def read_on_grid(
         return scene.read(shifted, bands)
     with _open(scene.paths[0]) as src:
         nodata = src.nodata if src.nodata is not None else 0
-        with WarpedVRT(
-            src,
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=Resampling.nearest,
-            nodata=nodata,
-        ) as vrt:
+        with layer.vrt(src, grid, nodata) as vrt:
             rw = RioWindow(w.col, w.row, w.width, w.height)
             data = vrt.read(bands, window=rw, out_dtype="float32")
             valid = vrt.read_masks(1, window=rw) > 0

@@ -1,8 +1,15 @@
-"""Engine benchmark: end-to-end prediction against the model alone, 1 vs 2 workers, and
-memory against scene size.
+"""Engine benchmark: each runtime and precision, model alone and end to end; 1 vs 2 workers;
+the engine's own cost; memory against scene size.
 
-    python benchmarks/predict.py                      # everything below, ~10 min on 2 cores
-    python benchmarks/predict.py --only throughput    # or: memory, layout
+    python benchmarks/predict.py                      # everything below, ~20 min on 2 cores
+    python benchmarks/predict.py --only runtimes      # or: throughput, memory, layout
+
+Runtimes: for every runtime/precision this machine has (torch fp32 = the default before issue
+16, torch bf16, OpenVINO fp32 and bf16), the model alone in the engine's layout (one process
+per core, one thread each, batch 1) and end to end on a warm cluster (workers started, model
+loaded by a first small job), their ratio; a cold CLI run (`geoseg predict` with the defaults:
+cluster start, model load, COG); and the engine alone (pixelnet, a near-free per-pixel model),
+in Mpx/s per core.
 
 Throughput: the bundle's model (DeepLabV3+ resnet34 by default, untrained weights; speed does
 not depend on the weights) predicts a synthetic scene end to end (reads, blending, staging,
@@ -84,14 +91,14 @@ def job_tiles(scene: Path, bundle: Path, block: int) -> list:
     return tiles
 
 
-def _model_only_proc(bundle, scene, windows, threads, barrier, queue):
+def _model_only_proc(bundle, scene, windows, threads, barrier, queue, precision, runtime):
     import torch
 
     from geoseg.io.scene import Scene
     from geoseg.model.runner import TilePredictor, normalize
 
     torch.set_num_threads(threads)
-    pred = TilePredictor(str(bundle), device="cpu")
+    pred = TilePredictor(str(bundle), device="cpu", precision=precision, runtime=runtime)
     sc = Scene.of(str(scene))
     tiles = []
     for w in windows:
@@ -104,13 +111,22 @@ def _model_only_proc(bundle, scene, windows, threads, barrier, queue):
     queue.put(time.perf_counter() - t)
 
 
-def model_only(bundle: Path, scene: Path, tiles: list, procs: int, threads: int = 1) -> float:
+def model_only(
+    bundle: Path,
+    scene: Path,
+    tiles: list,
+    procs: int,
+    threads: int = 1,
+    precision: str = "fp32",
+    runtime: str = "torch",
+) -> float:
     """Seconds for ``procs`` concurrent plain processes to run all ``tiles`` (split evenly)."""
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
     ps = [
         ctx.Process(
-            target=_model_only_proc, args=(bundle, scene, tiles[i::procs], threads, barrier, queue)
+            target=_model_only_proc,
+            args=(bundle, scene, tiles[i::procs], threads, barrier, queue, precision, runtime),
         )
         for i in range(procs)
     ]
@@ -129,6 +145,10 @@ def end_to_end(
     threads: int = 1,
     block: int = 2048,
     malloc_trim: bool = False,
+    precision: str = "fp32",
+    runtime: str = "torch",
+    client=None,
+    warm: Path | None = None,
 ) -> dict:
     import dask
     from distributed import Client, LocalCluster
@@ -136,6 +156,14 @@ def end_to_end(
     from geoseg.engine.cluster import CLUSTER_CONFIG, PRELOAD, unset_malloc_trim
     from geoseg.engine.predict import predict
 
+    kw = dict(block=block, overwrite=True, torch_threads=threads)
+    kw.update(precision=precision, runtime=runtime)
+    out = OUT / f"pred_{scene.stem}_{workers}x{threads}.tif"
+    if client is not None:  # a warm cluster: a first small job loads the model
+        if warm is not None:
+            predict(warm, str(bundle), OUT / "warm.tif", client=client, **kw)
+        res = predict(scene, str(bundle), out, client=client, **kw)
+        return _row(res)
     env = {} if malloc_trim else CLUSTER_CONFIG
     if not malloc_trim:
         unset_malloc_trim()  # an earlier default-config cluster leaves it in os.environ
@@ -148,10 +176,11 @@ def end_to_end(
             preload=[PRELOAD],
         )
     with cluster, Client(cluster) as c:
-        out = OUT / f"pred_{scene.stem}_{workers}x{threads}.tif"
-        res = predict(
-            scene, str(bundle), out, block=block, client=c, overwrite=True, torch_threads=threads
-        )
+        res = predict(scene, str(bundle), out, client=c, **kw)
+    return _row(res)
+
+
+def _row(res) -> dict:
     return {
         "seconds": res.seconds,
         "mpx": res.megapixels,
@@ -160,7 +189,93 @@ def end_to_end(
         "blocks": res.blocks,
         "assembly_s": res.assembly_seconds,
         "peak_rss_mb": sorted(res.peak_rss_mb.values()),
+        "runtime": res.runtime,
     }
+
+
+def bench_runtimes(args, results):
+    import subprocess
+
+    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.model.runtime import openvino_version
+
+    scene = scene_path(args.side)
+    warm = scene_path(1024)
+    bundle = bundle_path(args.arch, args.encoder)
+    tiles = job_tiles(scene, bundle, args.block)
+    mpx = args.side * args.side / 1e6
+    combos = [("torch", "fp32"), ("torch", "bf16")]
+    combos += [("openvino", "fp32"), ("openvino", "bf16")] if openvino_version() else []
+    print(
+        f"\n## Runtimes: {args.arch}/{args.encoder}, {mpx:.1f} Mpx, {len(tiles)} tiles of 512, "
+        f"{args.workers} workers x 1 thread, warm cluster"
+    )
+    print(
+        "| runtime | model-only Mpx/s | end-to-end Mpx/s | end-to-end / model-only "
+        "| vs torch/fp32 end-to-end |\n|---|---|---|---|---|"
+    )
+    rows = []
+    with connect(ClusterOptions(workers=args.workers)) as c:
+        for rt, prec in combos:
+            m = model_only(bundle, scene, tiles, args.workers, precision=prec, runtime=rt)
+            e = end_to_end(
+                scene,
+                bundle,
+                args.workers,
+                block=args.block,
+                precision=prec,
+                runtime=rt,
+                client=c,
+                warm=warm,
+            )
+            row = {"runtime": f"{rt}/{prec}", "model_only_mpx_s": mpx / m, **e}
+            row["ratio"] = e["mpx_s"] / row["model_only_mpx_s"]
+            row["speedup"] = e["mpx_s"] / rows[0]["mpx_s"] if rows else 1.0
+            rows.append(row)
+            print(
+                f"| {row['runtime']} | {row['model_only_mpx_s']:.3f} | {e['mpx_s']:.3f} | "
+                f"{row['ratio']:.2f} | {row['speedup']:.2f}x |",
+                flush=True,
+            )
+        pix = bundle_path("pixelnet", "none")
+        e = end_to_end(
+            scene,
+            pix,
+            args.workers,
+            block=args.block,
+            precision="fp32",
+            runtime="torch",
+            client=c,
+            warm=warm,
+        )
+    engine = {"pixelnet_mpx_s": e["mpx_s"], "per_core": e["mpx_s"] / args.workers, **e}
+    print(
+        f"\nengine alone (pixelnet, torch/fp32, warm): {e['mpx_s']:.2f} Mpx/s = "
+        f"{engine['per_core']:.2f} Mpx/s per core (assembly {e['assembly_s']:.1f} s)"
+    )
+    out = OUT / "cold_cli.tif"
+    t = time.perf_counter()
+    cli = [
+        str(Path(sys.executable).with_name("geoseg")),
+        "predict",
+        str(scene),
+        "-m",
+        str(bundle),
+        "-o",
+        str(out),
+        "--overwrite",
+        "--block",
+        str(args.block),
+    ]
+    subprocess.run(cli, check=True, capture_output=True)
+    cold = time.perf_counter() - t
+    fastest = max(rows, key=lambda r: r["model_only_mpx_s"])
+    print(
+        f"cold CLI run, defaults: {cold:.1f} s, {mpx / cold:.3f} Mpx/s = "
+        f"{mpx / cold / fastest['model_only_mpx_s']:.2f} x the fastest model-only "
+        f"({fastest['runtime']}); {mpx / cold / rows[0]['mpx_s']:.2f} x torch/fp32 warm"
+    )
+    results["runtimes"] = {"rows": rows, "engine": engine, "cold_cli_s": cold, "mpx": mpx}
 
 
 def bench_throughput(args, results):
@@ -234,7 +349,10 @@ def bench_memory(args, results):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["throughput", "layout", "memory"], action="append")
+    ap.add_argument(
+        "--only", choices=["runtimes", "throughput", "layout", "memory"], action="append"
+    )
+    ap.add_argument("--workers", type=int, default=2, help="runtimes: workers (one per core)")
     ap.add_argument("--arch", default="deeplabv3plus")
     ap.add_argument("--encoder", default="resnet34")
     ap.add_argument("--side", type=int, default=4480, help="throughput scene side (pixels)")
@@ -244,15 +362,22 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     import torch
 
+    from geoseg.model.runtime import cpu_bf16, cpu_name, openvino_version
+
     print(
-        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, native bf16: {cpu_bf16() or 'no'}, "
+        f"torch {torch.__version__}, OpenVINO {openvino_version()}, "
         f"cuda {'yes' if torch.cuda.is_available() else 'no'}"
     )
     results: dict = {"argv": sys.argv[1:]}
-    for name in args.only or ["throughput", "layout", "memory"]:
-        {"throughput": bench_throughput, "layout": bench_layout, "memory": bench_memory}[name](
-            args, results
-        )
+    benches = {
+        "runtimes": bench_runtimes,
+        "throughput": bench_throughput,
+        "layout": bench_layout,
+        "memory": bench_memory,
+    }
+    for name in args.only or list(benches):
+        benches[name](args, results)
     (OUT / "predict.json").write_text(json.dumps(results, indent=2))
 
 

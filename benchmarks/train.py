@@ -7,6 +7,7 @@ the engine and score them (rows of the confusion matrix = map, columns = referen
     python benchmarks/train.py CONFIG --skip-training --tta flips      # ... with test-time views
     python benchmarks/train.py CONFIG --skip-training --normalize scene,match  # radiometry modes
     python benchmarks/train.py CONFIG --epochs 20     # a shorter schedule than the config's
+    python benchmarks/train.py CONFIG --precision bf16  # training precision (bundle: <output>-bf16)
 
 Prints the figures as a Markdown fragment (for BENCHMARKS.md) and writes them as JSON to
 bench-output/train/<config name>[-tta-<views>].json.
@@ -55,6 +56,11 @@ def main() -> int:
         help="comma-separated --normalize modes to map the held-out scenes in (each scored)",
     )
     ap.add_argument("--epochs", type=int, help="train for this many epochs instead")
+    ap.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        help="training precision; the bundle goes to <output>-<precision>",
+    )
     args = ap.parse_args()
 
     from geoseg.model.bundle import read_meta
@@ -67,11 +73,14 @@ def main() -> int:
         cfg = cfg.model_copy(
             update={"training": cfg.training.model_copy(update={"epochs": args.epochs})}
         )
+    if args.precision:
+        cfg = cfg.model_copy(update={"output": f"{cfg.output}-{args.precision}"})
     stem = Path(args.config).stem + ("" if args.tta == "none" else f"-tta-{args.tta}")
+    stem += f"-{args.precision}" if args.precision else ""
     OUT.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     if not args.skip_training:
-        train(cfg, resume=args.resume, progress=True)
+        train(cfg, resume=args.resume, progress=True, precision=args.precision)
     train_s = time.perf_counter() - t
     meta = read_meta(cfg.output)
     prov = meta.provenance
@@ -100,6 +109,7 @@ def main() -> int:
             "best_epoch": prov.get("best_epoch"),
             "best_val_miou": prov.get("best_val_miou"),
             "best_val_oa": prov.get("best_val_oa"),
+            "training_precision": prov.get("precision", "fp32"),
             "architecture": f"{meta.architecture}/{meta.encoder}",
             "weights_mb": round(
                 (Path(cfg.output) / "weights.safetensors").stat().st_size / 2**20, 1

@@ -1,11 +1,12 @@
 """Training-step throughput on this machine: DeepLabV3+ encoders, in the default (NCHW) and the
-channels_last memory format that `geoseg train` uses on a CPU.
+channels_last memory format that `geoseg train` uses on a CPU, in fp32 and bf16 autocast.
 
     python benchmarks/train_step.py                    # resnet18, mobilenet_v2, efficientnet-b0
     python benchmarks/train_step.py --encoders resnet34 --crop 384 --batch 4
 
 Random batches (forward, cross-entropy, backward, AdamW step); the first step is a warm-up.
-Prints samples/s per encoder and format, and the channels_last / NCHW ratio.
+Prints samples/s per encoder: NCHW fp32, channels_last fp32, channels_last bf16 (what
+`training.precision: auto` picks on CPUs with AMX or AVX-512 BF16), and their ratios.
 """
 
 from __future__ import annotations
@@ -26,14 +27,20 @@ def main() -> int:
     import segmentation_models_pytorch as smp
     import torch
 
+    from geoseg.model.runtime import cpu_bf16, cpu_name
+
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, crop {args.crop}, "
-        f"batch {args.batch}"
+        f"{cpu_name()} (native bf16: {cpu_bf16() or 'no'}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, crop {args.crop}, batch {args.batch}"
     )
-    print("| encoder | NCHW samples/s | channels_last samples/s | ratio |\n|---|---|---|---|")
+    print(
+        "| encoder | NCHW fp32 samples/s | channels_last fp32 | channels_last bf16 "
+        "| cl / NCHW | bf16 / fp32 |\n|---|---|---|---|---|---|"
+    )
+    cl = torch.channels_last
     for enc in args.encoders.split(","):
         rates = []
-        for fmt in (torch.contiguous_format, torch.channels_last):
+        for fmt, dtype in ((torch.contiguous_format, None), (cl, None), (cl, torch.bfloat16)):
             torch.manual_seed(0)
             model = smp.DeepLabV3Plus(encoder_name=enc, encoder_weights=None, classes=5)
             model = model.to(memory_format=fmt).train()
@@ -43,12 +50,14 @@ def main() -> int:
             for i in range(args.steps + 1):
                 if i == 1:
                     t = time.perf_counter()
-                loss = torch.nn.functional.cross_entropy(model(x), y)
+                with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                    loss = torch.nn.functional.cross_entropy(model(x).float(), y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             rates.append(args.batch * args.steps / (time.perf_counter() - t))
-        print(f"| {enc} | {rates[0]:.2f} | {rates[1]:.2f} | {rates[1] / rates[0]:.2f} |")
+        a, b, c = rates
+        print(f"| {enc} | {a:.2f} | {b:.2f} | {c:.2f} | {b / a:.2f} | {c / b:.2f} |")
     return 0
 
 

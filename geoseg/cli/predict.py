@@ -46,6 +46,16 @@ def predict(
         "none",
         help="Test-time augmentation: none, flips (4 views, 4x the model time) or d4 (8 views).",
     ),
+    precision: str = typer.Option(
+        "auto",
+        help="Model arithmetic: auto (bf16 on GPUs and on CPUs with AMX or AVX-512 BF16, "
+        "else fp32), fp32, bf16 or fp16 (GPUs).",
+    ),
+    runtime: str = typer.Option(
+        "auto",
+        help="Model runtime: auto (OpenVINO on CPUs where installed, else torch), torch or "
+        "openvino (CPU; converted once and cached under ~/.cache/geoseg/openvino).",
+    ),
     normalize: str = typer.Option(
         "bundle",
         help="Band radiometry: bundle (the training mean/std as they are), scene (the scene's "
@@ -75,6 +85,8 @@ def predict(
             torch_threads=torch_threads,
             tta=tta,
             normalize=normalize,
+            precision=precision,
+            runtime=runtime,
             progress=True,
         )
     except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
@@ -82,8 +94,8 @@ def predict(
         return
     out.print(
         f"[green]wrote[/] {res.path}  ({res.megapixels:.1f} Mpx in {res.seconds:.1f} s, "
-        f"{res.mpx_per_s:.2f} Mpx/s; {res.tiles} tiles, {res.tiles_skipped} all-nodata "
-        f"skipped; {res.blocks_reused}/{res.blocks} blocks reused)"
+        f"{res.mpx_per_s:.2f} Mpx/s, {res.runtime}; {res.tiles} tiles, "
+        f"{res.tiles_skipped} all-nodata skipped; {res.blocks_reused}/{res.blocks} blocks reused)"
     )
     for k, v in res.outputs.items():
         if k != "classes":

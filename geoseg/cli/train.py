@@ -15,12 +15,17 @@ def train_cmd(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run from its last checkpoint."
     ),
+    precision: str = typer.Option(
+        None,
+        help="auto (bf16 on GPUs and on CPUs with AMX or AVX-512 BF16, else fp32), fp32 or "
+        "bf16 (default: the config's training.precision).",
+    ),
 ):
     """Train a land-cover model from scenes and labels into a model bundle."""
     from geoseg.train.train import train as run
 
     try:
-        res = run(config, resume=resume, progress=True)
+        res = run(config, resume=resume, progress=True, precision=precision)
     except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return

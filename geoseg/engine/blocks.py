@@ -39,7 +39,7 @@ def get_predictor(job):
     device = job.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (os.path.abspath(job.bundle), device, job.batch_size, job.amp, job.tta)
+    key = (os.path.abspath(job.bundle), device, job.batch_size, job.precision, job.runtime, job.tta)
     with _lock:
         p = _predictors.get(key)
         if p is None:
@@ -52,7 +52,13 @@ def get_predictor(job):
                     "pre-spawn-environ) when starting workers."
                 )
             p = TilePredictor(
-                job.bundle, device=device, batch_size=job.batch_size, amp=job.amp, tta=job.tta
+                job.bundle,
+                device=device,
+                batch_size=job.batch_size,
+                precision=None if job.precision == "auto" else job.precision,
+                runtime="torch" if job.runtime == "auto" else job.runtime,
+                tta=job.tta,
+                threads=job.torch_threads,
             )
             _predictors[key] = p
     return p
@@ -100,11 +106,40 @@ def _tiles(b: Block, grid, src: RowPrefetch, origin, stats: dict):
             yield tw, (ti, tj)
 
 
-def _predict_batch(pred, data, origin, batch, acc: Accumulator, grid, stats: dict) -> None:
+def _predict_batch(pred, data, origin, batch, acc, grid, stats: dict) -> None:
     x = np.stack([data[(slice(None),) + tw.slices(origin)] for tw, _ in batch])
-    for (tw, (ti, tj)), p in zip(batch, pred.predict(x), strict=True):
-        acc.add_tile(p, tile_weights(grid, ti, tj), tw)
+    if isinstance(acc, Accumulator):
+        for (tw, (ti, tj)), p in zip(batch, pred.predict(x), strict=True):
+            acc.add_tile(p, tile_weights(grid, ti, tj), tw)
+    else:  # a GPU: probabilities stay on the device and are blended there
+        from geoseg.model.accumulate import device_weights
+
+        probs = pred.predict_tensor(x)
+        for (tw, (ti, tj)), p in zip(batch, probs, strict=True):
+            acc.add_tile(p, device_weights(grid, ti, tj, acc.device), tw)
     stats["tiles"] += len(batch)
+
+
+def _accumulator(pred, window: Window, n_classes: int):
+    """numpy sums on a CPU; int32 sums on the GPU (model.accumulate: the same arithmetic, so
+    the same map) where the model runs on one."""
+    if pred.device.type == "cpu":
+        return Accumulator(window, n_classes)
+    from geoseg.model.accumulate import TorchAccumulator
+
+    return TorchAccumulator(window, n_classes, pred.device)
+
+
+def _finalize(acc, reg: Window, class_ids, valid, nodata: int, want_probs: bool):
+    if isinstance(acc, Accumulator):
+        return finalize(
+            acc.data[:, : reg.height, : reg.width], class_ids, valid, nodata, want_probs
+        )
+    from geoseg.model.accumulate import finalize_torch
+
+    return finalize_torch(
+        acc.data[:, : reg.height, : reg.width], class_ids, valid, nodata, want_probs
+    )
 
 
 def predict_block(job, bi: int, bj: int) -> dict:
@@ -114,11 +149,13 @@ def predict_block(job, bi: int, bj: int) -> dict:
     b = blocks.block(bi, bj)
     path = job.block_path(b.key)
     stats = {"key": b.key, "pixels": b.region.size, "reused": False, "tiles": 0, "tiles_skipped": 0}
+    stats["runtime"] = None
     if path.exists():
         stats["reused"] = True
         stats["seconds"] = time.perf_counter() - t0
         return stats
     pred = get_predictor(job)
+    stats["runtime"] = pred.tag
     meta = pred.meta
     from geoseg.model.runner import normalize
 
@@ -138,7 +175,7 @@ def predict_block(job, bi: int, bj: int) -> dict:
         normalize(d, v, meta)
 
     src = RowPrefetch(job.scene, b.read, meta.bands, cuts, prepare=prepare)
-    acc = Accumulator(b.extent, meta.n_classes)
+    acc = _accumulator(pred, b.extent, meta.n_classes)
     bs = pred.batch_size
     batch: list[tuple[Window, tuple[int, int]]] = []
     for tw, tij in _tiles(b, grid, src, origin, stats):
@@ -154,13 +191,7 @@ def predict_block(job, bi: int, bj: int) -> dict:
     rs = reg.slices(origin)
     class_ids = np.asarray([c.id for c in meta.classes])
     nodata = meta.class_list.nodata
-    cls, probs = finalize(
-        acc.data[:, : reg.height, : reg.width],
-        class_ids,
-        valid[rs],
-        nodata,
-        want_probs=job.probabilities,
-    )
+    cls, probs = _finalize(acc, reg, class_ids, valid[rs], nodata, job.probabilities)
     arrays: dict[str, np.ndarray] = {"cls": cls}
     if probs is not None:
         arrays["probs"] = probs

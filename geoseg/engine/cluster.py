@@ -132,8 +132,10 @@ def _gpu_cluster(o: ClusterOptions):
             stacklevel=3,
         )
         return None
+    # a GPU worker outruns one decoding thread: GDAL decodes its reads with several
+    gpu_config = {**CLUSTER_CONFIG, "distributed.nanny.pre-spawn-environ.GDAL_NUM_THREADS": "4"}
     try:
-        with dask.config.set(CLUSTER_CONFIG):
+        with dask.config.set(gpu_config):
             return LocalCUDACluster(
                 dashboard_address=o.dashboard,
                 threads_per_worker=1,

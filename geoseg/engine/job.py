@@ -31,7 +31,8 @@ class PredictJob:
     probabilities: bool = False
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda where the worker has it)
     batch_size: int | None = None
-    amp: str | None = None
+    precision: str = "auto"  # fp32 | bf16 | fp16, decided once per job (model.runtime)
+    runtime: str = "auto"  # torch | openvino, likewise
     torch_threads: int = 1  # per worker; a fixed count keeps results bit-identical
     tta: str = "none"  # test-time augmentation: none | flips | d4 (runner.TTA_VIEWS)
     radiometry: BandMapping | None = None  # applied to band values before the bundle's

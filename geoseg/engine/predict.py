@@ -21,6 +21,7 @@ from geoseg.core.radiometry import BandMapping
 from geoseg.engine.blocks import assemble, predict_block, remove_staging
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
+from geoseg.engine.progress import BlockProgress
 from geoseg.engine.radiometry import check_normalize, radiometry_for
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import check_output
@@ -28,6 +29,7 @@ from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
 from geoseg.model.bundle import BundleMeta, read_meta
+from geoseg.model.runtime import Choice, check_options, choose, probe
 from geoseg.model.tta import check_tta
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class PredictResult:
     peak_rss_mb: dict[int, float] = field(default_factory=dict)  # per worker process
     normalize: str = "bundle"  # the band radiometry used (GEOSEG_NORMALIZE)
     radiometry: dict | None = None  # its per-band figures (BandMapping.describe)
+    runtime: str = ""  # what the model ran in, e.g. "openvino/bf16" (GEOSEG_RUNTIME)
+    runtime_reason: str = ""  # why (model.runtime.choose)
 
     @property
     def mpx_per_s(self) -> float:
@@ -71,7 +75,8 @@ def plan(
     staging: str | None = None,
     device: str = "auto",
     batch_size: int | None = None,
-    amp: str | None = None,
+    precision: str = "auto",
+    runtime: str = "auto",
     torch_threads: int = 1,
     tta: str = "none",
     normalize: str = "bundle",
@@ -80,6 +85,7 @@ def plan(
 ) -> tuple[PredictJob, str, BundleMeta]:
     """Validate everything that can be checked before work starts, and describe the job."""
     check_tta(tta)
+    check_options(precision, runtime)
     scene = Scene.of(scene)
     meta = read_meta(model)
     check_normalize(normalize, meta, model)
@@ -101,7 +107,8 @@ def plan(
         "bands": meta.bands,
         "device": device,
         "batch_size": batch_size,
-        "amp": amp,
+        "precision": precision,
+        "runtime": runtime,
         "torch_threads": torch_threads,
     }
     if tta != "none":  # absent by default: staging made before TTA existed stays valid
@@ -122,7 +129,8 @@ def plan(
         probabilities=probabilities,
         device=device,
         batch_size=batch_size,
-        amp=amp,
+        precision=precision,
+        runtime=runtime,
         torch_threads=torch_threads,
         tta=tta,
         radiometry=radiometry,
@@ -147,6 +155,8 @@ def predict(
     keep_staging: bool = False,
     overwrite: bool = False,
     batch_size: int | None = None,
+    precision: str = "auto",
+    runtime: str = "auto",
     amp: str | None = None,
     device: str | None = None,
     torch_threads: int = 1,
@@ -162,7 +172,14 @@ def predict(
     ``normalize``: ``bundle`` (the bundle's mean and std as they are), ``scene`` (the scene's
     robust band statistics moved onto the training ones) or ``match`` (band quantiles matched
     to the training quantiles), see :mod:`geoseg.core.radiometry`; ``radiometry``: an
-    explicit mapping instead (e.g. two dates' pseudo-invariant fit)."""
+    explicit mapping instead (e.g. two dates' pseudo-invariant fit).
+
+    ``precision`` (auto, fp32, bf16, fp16) and ``runtime`` (auto, torch, openvino): what the
+    model runs in, decided once for the whole job from what every worker reports
+    (:mod:`geoseg.model.runtime`); ``amp`` is the former name of ``precision`` ("none" =
+    fp32)."""
+    if amp is not None and precision == "auto":
+        precision = {"none": "fp32"}.get(amp, amp)
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
         with local_staging(str(out), overwrite, where=staging) as st:
             res = predict(
@@ -181,7 +198,8 @@ def predict(
                 keep_staging=keep_staging,
                 overwrite=True,
                 batch_size=batch_size,
-                amp=amp,
+                precision=precision,
+                runtime=runtime,
                 device=device,
                 torch_threads=torch_threads,
                 tta=tta,
@@ -200,7 +218,8 @@ def predict(
         staging=staging,
         device=device,
         batch_size=batch_size,
-        amp=amp,
+        precision=precision,
+        runtime=runtime,
         torch_threads=torch_threads,
         tta=tta,
         normalize=normalize,
@@ -215,12 +234,13 @@ def predict(
                 "the Dask cluster has no workers: start some with 'dask worker "
                 "ADDRESS' or use the local cluster"
             )
+        choice = _choose(c, device, precision, runtime)
+        args.update(device=choice.device, precision=choice.precision, runtime=choice.runtime)
         mode = check_normalize(normalize, meta, model)
         if radiometry is None and mode != "bundle":
             radiometry = radiometry_for(c, job.scene, meta, mode)
-            job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
+        job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
         write_manifest(job, key)
-        tags = _tags(job, meta, normalize)
         dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
         if progress and dashboard:
             from rich.console import Console
@@ -229,6 +249,7 @@ def predict(
         try:
             stats = _run_blocks(c, job, key, progress)
             _check_valid_pixels(job, stats)
+            tags = _tags(job, meta, normalize, _ran_in(stats, choice))
         except GeoSegError:  # the scene or the model is at fault: nothing worth resuming
             remove_staging(job.staging)
             raise
@@ -268,11 +289,33 @@ def predict(
         peak_rss_mb=_peaks(stats + [outs]),
         normalize=tags["GEOSEG_NORMALIZE"],
         radiometry=job.radiometry.describe() if job.radiometry else None,
+        runtime=tags["GEOSEG_RUNTIME"],
+        runtime_reason=choice.reason,
     )
 
 
-def _tags(job: PredictJob, meta: BundleMeta, normalize: str) -> dict[str, str]:
+def _choose(c: Client, device: str, precision: str, runtime: str) -> Choice:
+    """One runtime and precision for the job, from what every worker reports."""
+    probes = list(c.run(probe, device).values())
+    choice = choose(precision, runtime, probes)
+    log.info("model runtime %s (%s)", choice.tag, choice.reason)
+    return choice
+
+
+def _ran_in(stats: list[dict], choice: Choice) -> str:
+    """What the blocks computed in this run ran in (all one), else the job's choice."""
+    ran = {s["runtime"] for s in stats if s.get("runtime")}
+    if len(ran) > 1:  # a worker could not honour the choice: the map would mix runtimes
+        raise GeoSegError(
+            f"the workers ran the model in different runtimes ({', '.join(sorted(ran))}): "
+            "pass --runtime and --precision explicitly"
+        )
+    return ran.pop() if ran else choice.tag
+
+
+def _tags(job: PredictJob, meta: BundleMeta, normalize: str, ran_in: str) -> dict[str, str]:
     tags = {
+        "GEOSEG_RUNTIME": ran_in,
         "GEOSEG_MODEL": f"{meta.name} {meta.version}",
         "GEOSEG_ARCH": f"{meta.architecture}/{meta.encoder}",
         "GEOSEG_TILE": str(job.tile),
@@ -331,7 +374,7 @@ def _run_blocks(c: Client, job: PredictJob, key: str, progress: bool) -> list[di
     ]
     total_px = sum(b.region.size for b in blocks)
     stats: list[dict] = []
-    bar = _Progress(len(blocks), total_px) if progress else None
+    bar = BlockProgress(len(blocks), total_px) if progress else None
     try:
         for fut in as_completed(futures):
             s = fut.result()
@@ -342,44 +385,3 @@ def _run_blocks(c: Client, job: PredictJob, key: str, progress: bool) -> list[di
         if bar:
             bar.close()
     return stats
-
-
-class _Progress:
-    """Blocks done, Mpx/s (of blocks computed in this run) and ETA, on stderr."""
-
-    def __init__(self, n_blocks: int, total_px: int):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.p = Progress(
-            TextColumn("[bold]predict"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("blocks"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.task = self.p.add_task("predict", total=n_blocks, rate="")
-        self.t0 = time.perf_counter()
-        self.px = 0
-        self.p.start()
-
-    def advance(self, s: dict) -> None:
-        if not s["reused"]:
-            self.px += s["pixels"]
-        dt = time.perf_counter() - self.t0
-        self.p.update(self.task, advance=1, rate=f"{self.px / 1e6 / dt:.2f} Mpx/s" if dt else "")
-
-    def close(self) -> None:
-        self.p.stop()

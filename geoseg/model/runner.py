@@ -1,4 +1,8 @@
-"""Tile prediction with a loaded bundle: normalisation, batching, softmax, OOM back-off."""
+"""Tile prediction with a loaded bundle: normalisation, batching, softmax, OOM back-off.
+
+The model runs in one runtime (torch, or OpenVINO on CPUs) and one precision (fp32, bf16
+autocast, fp16 on GPUs): :mod:`geoseg.model.runtime` decides which, once per job.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,14 @@ import logging
 import numpy as np
 import torch
 
-from geoseg.model.bundle import BundleMeta
+from geoseg.model.bundle import BundleMeta, read_meta
 from geoseg.model.factory import load_model
 from geoseg.model.tta import TTA_VIEWS, check_tta
 
 log = logging.getLogger(__name__)
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_OLD_AMP = {"bf16": "bf16", "fp16": "fp16", "none": "fp32"}  # the former ``amp=`` values
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
@@ -36,51 +43,84 @@ def _is_oom(e: BaseException) -> bool:
 
 
 class TilePredictor:
-    """Holds one model on one device and turns normalised tiles into class probabilities."""
+    """Holds one model on one device and turns normalised tiles into class probabilities.
+
+    ``precision``: fp32, bf16 or fp16 (default: bf16 on GPUs, fp32 on CPUs); ``runtime``:
+    torch, or openvino (CPU; the model converted once and cached, softmax in its graph).
+    """
 
     def __init__(
         self,
         bundle: str,
         device: str = "cpu",
         batch_size: int | None = None,
-        amp: str | None = None,
+        precision: str | None = None,
+        runtime: str = "torch",
         tta: str = "none",
+        threads: int = 1,
+        amp: str | None = None,
     ):
         self.device = torch.device(device)
         self.views = TTA_VIEWS[check_tta(tta)]
-        self.model, self.meta = load_model(bundle, device=device)
-        self.model = self.model.to(memory_format=memory_format(self.device))
+        if precision is None:
+            precision = _OLD_AMP.get(amp or "", "bf16" if self.device.type == "cuda" else "fp32")
+        self.precision, self.runtime = precision, runtime
         # batch 1 is fastest on CPU (measured); GPUs want many tiles per call.
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
-        if amp is None:
-            amp = "bf16" if self.device.type == "cuda" else "none"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.oom_retries = 0
+        if runtime == "openvino":
+            from geoseg.model.openvino_model import OpenVINOModel
+
+            self.meta = read_meta(bundle)
+            self.model = OpenVINOModel(
+                bundle, self.batch_size, self.meta.tile, precision, threads=threads
+            )
+            self.amp_dtype = None
+        else:
+            self.model, self.meta = load_model(bundle, device=device)
+            self.model = self.model.to(memory_format=memory_format(self.device))
+            self.amp_dtype = DTYPES.get(precision)
 
     @property
     def n_classes(self) -> int:
         return self.meta.n_classes
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
-        fmt = memory_format(self.device)
+    @property
+    def tag(self) -> str:
+        return f"{self.runtime}/{self.precision}"
+
+    def _probs(self, v: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities (float32) of one view of a batch."""
+        if self.runtime == "openvino":
+            if v.shape[-1] != self.meta.tile or v.shape[-2] != self.meta.tile:
+                raise ValueError(f"OpenVINO model takes {self.meta.tile}-pixel tiles")
+            return torch.from_numpy(self.model(v.numpy()))
+        v = v.contiguous(memory_format=memory_format(self.device))
+        if self.amp_dtype is not None:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                logits = self.model(v)
+        else:
+            logits = self.model(v)
+        return torch.softmax(logits.float(), dim=1)
+
+    def predict_tensor(self, x: np.ndarray) -> torch.Tensor:
+        """Probabilities of one batch (at most ``batch_size`` tiles), on the model's device."""
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        if self.device.type == "cuda":  # from pinned memory, the copy overlaps the GPU's work
+            t = t.pin_memory()
+        t = t.to(self.device, non_blocking=True)
         total = None
         with torch.inference_mode():
             for k, flip in self.views:
                 v = t.flip(-1) if flip else t
                 v = torch.rot90(v, k, dims=(-2, -1)) if k else v
-                if self.amp_dtype is not None:
-                    with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                        logits = self.model(v.contiguous(memory_format=fmt))
-                else:
-                    logits = self.model(v.contiguous(memory_format=fmt))
-                p = torch.softmax(logits.float(), dim=1)
+                p = self._probs(v)
                 p = torch.rot90(p, -k, dims=(-2, -1)) if k else p
                 p = p.flip(-1) if flip else p
                 total = p if total is None else total + p
             if len(self.views) > 1:
                 total /= len(self.views)
-        return total.cpu().numpy()
+        return total
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         """Probabilities (N x C x T x T float32) for normalised tiles (N x B x T x T).
@@ -92,9 +132,9 @@ class TilePredictor:
         while i < len(tiles):
             n = min(self.batch_size, len(tiles) - i)
             try:
-                out[i : i + n] = self._forward(tiles[i : i + n])
+                out[i : i + n] = self.predict_tensor(tiles[i : i + n]).cpu().numpy()
             except (RuntimeError, MemoryError) as e:
-                if not _is_oom(e) or self.batch_size == 1:
+                if not _is_oom(e) or self.batch_size == 1 or self.runtime == "openvino":
                     raise
                 self.batch_size = max(1, self.batch_size // 2)
                 self.oom_retries += 1

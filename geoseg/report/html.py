@@ -170,6 +170,8 @@ def _map(p: dict, px: int) -> dict:
             "blocks",
             "blocks_reused",
             "normalize",
+            "runtime",
+            "runtime_reason",
         )
         if p.get(k) is not None
     }

@@ -170,7 +170,10 @@ class TrainingConfig(_Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
-    amp: Literal["auto", "bf16", "none"] = "auto"  # auto: bf16 on CUDA, never on CPU
+    # auto: bf16 autocast on GPUs and on CPUs that compute bf16 natively (AMX, AVX-512 BF16;
+    # faster steps there, benchmarks/train_step.py), fp32 elsewhere
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    amp: Literal["auto", "bf16", "none"] = "auto"  # the former name (none = fp32)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)
     seed: int = 0

@@ -36,6 +36,7 @@ class HeldoutResult:
     maps: list[str] = field(default_factory=list)
     predict_seconds: float = 0.0
     megapixels: float = 0.0
+    runtime: str = ""  # what the model ran in (PredictResult.runtime)
 
     @property
     def pixels(self) -> int:
@@ -54,6 +55,7 @@ class HeldoutResult:
             "iou": {n: float(v) for n, v in zip(self.class_names, a.iou, strict=True)},
             "megapixels": self.megapixels,
             "predict_seconds": self.predict_seconds,
+            "runtime": self.runtime,
         }
 
 
@@ -67,6 +69,8 @@ def evaluate_heldout(
     block: int = 2048,
     tta: str = "none",
     normalize: str = "bundle",
+    precision: str = "auto",
+    runtime: str = "auto",
 ) -> HeldoutResult:
     cfg = load_config(config)
     classes = load_classes(cfg.classes)
@@ -94,7 +98,10 @@ def evaluate_heldout(
                 overwrite=True,
                 tta=tta,
                 normalize=normalize,
+                precision=precision,
+                runtime=runtime,
             )
+            res.runtime = r.runtime
             res.predict_seconds += time.perf_counter() - t
             res.megapixels += r.megapixels
             res.maps.append(r.path)

@@ -26,6 +26,7 @@ from geoseg.errors import GeoSegError
 from geoseg.model.bundle import BundleMeta, Normalization, save_bundle
 from geoseg.model.factory import build_model
 from geoseg.model.runner import memory_format, normalize
+from geoseg.model.runtime import cpu_bf16
 from geoseg.train.augment import augment, resample, zoom_size
 from geoseg.train.checkpoint import (
     clear_checkpoint,
@@ -60,19 +61,28 @@ class TrainResult:
     checkpoint_dir: Path
 
 
-def _device(cfg) -> tuple[torch.device, torch.dtype | None]:
+def _device(cfg, precision: str | None = None) -> tuple[torch.device, torch.dtype | None]:
+    """The training device and its autocast dtype (None: fp32), see ``training.precision``."""
     want = cfg.device
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
     if want == "cuda" and not torch.cuda.is_available():
         raise GeoSegError("training.device is cuda but no CUDA GPU is available")
     dev = torch.device(want)
-    if cfg.amp == "bf16" and dev.type == "cpu":
+    p = precision or cfg.precision
+    if p == "auto" and cfg.amp != "auto":
+        p = "bf16" if cfg.amp == "bf16" else "fp32"
+    if p not in ("auto", "fp32", "bf16"):
+        raise GeoSegError(f"unknown training precision {p!r}: use auto, fp32 or bf16")
+    if p == "auto":
+        p = "bf16" if dev.type == "cuda" or cpu_bf16() else "fp32"
+    elif p == "bf16" and dev.type == "cpu" and not cpu_bf16():
         warnings.warn(
-            "bf16 autocast is ~50x slower on this kind of CPU: training in float32", stacklevel=3
+            "this CPU has neither AMX nor AVX-512 BF16: bf16 is emulated and much slower "
+            "than fp32 here (use --precision fp32)",
+            stacklevel=3,
         )
-    amp = torch.bfloat16 if dev.type == "cuda" and cfg.amp in ("auto", "bf16") else None
-    return dev, amp
+    return dev, torch.bfloat16 if p == "bf16" else None
 
 
 def fingerprint(cfg: TrainConfig) -> str:
@@ -131,15 +141,23 @@ def _nan_to_none(v):
     return v
 
 
-def train(config, *, resume: bool = False, progress: bool = False, on_epoch=None) -> TrainResult:
+def train(
+    config,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    on_epoch=None,
+    precision: str | None = None,
+) -> TrainResult:
     """Train the model described by ``config`` (a YAML path, a dict or a TrainConfig) and
     write its bundle. ``resume`` continues from the checkpoint of an interrupted run;
-    ``on_epoch(row)`` is called after each epoch's checkpoint is written."""
+    ``on_epoch(row)`` is called after each epoch's checkpoint is written; ``precision``
+    (auto, fp32, bf16) overrides ``training.precision``."""
     t_start = time.perf_counter()
     cfg = load_config(config)
     tc = cfg.training
     classes = load_classes(cfg.classes)
-    device, amp_dtype = _device(tc)
+    device, amp_dtype = _device(tc, precision)
     threads = torch.get_num_threads()
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -254,7 +272,7 @@ def _train(
     finally:
         if bar:
             bar.stop()
-    return _finish(cfg, ck, model, meta, data, vs, state, classes, device, init, t_start)
+    return _finish(cfg, ck, model, meta, data, vs, state, classes, device, amp_dtype, init, t_start)
 
 
 def _epoch(
@@ -328,6 +346,7 @@ def _finish(
     state: dict,
     classes: ClassList,
     device,
+    amp_dtype,
     init,
     t_start,
 ) -> TrainResult:
@@ -353,6 +372,7 @@ def _finish(
             "wall_seconds": round(wall, 1),
             "device": str(device),
             "torch": torch.__version__,
+            "precision": "bf16" if amp_dtype is not None else "fp32",
             "data": [
                 {
                     "name": d.name,

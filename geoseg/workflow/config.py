@@ -66,6 +66,8 @@ class PredictSection(_Strict):
     torch_threads: int = Field(1, ge=1)
     tta: Literal["none", "flips", "d4"] = "none"  # test-time augmentation (4 or 8 views)
     normalize: Literal["bundle", "scene", "match"] = "bundle"  # band radiometry (--normalize)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # --precision
+    runtime: Literal["auto", "torch", "openvino"] = "auto"  # --runtime
 
 
 class VectorizeSection(_Strict):

@@ -94,6 +94,8 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
             torch_threads=p.torch_threads,
             tta=p.tta,
             **({"normalize": p.normalize} if p.normalize != "bundle" else {}),
+            precision=p.precision,
+            runtime=p.runtime,
         )
         if cfg.vectorize:
             v = cfg.vectorize

@@ -70,6 +70,8 @@ def predict_stage(
     torch_threads: int,
     tta: str = "none",
     normalize: str = "bundle",
+    precision: str = "auto",
+    runtime: str = "auto",
 ) -> tuple[list[str], dict]:
     from geoseg.engine.predict import predict
 
@@ -87,6 +89,8 @@ def predict_stage(
         torch_threads=torch_threads,
         tta=tta,
         normalize=normalize,
+        precision=precision,
+        runtime=runtime,
         device="cuda" if ctx.gpus else None,
         progress=ctx.progress,
     )
@@ -104,6 +108,8 @@ def predict_stage(
         "peak_worker_rss_mb": peak,
         "normalize": res.normalize,
         "radiometry": res.radiometry,
+        "runtime": res.runtime,
+        "runtime_reason": res.runtime_reason,
     }
 
 

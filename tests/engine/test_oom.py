@@ -64,7 +64,8 @@ def test_engine_block_retried_with_smaller_batches_gives_the_normal_map(
 
     scene, _ = synth(300, 360, seed=51)
     bundle = bundles("pixelnet", tile=64, overlap=16)
-    normal = predict(scene, bundle, tmp_path / "normal.tif", block=192, batch_size=8, client=client)
+    kw = dict(block=192, batch_size=8, precision="fp32", runtime="torch")  # torch's OOM path
+    normal = predict(scene, bundle, tmp_path / "normal.tif", client=client, **kw)
 
     calls: list[int] = []
     load = runner.load_model
@@ -83,9 +84,7 @@ def test_engine_block_retried_with_smaller_batches_gives_the_normal_map(
             ) as cluster,
             cluster.get_client() as c,
         ):
-            res = predict(
-                scene, bundle, tmp_path / "oom.tif", block=192, batch_size=8, device="cpu", client=c
-            )
+            res = predict(scene, bundle, tmp_path / "oom.tif", device="cpu", client=c, **kw)
     finally:
         torch.set_num_threads(threads)  # the worker's predictor set it for this process
     (pred,) = blocks._predictors.values()

@@ -1,0 +1,99 @@
+"""Fixed-point blending and argmax in torch, on the device that predicted the tiles.
+
+The arithmetic is exactly that of :mod:`geoseg.core.blend` (float32 products, round half to even,
+int32 sums; float64 division for probabilities), so the sums and the class maps are
+bit-identical to the numpy path whichever one ran. ``geoseg.core`` stays free of torch; this is
+its twin on the model side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from geoseg.core.blend import SCALE, tile_weights
+from geoseg.core.grid import TileGrid, Window
+
+_WEIGHTS: dict[tuple, torch.Tensor] = {}
+
+
+def device_weights(grid: TileGrid, ti: int, tj: int, device) -> torch.Tensor:
+    """Weights of tile (ti, tj) as a float32 tensor on ``device`` (cached, do not modify)."""
+    nt = grid.shape
+    dev = torch.device(device)
+    # the weights depend on the grid only through tile, overlap and which sides are tapered,
+    # so at most 16 tensors per grid geometry and device
+    key = (grid.tile, grid.overlap, ti > 0, ti < nt[0] - 1, tj > 0, tj < nt[1] - 1, dev)
+    w = _WEIGHTS.get(key)
+    if w is None:
+        w = _WEIGHTS.setdefault(key, torch.from_numpy(tile_weights(grid, ti, tj)).to(dev))
+    return w
+
+
+class TorchAccumulator:
+    """Fixed-point sums of weighted class probabilities (channels 0..C-1) and of weights
+    (channel C) over a window of the scene, held as an int32 tensor on ``device``."""
+
+    def __init__(self, window: Window, n_classes: int, device):
+        self.window = window
+        self.n_classes = n_classes
+        self.device = torch.device(device)
+        self.data = torch.zeros(
+            (n_classes + 1, window.height, window.width), dtype=torch.int32, device=self.device
+        )
+
+    def add_tile(self, probs: torch.Tensor, weights: torch.Tensor, tile_window: Window) -> None:
+        """Add one tile's probabilities (C x T x T float32) with its weights (T x T float32)."""
+        if probs.dtype != torch.float32 or weights.dtype != torch.float32:
+            # other dtypes would round differently from the numpy path
+            raise TypeError(
+                f"probs and weights must be float32, got {probs.dtype}, {weights.dtype}"
+            )
+        inter = tile_window.intersect(self.window)
+        if inter is None:
+            return
+        ts = inter.slices((tile_window.row, tile_window.col))
+        ds = inter.slices((self.window.row, self.window.col))
+        w = weights[ts] * SCALE  # a power of two: exact, stays float32
+        dst = self.data[:, ds[0], ds[1]]
+        # torch.round is half-to-even like np.rint; products are <= 2**24 so int32 is exact
+        dst[: self.n_classes] += torch.round(probs[:, ts[0], ts[1]] * w).to(torch.int32)
+        dst[self.n_classes] += torch.round(w).to(torch.int32)
+
+    def add_tiles(self, probs: torch.Tensor, weights, windows) -> None:
+        """Add a batch: probs N x C x T x T, one weights tensor and one window per tile."""
+        for p, w, win in zip(probs, weights, windows, strict=True):
+            self.add_tile(p, w, win)
+
+    def patch(self, window: Window) -> np.ndarray:
+        """A CPU copy of the sums over ``window`` (which must lie inside this accumulator)."""
+        s = window.slices((self.window.row, self.window.col))
+        return np.ascontiguousarray(self.data[:, s[0], s[1]].to("cpu", copy=True).numpy())
+
+    def numpy(self) -> np.ndarray:
+        """A CPU copy of all the sums (C+1 x h x w int32)."""
+        return self.data.to("cpu", copy=True).numpy()
+
+
+def finalize_torch(
+    sums: torch.Tensor,
+    class_ids: np.ndarray,
+    valid: np.ndarray,
+    nodata: int,
+    want_probs: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`geoseg.core.blend.finalize` computed on ``sums``' device; results on the CPU."""
+    dev = sums.device
+    n = sums.shape[0] - 1
+    ok = torch.from_numpy(np.ascontiguousarray(valid, dtype=bool)).to(dev)
+    idx = torch.argmax(sums[:n], dim=0)  # ties: first maximal index, as numpy
+    cls = torch.from_numpy(np.ascontiguousarray(class_ids.astype(np.uint8))).to(dev)[idx]
+    cls[~ok] = nodata
+    probs = None
+    if want_probs:
+        # float64 throughout (CUDA divides doubles correctly rounded), as the numpy path
+        wsum = torch.clamp(sums[n], min=1).to(torch.float64)
+        p = torch.round(sums[:n].to(torch.float64) / wsum * 254.0).clamp(0, 254).to(torch.uint8)
+        p[:, ~ok] = 255
+        probs = p.cpu().numpy()
+    return cls.cpu().numpy(), probs

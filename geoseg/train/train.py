@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from geoseg.errors import GeoSegError
 from geoseg.model.bundle import BundleMeta, Normalization, save_bundle
 from geoseg.model.factory import build_model
 from geoseg.model.runner import memory_format, normalize
-from geoseg.model.runtime import cpu_bf16
 from geoseg.train.augment import augment, resample, zoom_size
 from geoseg.train.checkpoint import (
     clear_checkpoint,
@@ -39,6 +37,7 @@ from geoseg.train.config import TrainConfig, load_config
 from geoseg.train.history import CSV_NAME, PNG_NAME, plot_curves, write_csv
 from geoseg.train.losses import SegmentationLoss, class_weights
 from geoseg.train.optim import lr_at, make_optimizer, set_lr
+from geoseg.train.precision import requested, resolve, training_device
 from geoseg.train.prepare import TrainingData, prepare
 from geoseg.train.progress import TrainProgress
 from geoseg.train.validate import ValSet, autocast, build_val_set, evaluate
@@ -59,30 +58,6 @@ class TrainResult:
     history_csv: Path
     curves_png: Path
     checkpoint_dir: Path
-
-
-def _device(cfg, precision: str | None = None) -> tuple[torch.device, torch.dtype | None]:
-    """The training device and its autocast dtype (None: fp32), see ``training.precision``."""
-    want = cfg.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda" and not torch.cuda.is_available():
-        raise GeoSegError("training.device is cuda but no CUDA GPU is available")
-    dev = torch.device(want)
-    p = precision or cfg.precision
-    if p == "auto" and cfg.amp != "auto":
-        p = "bf16" if cfg.amp == "bf16" else "fp32"
-    if p not in ("auto", "fp32", "bf16"):
-        raise GeoSegError(f"unknown training precision {p!r}: use auto, fp32 or bf16")
-    if p == "auto":
-        p = "bf16" if dev.type == "cuda" or cpu_bf16() else "fp32"
-    elif p == "bf16" and dev.type == "cpu" and not cpu_bf16():
-        warnings.warn(
-            "this CPU has neither AMX nor AVX-512 BF16: bf16 is emulated and much slower "
-            "than fp32 here (use --precision fp32)",
-            stacklevel=3,
-        )
-    return dev, torch.bfloat16 if p == "bf16" else None
 
 
 def fingerprint(cfg: TrainConfig) -> str:
@@ -157,12 +132,13 @@ def train(
     cfg = load_config(config)
     tc = cfg.training
     classes = load_classes(cfg.classes)
-    device, amp_dtype = _device(tc, precision)
+    device = training_device(tc)
+    want = requested(tc, precision)
     threads = torch.get_num_threads()
     if tc.threads:
         torch.set_num_threads(tc.threads)
     try:
-        return _train(cfg, classes, device, amp_dtype, resume, progress, on_epoch, t_start)
+        return _train(cfg, classes, device, want, resume, progress, on_epoch, t_start)
     finally:
         torch.set_num_threads(threads)
 
@@ -171,7 +147,7 @@ def _train(
     cfg: TrainConfig,
     classes: ClassList,
     device,
-    amp_dtype,
+    want: str,
     resume: bool,
     progress: bool,
     on_epoch,
@@ -207,6 +183,8 @@ def _train(
 
         init = load_encoder_weights(model, cfg.model.encoder_weights, meta)
     model.to(device, memory_format=memory_format(device))
+    prec = resolve(want, device, model, len(data.bands), len(classes.classes), tc)
+    amp_dtype = torch.bfloat16 if prec["precision"] == "bf16" else None
     opt = make_optimizer(model, tc)
     weights = class_weights(tc.loss, data.class_pixels)
     loss_fn = SegmentationLoss(tc.loss, weights).to(device)
@@ -272,7 +250,7 @@ def _train(
     finally:
         if bar:
             bar.stop()
-    return _finish(cfg, ck, model, meta, data, vs, state, classes, device, amp_dtype, init, t_start)
+    return _finish(cfg, ck, model, meta, data, vs, state, classes, device, prec, init, t_start)
 
 
 def _epoch(
@@ -346,7 +324,7 @@ def _finish(
     state: dict,
     classes: ClassList,
     device,
-    amp_dtype,
+    prec: dict,
     init,
     t_start,
 ) -> TrainResult:
@@ -372,7 +350,8 @@ def _finish(
             "wall_seconds": round(wall, 1),
             "device": str(device),
             "torch": torch.__version__,
-            "precision": "bf16" if amp_dtype is not None else "fp32",
+            "precision": prec["precision"],
+            "precision_reason": prec["reason"],
             "data": [
                 {
                     "name": d.name,

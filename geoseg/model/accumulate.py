@@ -15,19 +15,36 @@ from geoseg.core.blend import SCALE, tile_weights
 from geoseg.core.grid import TileGrid, Window
 
 _WEIGHTS: dict[tuple, torch.Tensor] = {}
+_FIXED: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _key(grid: TileGrid, ti: int, tj: int, dev: torch.device) -> tuple:
+    # the weights depend on the grid only through tile, overlap and which sides are tapered,
+    # so at most 16 tensors per grid geometry and device
+    nt = grid.shape
+    return (grid.tile, grid.overlap, ti > 0, ti < nt[0] - 1, tj > 0, tj < nt[1] - 1, dev)
 
 
 def device_weights(grid: TileGrid, ti: int, tj: int, device) -> torch.Tensor:
     """Weights of tile (ti, tj) as a float32 tensor on ``device`` (cached, do not modify)."""
-    nt = grid.shape
     dev = torch.device(device)
-    # the weights depend on the grid only through tile, overlap and which sides are tapered,
-    # so at most 16 tensors per grid geometry and device
-    key = (grid.tile, grid.overlap, ti > 0, ti < nt[0] - 1, tj > 0, tj < nt[1] - 1, dev)
+    key = _key(grid, ti, tj, dev)
     w = _WEIGHTS.get(key)
     if w is None:
         w = _WEIGHTS.setdefault(key, torch.from_numpy(tile_weights(grid, ti, tj)).to(dev))
     return w
+
+
+def fixed_weights(grid: TileGrid, ti: int, tj: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tile's weights scaled to fixed point (float32) and their rounded sums (int32),
+    cached: the per-tile work left is one multiply, one round and two adds."""
+    dev = torch.device(device)
+    key = _key(grid, ti, tj, dev)
+    f = _FIXED.get(key)
+    if f is None:
+        ws = device_weights(grid, ti, tj, dev) * SCALE
+        f = _FIXED.setdefault(key, (ws, torch.round(ws).to(torch.int32)))
+    return f
 
 
 class TorchAccumulator:
@@ -49,16 +66,23 @@ class TorchAccumulator:
             raise TypeError(
                 f"probs and weights must be float32, got {probs.dtype}, {weights.dtype}"
             )
+        ws = weights * SCALE  # a power of two: exact, stays float32
+        self.add_fixed(probs, ws, torch.round(ws).to(torch.int32), tile_window)
+
+    def add_fixed(
+        self, probs: torch.Tensor, ws: torch.Tensor, wi: torch.Tensor, tile_window: Window
+    ) -> None:
+        """:meth:`add_tile` with the weights already in fixed point (:func:`fixed_weights`)."""
         inter = tile_window.intersect(self.window)
         if inter is None:
             return
         ts = inter.slices((tile_window.row, tile_window.col))
         ds = inter.slices((self.window.row, self.window.col))
-        w = weights[ts] * SCALE  # a power of two: exact, stays float32
         dst = self.data[:, ds[0], ds[1]]
         # torch.round is half-to-even like np.rint; products are <= 2**24 so int32 is exact
-        dst[: self.n_classes] += torch.round(probs[:, ts[0], ts[1]] * w).to(torch.int32)
-        dst[self.n_classes] += torch.round(w).to(torch.int32)
+        q = probs[:, ts[0], ts[1]] * ws[ts]
+        dst[: self.n_classes] += q.round_().to(torch.int32)
+        dst[self.n_classes] += wi[ts]
 
     def add_tiles(self, probs: torch.Tensor, weights, windows) -> None:
         """Add a batch: probs N x C x T x T, one weights tensor and one window per tile."""

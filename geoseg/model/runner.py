@@ -103,7 +103,7 @@ class TilePredictor:
             logits = self.model(v)
         return torch.softmax(logits.float(), dim=1)
 
-    def predict_tensor(self, x: np.ndarray) -> torch.Tensor:
+    def _batch(self, x: np.ndarray) -> torch.Tensor:
         """Probabilities of one batch (at most ``batch_size`` tiles), on the model's device."""
         t = torch.from_numpy(np.ascontiguousarray(x))
         if self.device.type == "cuda":  # from pinned memory, the copy overlaps the GPU's work
@@ -127,12 +127,17 @@ class TilePredictor:
 
         Out-of-memory on the device halves the batch and retries the same tiles.
         """
-        out = np.empty((len(tiles), self.n_classes) + tiles.shape[2:], dtype=np.float32)
+        return self.predict_tensor(tiles).cpu().numpy()
+
+    def predict_tensor(self, tiles: np.ndarray) -> torch.Tensor:
+        """:meth:`predict`'s probabilities left on the model's device (where the engine
+        blends them, model.accumulate)."""
+        parts: list[torch.Tensor] = []
         i = 0
         while i < len(tiles):
             n = min(self.batch_size, len(tiles) - i)
             try:
-                out[i : i + n] = self.predict_tensor(tiles[i : i + n]).cpu().numpy()
+                parts.append(self._batch(tiles[i : i + n]))
             except (RuntimeError, MemoryError) as e:
                 if not _is_oom(e) or self.batch_size == 1 or self.runtime == "openvino":
                     raise
@@ -145,4 +150,4 @@ class TilePredictor:
                     torch.cuda.empty_cache()
                 continue
             i += n
-        return out
+        return parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -133,23 +133,30 @@ def test_openvino_probabilities_match_torch_in_fp32(bundles, tmp_path, monkeypat
     np.testing.assert_allclose(o, t, atol=2e-4)  # the last batch is padded: same results
 
 
-def test_device_blending_path_gives_the_cpu_map(synth, bundles, tmp_path, monkeypatch):
-    """The GPU workers' blending (model.accumulate, torch int32) run on the CPU through the
-    whole engine: the same map, bit for bit, as the numpy path."""
+def test_gpu_finalize_path_gives_the_cpu_map(synth, bundles, tmp_path, monkeypatch):
+    """A GPU worker's whole block path (blending and argmax in torch, model.accumulate) run on
+    the CPU through the engine: the same map and probabilities, bit for bit, as the CPU path
+    (numpy argmax). The blending itself equals core.blend's (tests/model/test_accumulate.py)."""
     from distributed import Client, LocalCluster
 
     import geoseg.engine.blocks as blocks
-    from geoseg.model.accumulate import TorchAccumulator
+    from geoseg.model.accumulate import finalize_torch
 
     scene, _ = synth(300, 420, seed=62)
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet18")
     kw = dict(block=192, precision="fp32", runtime="torch", probabilities=True)
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as lc, Client(lc) as c:
         cpu = predict(scene, bundle, tmp_path / "cpu.tif", client=c, **kw)
-        monkeypatch.setattr(
-            blocks, "_accumulator", lambda pred, w, n: TorchAccumulator(w, n, pred.device)
-        )
+        used = []
+
+        def on_device(acc, reg, ids, valid, nodata, want):
+            used.append(acc.device.type)
+            sums = acc.data[:, : reg.height, : reg.width]
+            return finalize_torch(sums, ids, valid, nodata, want)
+
+        monkeypatch.setattr(blocks, "_finalize", on_device)
         dev = predict(scene, bundle, tmp_path / "dev.tif", client=c, **kw)
+    assert used and dev.blocks_reused == 0
     np.testing.assert_array_equal(read(dev.path)[0], read(cpu.path)[0])
     with rasterio.open(cpu.outputs["probs"]) as a, rasterio.open(dev.outputs["probs"]) as b:
         np.testing.assert_array_equal(a.read(), b.read())

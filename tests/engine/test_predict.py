@@ -45,7 +45,16 @@ def whole_image_prediction(scene, bundle):
 def test_tiled_equals_whole_image_for_a_per_pixel_model(client, synth, bundles, tmp_path):
     scene, _ = synth(700, 1000, seed=1, nodata_fraction=0.05)
     bundle = bundles("pixelnet", tile=128, overlap=32)
-    res = predict(scene, bundle, tmp_path / "out.tif", block=300, client=client, probabilities=True)
+    res = predict(
+        scene,
+        bundle,
+        tmp_path / "out.tif",
+        block=300,
+        client=client,
+        probabilities=True,
+        precision="fp32",  # the reference is torch in fp32
+        runtime="torch",
+    )
     ref_cls, ref_probs, valid = whole_image_prediction(scene, bundle)
     got = read(res.path)
     top2 = np.sort(ref_probs, axis=0)[-2:]
@@ -92,7 +101,9 @@ def test_nodata_pixels_and_all_nodata_tiles(client, synth, bundles, tmp_path):
 def test_tiny_and_odd_scenes(client, synth, bundles, tmp_path, h, w):
     scene, _ = synth(h, w, seed=4)
     bundle = bundles("pixelnet", tile=64, overlap=16)
-    res = predict(scene, bundle, tmp_path / "out.tif", client=client)
+    res = predict(
+        scene, bundle, tmp_path / "out.tif", client=client, precision="fp32", runtime="torch"
+    )
     ref_cls, _, _ = whole_image_prediction(scene, bundle)
     out = read(res.path)
     assert out.shape == (h, w)

@@ -55,9 +55,11 @@ class TorchAccumulator:
         self.window = window
         self.n_classes = n_classes
         self.device = torch.device(device)
-        self.data = torch.zeros(
-            (n_classes + 1, window.height, window.width), dtype=torch.int32, device=self.device
-        )
+        shape = (n_classes + 1, window.height, window.width)
+        if self.device.type == "cpu":  # numpy's calloc'ed zeros: no eager memset of ~100 MB
+            self.data = torch.from_numpy(np.zeros(shape, dtype=np.int32))
+        else:
+            self.data = torch.zeros(shape, dtype=torch.int32, device=self.device)
 
     def add_tile(self, probs: torch.Tensor, weights: torch.Tensor, tile_window: Window) -> None:
         """Add one tile's probabilities (C x T x T float32) with its weights (T x T float32)."""

@@ -218,6 +218,14 @@ def existing_output(c):
     return c.predict(c.ctx.scene)
 
 
+def fp16_on_cpu(c):
+    return c.predict(extra=("--precision", "fp16"))
+
+
+def unknown_runtime(c):
+    return c.predict(extra=("--runtime", "tensorrt"))
+
+
 # name: (make the input, returning the CLI arguments; what the one-line error must match)
 CASES = {
     "truncated_tiff": (truncated_tiff, r"pixels of .*truncated\.tif .*truncated or damaged"),
@@ -239,6 +247,8 @@ CASES = {
     "reference_unknown_ids": (reference_unknown_ids, r"class ids \[9\] .*--class-map"),
     "output_under_a_file": (output_under_a_file, r"output folder .*afile \(a file is in"),
     "existing_output": (existing_output, r"map\.tif already exists: pass --overwrite"),
+    "fp16_on_cpu": (fp16_on_cpu, r"--precision fp16 runs on GPUs only .* use bf16"),
+    "unknown_runtime": (unknown_runtime, r"unknown runtime 'tensorrt': use one of auto"),
 }
 
 

@@ -39,7 +39,8 @@ def get_predictor(job):
     device = job.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (os.path.abspath(job.bundle), device, job.batch_size, job.precision, job.runtime, job.tta)
+    key = (os.path.abspath(job.bundle), device, job.batch_size, job.precision, job.runtime)
+    key += (job.tta, job.tile)
     with _lock:
         p = _predictors.get(key)
         if p is None:
@@ -59,6 +60,7 @@ def get_predictor(job):
                 runtime="torch" if job.runtime == "auto" else job.runtime,
                 tta=job.tta,
                 threads=job.torch_threads,
+                tile=job.tile,
             )
             _predictors[key] = p
     return p

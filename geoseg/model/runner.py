@@ -46,7 +46,8 @@ class TilePredictor:
     """Holds one model on one device and turns normalised tiles into class probabilities.
 
     ``precision``: fp32, bf16 or fp16 (default: bf16 on GPUs, fp32 on CPUs); ``runtime``:
-    torch, or openvino (CPU; the model converted once and cached, softmax in its graph).
+    torch, or openvino (CPU; the model converted once and cached, softmax in its graph, for
+    tiles of ``tile`` pixels, default the bundle's).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class TilePredictor:
         tta: str = "none",
         threads: int = 1,
         amp: str | None = None,
+        tile: int | None = None,
     ):
         self.device = torch.device(device)
         self.views = TTA_VIEWS[check_tta(tta)]
@@ -72,9 +74,8 @@ class TilePredictor:
             from geoseg.model.openvino_model import OpenVINOModel
 
             self.meta = read_meta(bundle)
-            self.model = OpenVINOModel(
-                bundle, self.batch_size, self.meta.tile, precision, threads=threads
-            )
+            self.tile = tile or self.meta.tile  # the converted model's static tile size
+            self.model = OpenVINOModel(bundle, self.batch_size, self.tile, precision, threads)
             self.amp_dtype = None
         else:
             self.model, self.meta = load_model(bundle, device=device)
@@ -92,8 +93,8 @@ class TilePredictor:
     def _probs(self, v: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities (float32) of one view of a batch."""
         if self.runtime == "openvino":
-            if v.shape[-1] != self.meta.tile or v.shape[-2] != self.meta.tile:
-                raise ValueError(f"OpenVINO model takes {self.meta.tile}-pixel tiles")
+            if v.shape[-1] != self.tile or v.shape[-2] != self.tile:
+                raise ValueError(f"this OpenVINO model takes {self.tile}-pixel tiles")
             return torch.from_numpy(self.model(v.numpy()))
         v = v.contiguous(memory_format=memory_format(self.device))
         if self.amp_dtype is not None:

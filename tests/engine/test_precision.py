@@ -160,3 +160,15 @@ def test_gpu_finalize_path_gives_the_cpu_map(synth, bundles, tmp_path, monkeypat
     np.testing.assert_array_equal(read(dev.path)[0], read(cpu.path)[0])
     with rasterio.open(cpu.outputs["probs"]) as a, rasterio.open(dev.outputs["probs"]) as b:
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_openvino_with_a_tile_size_other_than_the_bundles(client, synth, bundles, tmp_path):
+    _skip_without("openvino")
+    scene, _ = synth(200, 230, seed=63)
+    bundle = bundles("pixelnet", tile=128, overlap=32)
+    kw = dict(client=client, precision="fp32", tile=64, overlap=16)
+    ov = predict(scene, bundle, tmp_path / "ov.tif", runtime="openvino", **kw)
+    pt = predict(scene, bundle, tmp_path / "pt.tif", runtime="torch", **kw)
+    a, tags = read(ov.path)
+    assert tags["GEOSEG_TILE"] == "64" and ov.runtime == "openvino/fp32"
+    assert (a == read(pt.path)[0]).mean() > 0.999

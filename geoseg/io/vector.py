@@ -179,6 +179,10 @@ def _write_ogr(
         kw["dataset_options"] = {"VERSION": "1.3"}  # QGIS 3.22 warns on GDAL 3.12's 1.4
     if fmt.name == "shp":
         kw["encoding"] = "UTF-8"  # and a .cpg saying so
+    if fmt.name == "geojson" and crs_wkt:
+        # RFC 7946 GeoJSON is WGS84 longitude/latitude, and readers assume it: GDAL reprojects
+        # on write (its default 7 decimals, ~1 cm, raised to keep the full precision)
+        kw["layer_options"] = {"RFC7946": "YES", "COORDINATE_PRECISION": "15"}
     table = table.replace_schema_metadata(None)
     with warnings.catch_warnings():  # a raster without CRS was already warned about
         warnings.filterwarnings("ignore", "'crs' was not provided")

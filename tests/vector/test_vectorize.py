@@ -4,7 +4,9 @@ simplification; formats, attributes and styles re-read from real files; no parti
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -226,6 +228,31 @@ def test_formats_reread(client, speck, tmp_path, fmt):
         col = geo["columns"][geo["primary_column"]]
         assert col["encoding"] == "WKB" and "Polygon" in col["geometry_types"]
         assert col["crs"]["id"]["code"] == 32612
+    elif fmt == "geojson":  # RFC 7946: WGS84 longitude/latitude, reprojected on write
+        df = read(out)
+        assert pyogrio.read_info(out, layer="layer")["crs"] in ("EPSG:4326", "OGC:CRS84")
+        from pyproj import Transformer
+
+        with rasterio.open(path) as src:
+            b = src.bounds
+        to_ll = Transformer.from_crs("EPSG:32612", "EPSG:4326", always_xy=True)
+        (x0, x1), (y0, y1) = to_ll.transform([b.left, b.right], [b.bottom, b.top])
+        lon, lat = shapely.get_coordinates(df.geometry.values).T
+        tol = 1e-4  # degrees: the corners' edges are not parallels and meridians
+        assert (lon > x0 - tol).all() and (lon < x1 + tol).all()
+        assert (lat > y0 - tol).all() and (lat < y1 + tol).all()
+        # full precision: back in UTM the polygons cover the raster's area to 1e-9
+        utm = df.set_crs("EPSG:4326", allow_override=True).to_crs("EPSG:32612")
+        assert utm.area.sum() == pytest.approx(df["area_ha"].sum() * 1e4, rel=1e-9)
+        if shutil.which("ogr2ogr"):  # the GIS user's reprojection that failed before
+            merc = tmp_path / "merc.gpkg"
+            r = subprocess.run(
+                ["ogr2ogr", "-t_srs", "EPSG:3857", str(merc), str(out)],
+                capture_output=True,
+                text=True,
+            )
+            assert r.returncode == 0 and "Invalid latitude" not in r.stderr
+            assert pyogrio.read_info(merc)["features"] == n
     else:
         df = read(out)
         assert pyogrio.read_info(out, layer="layer")["crs"] == "EPSG:32612"

@@ -12,9 +12,7 @@ edges, where confidence dips).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ from rasterio.windows import Window as RioWindow
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import read_classes
+from geoseg.io.dates import acquisition_date
 from geoseg.io.scene import _open
 
 _EPS = 1e-6  # pixels: tolerance for "on the same lattice" and footprint edges
@@ -231,24 +230,7 @@ def _free_value(dtype: str, table: dict[int, int]) -> float:
     raise GeoSegError(f"no free value in {dtype} for nodata")  # pragma: no cover
 
 
-_DATE = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
-
-
 def date_of(path: str | Path, explicit: str | None = None) -> str | None:
     """ISO date of a date's raster: ``explicit``, else one in the file name (naip_2009-08-18,
-    S2_20200831), else the raster's GEOSEG_DATE tag; None if there is none."""
-    if explicit:
-        try:
-            return date.fromisoformat(explicit).isoformat()
-        except ValueError:
-            raise GeoSegError(f"date {explicit!r} is not YYYY-MM-DD") from None
-    for m in _DATE.finditer(Path(path).name):
-        try:
-            return date(int(m[1]), int(m[2]), int(m[3])).isoformat()
-        except ValueError:
-            continue
-    try:
-        with rasterio.open(path) as src:
-            return src.tags().get("GEOSEG_DATE") or None
-    except rasterio.errors.RasterioIOError:
-        return None
+    S2_20200831), else the raster's acquisition tags (io.dates); None if there is none."""
+    return acquisition_date(path, explicit, name_first=True)

@@ -40,6 +40,11 @@ def vectorize(
         "--attr",
         help="KEY=VALUE attribute for every polygon (overrides source, date, model, model_ver).",
     ),
+    date: str = typer.Option(
+        None,
+        help="Acquisition date YYYY-MM-DD for the 'date' attribute (default: from the map's "
+        "tags, its scene's metadata or a file name; empty when unknown).",
+    ),
     block: int = typer.Option(
         None, help="Largest block side in pixels (default 5000); one Dask task per block."
     ),
@@ -57,6 +62,10 @@ def vectorize(
         if any("=" not in a for a in attr or []):
             raise GeoSegError("--attr takes KEY=VALUE, e.g. --attr date=2015-08-18")
         attrs = dict(a.split("=", 1) for a in attr or [])
+        if date:
+            from geoseg.io.dates import check_date
+
+            attrs.setdefault("date", check_date(date))
         t0 = time.perf_counter()
         path = run(
             classes,

@@ -25,6 +25,7 @@ from geoseg.engine.progress import BlockProgress
 from geoseg.engine.radiometry import check_normalize, radiometry_for
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import check_output
+from geoseg.io.dates import acquisition_date
 from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
@@ -324,6 +325,9 @@ def _tags(job: PredictJob, meta: BundleMeta, normalize: str, ran_in: str) -> dic
         "GEOSEG_NORMALIZE": job.radiometry.mode if job.radiometry else normalize,
         "GEOSEG_SOURCE": ",".join(job.scene.paths),
     }
+    when = acquisition_date(job.scene.paths)  # from the scene's metadata or name, else none
+    if when:
+        tags["GEOSEG_DATE"] = when
     if job.radiometry is not None:  # the band statistics used, per band
         tags["GEOSEG_RADIOMETRY"] = json.dumps(job.radiometry.describe())
     return tags

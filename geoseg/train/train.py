@@ -183,7 +183,11 @@ def _train(
 
         init = load_encoder_weights(model, cfg.model.encoder_weights, meta)
     model.to(device, memory_format=memory_format(device))
-    prec = resolve(want, device, model, len(data.bands), len(classes.classes), tc)
+    earlier = read_state(cfg.checkpoints).get("precision") if resume else None
+    if want == "auto" and earlier:  # a resumed run goes on in what it started in
+        prec = earlier
+    else:
+        prec = resolve(want, device, model, len(data.bands), len(classes.classes), tc)
     amp_dtype = torch.bfloat16 if prec["precision"] == "bf16" else None
     opt = make_optimizer(model, tc)
     weights = class_weights(tc.loss, data.class_pixels)
@@ -205,6 +209,7 @@ def _train(
         "stopped": False,
         "seconds": 0.0,
         "fingerprint": fingerprint(cfg),
+        "precision": prec,
     }
     if resume:
         if read_state(ck)["fingerprint"] != fingerprint(cfg):
@@ -212,7 +217,7 @@ def _train(
                 f"the checkpoint in {ck} was made with other data, classes, split "
                 "or model settings: run without --resume to start over"
             )
-        state = load_checkpoint(ck, model, opt)
+        state = {"precision": prec, **load_checkpoint(ck, model, opt)}
         log.info("resuming after epoch %d", state["epoch"])
     else:
         clear_checkpoint(ck)

@@ -10,7 +10,6 @@ QGIS style (:mod:`geoseg.io.vector`).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from distributed import Client, as_completed
 from geoseg.core.classes import ClassList, load_classes
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
+from geoseg.io.dates import acquisition_date, date_from_tags, parse_date
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.style import vector_qml
 from geoseg.io.vector import (
@@ -340,9 +340,12 @@ def _metadata(raster, tags: dict[str, str], attrs: dict[str, str]) -> dict[str, 
     model = tags.get("GEOSEG_MODEL", "")
     name, _, version = model.rpartition(" ") if " " in model else (model, "", "")
     sources = [Path(s).name for s in tags.get("GEOSEG_SOURCE", "").split(",") if s]
-    date = tags.get("GEOSEG_DATE") or tags.get("TIFFTAG_DATETIME", "")[:10].replace(":", "-")
-    if not date:
-        date = dt.date.fromtimestamp(Path(raster).stat().st_mtime).isoformat()
+    # the map's acquisition date (predict tags it from the scene), else its sources' or its
+    # name's; empty when unknown (never the file's modification time)
+    date = date_from_tags(tags, last_resort=False) or parse_date(Path(str(raster)).name)
+    if not date and sources:
+        paths = [p for p in tags["GEOSEG_SOURCE"].split(",") if Path(p).exists()]
+        date = acquisition_date(paths) if paths else None
     meta: dict[str, str | None] = {
         "source": ",".join(sources) or None,
         "date": date,

@@ -50,3 +50,27 @@ def test_bf16_run_is_recorded_in_the_bundle(synth, tmp_path):
     res = train(_config(scene, labels, tmp_path / "m", training={"epochs": 1}), precision="bf16")
     assert res.meta.provenance["precision"] == "bf16"
     assert res.meta.provenance["precision_reason"] == "asked for"
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_in(synth, tmp_path, monkeypatch):
+    import geoseg.train.train as tt
+
+    scene, labels = synth(192, 160, patch=40, seed=2)
+    cfg = _config(scene, labels, tmp_path / "m", training={"epochs": 2})
+
+    class Crash(Exception):
+        pass
+
+    def crash(row):
+        raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg, on_epoch=crash)
+    first = tt.read_state(cfg["output"] + "/checkpoint")["precision"]
+
+    def no_new_choice(*a, **k):
+        raise AssertionError("precision chosen again on resume")
+
+    monkeypatch.setattr(tt, "resolve", no_new_choice)
+    res = train(cfg, resume=True)
+    assert res.meta.provenance["precision"] == first["precision"]

@@ -204,7 +204,12 @@ def test_cached_and_window_by_window_reads_agree(synth, tmp_path):
 
 def test_resume_continues_from_the_checkpoint(synth, tmp_path):
     scene, labels = synth(160, 160, patch=40, seed=3, crs=None)  # no CRS, like Dubai
-    over = {"training": {"epochs": 3}, "split": {"mode": "halves", "buffer": 4}}
+    # fp32 asked for: 'auto' times both precisions on a bf16 CPU and the two runs compared
+    # here could choose differently (tests/train/test_precision.py covers auto on resume)
+    over = {
+        "training": {"epochs": 3, "precision": "fp32"},
+        "split": {"mode": "halves", "buffer": 4},
+    }
     full = train(_config(scene, labels, tmp_path / "a", **over))
 
     class Crash(Exception):

@@ -29,6 +29,8 @@ from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import check_output
+from geoseg.io.style import vector_qml
+from geoseg.io.vector import add_layer_style
 
 POINTS_LAYER = "points"
 
@@ -186,6 +188,10 @@ def _write(out: Path, cmap: ClassMap, rows, cols, cls, pixels, alloc, seed: int)
             layer_metadata=meta,
         )
         pyogrio.write_dataframe(strata, tmp, layer=STRATA_LAYER, driver="GPKG")
+        # the points styled by their map class, as QGIS reads it from the GeoPackage
+        add_layer_style(
+            tmp, POINTS_LAYER, vector_qml(cmap.classes, field="map_class", geometry="point")
+        )
         os.replace(tmp, out)
     except OSError as e:
         raise GeoSegError(

@@ -35,6 +35,7 @@ from geoseg.change.style import (
     STATUS_NODATA,
     UNCERTAIN,
     UNCHANGED,
+    legend_palette,
     write_legend_sidecars,
 )
 from geoseg.core import metrics as mx
@@ -183,6 +184,7 @@ def assemble_change(
                 nodata=CODE_NODATA,
                 dtype="uint16",
                 descriptions=["from_id * 100 + to_id"],
+                palette=legend_palette(legend),
                 **base,
             ),
             scratch,

@@ -48,6 +48,7 @@ from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import check_output
 from geoseg.io.files import clean
 from geoseg.io.scene import _open
+from geoseg.io.style import check_style_free
 from geoseg.model.bundle import read_meta
 from geoseg.version import __version__
 
@@ -321,6 +322,8 @@ def _check_outputs(out: Path, overwrite: bool, model, before: str, after: str) -
         raise GeoSegError(f"{out} is a file: pass a folder for the change outputs")
     for name in NAMES.values():
         check_output(out / name, overwrite)
+        if name.endswith(".tif"):
+            check_style_free(out / name, "raster")
     if model is not None:
         for p in _predicted_paths(out, before, after):
             check_output(p, overwrite)
@@ -335,7 +338,7 @@ def _all_outputs(out: Path, model, before: str, after: str) -> list[Path]:
     """Every file a run writes, sidecars included."""
     files = [out / n for n in NAMES.values()]
     files += [Path(f"{out / n}.aux.xml") for n in (NAMES["fromto"], NAMES["mask"])]
-    files += [(out / NAMES[k]).with_suffix(".qml") for k in ("fromto", "mask", "polygons")]
+    files += [(out / NAMES[k]).with_suffix(".qml") for k in ("fromto", "mask")]
     if model is not None:
         for p in _predicted_paths(out, before, after):
             files += [

@@ -21,7 +21,7 @@ from distributed import Client
 from geoseg.change.style import CODE_FACTOR, transition_legend
 from geoseg.core.classes import ClassList
 from geoseg.io.style import vector_qml
-from geoseg.io.vector import GEOM, constant_column, vector_format, write_polygons
+from geoseg.io.vector import GEOM, date_column, id_column, vector_format, write_polygons
 from geoseg.vector.vectorize import vectorize
 
 
@@ -61,7 +61,7 @@ def change_polygons(
 
     out_table = pa.table(
         {
-            "poly_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+            "poly_id": id_column(n),
             "from_id": pa.array(from_id.astype(np.int32)),
             "to_id": pa.array(to_id.astype(np.int32)),
             "from_name": name_col(from_id),
@@ -69,8 +69,8 @@ def change_polygons(
             "code": pa.array(codes.astype(np.int32)),
             "area_ha": table["area_ha"],
             "perim_m": table["perim_m"],
-            "date_from": constant_column(dates[0], n),
-            "date_to": constant_column(dates[1], n),
+            "date_from": date_column(dates[0], n),
+            "date_to": date_column(dates[1], n),
             GEOM: geom,
         }
     )

@@ -29,6 +29,7 @@ from geoseg.io.dates import acquisition_date
 from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
+from geoseg.io.style import check_style_free
 from geoseg.model.bundle import BundleMeta, read_meta
 from geoseg.model.runtime import Choice, check_options, choose, probe
 from geoseg.model.tta import check_tta
@@ -93,6 +94,7 @@ def plan(
     info = scene.info
     scene.check_bands(meta.bands)
     out_path = check_output(out, overwrite)
+    check_style_free(out_path, "raster")
     tile = tile or meta.tile
     overlap = meta.overlap if overlap is None else overlap
     try:

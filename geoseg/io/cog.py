@@ -23,7 +23,8 @@ from rasterio.windows import Window as RioWindow
 from geoseg.core.classes import ClassList
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
-from geoseg.io.style import category_aux_xml, raster_qml
+from geoseg.io.crs import with_authority
+from geoseg.io.style import category_aux_xml, check_style_free, raster_qml
 
 
 def check_output(path: str | Path, overwrite: bool) -> Path:
@@ -59,6 +60,7 @@ class RasterSpec:
     scales: list[float] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     classes: ClassList | None = None  # a class raster: palette, names and QGIS style
+    palette: dict[int, tuple[int, int, int, int]] | None = None  # a palette without classes
 
 
 class CogWriter:
@@ -83,13 +85,15 @@ class CogWriter:
             compress="ZSTD",
             zstd_level=1,
         )
-        if spec.crs is not None:
-            profile["crs"] = spec.crs
+        if spec.crs is not None:  # with its EPSG code where the definition matches one
+            profile["crs"] = with_authority(spec.crs)
         if spec.transform is not None and not spec.transform.is_identity:
             profile["transform"] = spec.transform
         self.ds = rasterio.open(self.tmp, "w", **profile)
-        if spec.classes is not None:  # TIFF needs the palette before any pixel is written
-            self.ds.write_colormap(1, spec.classes.colormap())
+        # TIFF needs the palette before any pixel is written (UInt16 too: 65,536 entries)
+        palette = spec.classes.colormap() if spec.classes is not None else spec.palette
+        if palette:
+            self.ds.write_colormap(1, palette)
 
     def write(self, window: Window, data: np.ndarray) -> None:
         if data.ndim == 2:
@@ -145,6 +149,7 @@ class CogWriter:
                 with contextlib.suppress(FileNotFoundError):  # GDAL may copy PAM; ours rules
                     Path(f"{part}.aux.xml").unlink()
                 if classes is not None:
+                    check_style_free(out, "raster")
                     for suffix, text in (
                         (".aux.xml", category_aux_xml(classes.category_names())),
                         (".qml", raster_qml(classes)),

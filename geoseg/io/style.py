@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from geoseg.core.classes import ClassList
+from geoseg.errors import GeoSegError
 
 
 def raster_qml(classes: ClassList) -> str:
@@ -50,9 +52,10 @@ def category_aux_xml(names: list[str]) -> str:
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def vector_qml(classes: ClassList, field: str = "class_id") -> str:
+def vector_qml(classes: ClassList, field: str = "class_id", geometry: str = "polygon") -> str:
     """A QGIS categorized-renderer style on ``field`` (the class id) with the class colours and
-    names, for polygon layers."""
+    names, for polygon layers (filled, a darker outline) or point layers (``geometry="point"``:
+    circles of the class colour, outlined in black so that they read on any map)."""
     root = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
     rend = ET.SubElement(
         root,
@@ -67,33 +70,95 @@ def vector_qml(classes: ClassList, field: str = "class_id") -> str:
     symbols = ET.SubElement(rend, "symbols")
     for i, c in enumerate(classes.classes):
         ET.SubElement(cats, "category", symbol=str(i), value=str(c.id), label=c.name, render="true")
+        point = geometry == "point"
         sym = ET.SubElement(
             symbols,
             "symbol",
-            type="fill",
+            type="marker" if point else "fill",
             name=str(i),
             alpha="1",
             clip_to_extent="1",
             force_rhr="0",
         )
         layer = ET.SubElement(
-            sym, "layer", attrib={"class": "SimpleFill", "enabled": "1", "pass": "0", "locked": "0"}
+            sym,
+            "layer",
+            attrib={
+                "class": "SimpleMarker" if point else "SimpleFill",
+                "enabled": "1",
+                "pass": "0",
+                "locked": "0",
+            },
         )
         opts = ET.SubElement(layer, "Option", type="Map")
         r, g, b = c.rgb
-        for k, v in (
-            ("color", f"{r},{g},{b},255"),
-            ("style", "solid"),
-            ("outline_color", f"{r // 2},{g // 2},{b // 2},255"),
-            ("outline_style", "solid"),
-            ("outline_width", "0.1"),
-            ("outline_width_unit", "MM"),
-            ("joinstyle", "bevel"),
-        ):
+        if point:
+            options = (
+                ("color", f"{r},{g},{b},255"),
+                ("name", "circle"),
+                ("size", "2.4"),
+                ("size_unit", "MM"),
+                ("outline_color", "35,35,35,255"),
+                ("outline_style", "solid"),
+                ("outline_width", "0.3"),
+                ("outline_width_unit", "MM"),
+            )
+        else:
+            options = (
+                ("color", f"{r},{g},{b},255"),
+                ("style", "solid"),
+                ("outline_color", f"{r // 2},{g // 2},{b // 2},255"),
+                ("outline_style", "solid"),
+                ("outline_width", "0.1"),
+                ("outline_width_unit", "MM"),
+                ("joinstyle", "bevel"),
+            )
+        for k, v in options:
             ET.SubElement(opts, "Option", name=k, type="QString", value=v)
     ET.indent(root)
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
         + ET.tostring(root, encoding="unicode")
         + "\n"
+    )
+
+
+# QGIS loads the style of a file layer from ``<stem>.qml`` beside it, whatever the layer's
+# suffix, so ``landcover.tif`` and ``landcover.shp`` would share one style file. A writer
+# never replaces a style that belongs to the other kind of layer.
+_RASTER_STYLE, _VECTOR_STYLE = "<rasterrenderer", "<renderer-v2"
+RASTER_SUFFIXES = (".tif", ".tiff")
+SIDECAR_VECTOR_SUFFIXES = (".shp", ".geojson", ".json", ".fgb", ".parquet", ".geoparquet")
+
+
+def check_style_free(layer: str | Path, kind: str) -> None:
+    """Fail before any work if ``<stem>.qml`` beside ``layer`` is another kind's style.
+
+    ``kind`` is ``"raster"`` or ``"vector"``: the kind of layer about to write its style.
+    """
+    layer = Path(layer)
+    qml = layer.with_suffix(".qml")
+    try:
+        text = qml.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return
+    theirs = _RASTER_STYLE if kind == "vector" else _VECTOR_STYLE
+    if theirs not in text:
+        return
+    suffixes = RASTER_SUFFIXES if kind == "vector" else SIDECAR_VECTOR_SUFFIXES
+    owner = next(
+        (layer.with_suffix(s).name for s in suffixes if layer.with_suffix(s).exists()),
+        f"another {'raster' if kind == 'vector' else 'vector'} layer",
+    )
+    if kind == "vector":
+        raise GeoSegError(
+            f"{qml} is the QGIS style of the class raster {owner}, and the polygons "
+            f"{layer.name} would replace it (QGIS reads <name>.qml for both): name the polygons "
+            f"differently (e.g. {layer.stem}_polygons{layer.suffix}) or write a GeoPackage, "
+            "which keeps its style inside"
+        )
+    raise GeoSegError(
+        f"{qml} is the QGIS style of the polygons {owner}, and the class raster {layer.name} "
+        f"would replace it (QGIS reads <name>.qml for both): name the raster differently or "
+        "move the polygons"
     )

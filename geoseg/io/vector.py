@@ -5,7 +5,8 @@ building Python geometries (pyogrio's Arrow writer), except GeoParquet, which ge
 with its ``geo`` metadata. Everything goes to temporary names first (all component files of a
 Shapefile, the QGIS ``.qml`` beside the layer) and is renamed into place when complete, the
 layer itself last. A GeoPackage is written as version 1.3 and carries its style in QGIS's
-``layer_styles`` table too.
+``layer_styles`` table instead of a ``.qml`` (which would be the class raster's if they share
+a name).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import check_output
+from geoseg.io.crs import wkt_with_authority
+from geoseg.io.style import check_style_free
 
 GEOM = "geom"
 SHP_MAX_BYTES = 2**31  # .shp/.dbf offsets are 32-bit: GIS software fails beyond 2 GB
@@ -67,6 +71,8 @@ def vector_format(out: str | Path, fmt: str | None = None) -> VectorFormat:
 def check_vector_output(out: str | Path, fmt: VectorFormat, overwrite: bool) -> Path:
     """Fail before any work if the layer (or, for a Shapefile, a component) can't be written."""
     p = check_output(out, overwrite)
+    if fmt.name != "gpkg":  # its style goes inside; the others' beside it, as <stem>.qml
+        check_style_free(p, "vector")
     if fmt.name == "shp" and not overwrite:
         for ext in SHP_COMPONENTS:
             if p.with_suffix(ext).exists():
@@ -116,8 +122,13 @@ def write_polygons(
     qml: str | None = None,
 ) -> Path:
     """Write ``table`` (WKB in column ``geom``) as layer ``out.stem`` of ``out``, with ``qml``
-    beside it (and inside a GeoPackage); the final names appear only when all is written."""
+    inside a GeoPackage (``layer_styles``) or beside any other format (``<stem>.qml``, never
+    replacing a raster's style); the final names appear only when all is written."""
     out = Path(out)
+    sidecar = qml is not None and fmt.name != "gpkg"
+    crs_wkt = wkt_with_authority(crs_wkt)  # its EPSG code where the definition matches one
+    if sidecar:
+        check_style_free(out, "vector")
     if fmt.name == "shp":
         _shp_checks(table, out)
     pid = os.getpid()
@@ -139,7 +150,7 @@ def write_polygons(
                 for e in SHP_COMPONENTS
                 if tmp.with_suffix(e).exists()
             ]
-        if qml is not None:
+        if sidecar:
             q = out.with_name(stem + ".qml")
             q.write_text(qml, encoding="utf-8")
             renames.append((q, out.with_suffix(".qml")))
@@ -203,7 +214,10 @@ def _write_parquet(path: Path, table: pa.Table, crs_wkt: str | None) -> None:
 
     geom = gpd.GeoSeries.from_wkb(table[GEOM].to_numpy(zero_copy_only=False), crs=crs_wkt)
     gdf = gpd.GeoDataFrame(table.drop_columns([GEOM]).to_pandas(), geometry=geom)
-    gdf.to_parquet(path, index=False)
+    # GeoParquet 1.1: a bbox covering column (readers skip row groups by it) and ZSTD
+    gdf.to_parquet(
+        path, index=False, compression="zstd", write_covering_bbox=True, schema_version="1.1.0"
+    )
 
 
 def add_layer_style(gpkg: Path, layer: str, qml: str, name: str | None = None) -> None:
@@ -243,3 +257,17 @@ def add_layer_style(gpkg: Path, layer: str, qml: str, name: str | None = None) -
 def constant_column(value: str | None, n: int) -> pa.Array:
     """A string column repeating one value (plain strings: every driver takes them)."""
     return pa.repeat(pa.scalar(value, type=pa.string()), n)
+
+
+def id_column(n: int) -> pa.Array:
+    """Feature ids 1..n: 32-bit below a billion (what GeoJSON readers infer, and a Shapefile's
+    default 9-digit integer field holds), 64-bit beyond, the same type in every format."""
+    return pa.array(np.arange(1, n + 1, dtype=np.int32 if n < 10**9 else np.int64))
+
+
+def date_column(value: str | None, n: int) -> pa.Array:
+    """A date column repeating one ISO date (``None``: null). A date, not a string, in every
+    format: GeoJSON has no types and its readers take ISO dates for dates, so a string would be
+    a date there and a string elsewhere."""
+    day = dt.date.fromisoformat(value[:10]) if value else None
+    return pa.repeat(pa.scalar(day, type=pa.date32()), n)

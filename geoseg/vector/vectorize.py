@@ -26,13 +26,15 @@ from distributed import Client, as_completed
 from geoseg.core.classes import ClassList, load_classes
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
-from geoseg.io.dates import acquisition_date, date_from_tags, parse_date
+from geoseg.io.dates import acquisition_date, check_date, date_from_tags, parse_date
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.style import vector_qml
 from geoseg.io.vector import (
     GEOM,
     check_vector_output,
     constant_column,
+    date_column,
+    id_column,
     vector_format,
     write_polygons,
 )
@@ -234,7 +236,7 @@ def _table(wkb, cls, area, perim, conf, classes: ClassList, meta: dict) -> pa.Ta
     uniq, inv = np.unique(cls, return_inverse=True)
     lut = pa.array([names.get(int(u), f"class {int(u)}") for u in uniq], pa.string())
     cols = {
-        "poly_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "poly_id": id_column(n),
         "class_id": pa.array(cls.astype(np.int32)),
         "class_name": lut.take(pa.array(inv.astype(np.int32))) if n else pa.array([], pa.string()),
         "area_ha": pa.array(area.astype(np.float64)),
@@ -246,7 +248,7 @@ def _table(wkb, cls, area, perim, conf, classes: ClassList, meta: dict) -> pa.Ta
             mean = np.where(k > 0, s / np.maximum(k, 1) * scale, np.nan)
         cols["confidence"] = pa.array(np.round(mean, 4), from_pandas=True)
     for key, value in meta.items():
-        cols[key] = constant_column(value, n)
+        cols[key] = (date_column if key == "date" else constant_column)(value, n)
     cols[GEOM] = wkb
     return pa.table(cols)
 
@@ -354,6 +356,8 @@ def _metadata(raster, tags: dict[str, str], attrs: dict[str, str]) -> dict[str, 
     }
     for k, v in attrs.items():
         meta[str(k)] = None if v is None else str(v)
+    if meta.get("date"):  # a date column in every format (io.vector.date_column)
+        meta["date"] = check_date(meta["date"])
     return meta
 
 

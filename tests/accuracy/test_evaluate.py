@@ -272,6 +272,12 @@ def test_sample_then_stratified_evaluation(client, maps, tmp_path):
     assert again.allocation == res.allocation and again.stratum_pixels == res.stratum_pixels
     with sqlite3.connect(out) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 10300  # GeoPackage 1.3
+        # the points' QGIS style: circles of the map class colours, by map_class
+        table, qml, default = db.execute(
+            "SELECT f_table_name, styleQML, useAsDefault FROM layer_styles"
+        ).fetchone()
+    assert table == "points" and default == 1
+    assert 'attr="map_class"' in qml and qml.count('class="SimpleMarker"') == 5
     pts = pyogrio.read_dataframe(out, layer="points")
     assert pts.geometry.equals(
         pyogrio.read_dataframe(tmp_path / "s2.gpkg", layer="points").geometry

@@ -3,6 +3,7 @@ changes."""
 
 from __future__ import annotations
 
+import colorsys
 import json
 import xml.etree.ElementTree as ET
 
@@ -126,6 +127,10 @@ def test_fromto_mask_counts_and_areas_are_exact(pair, run):
     assert res.report["after"]["date"] == "2020-08-31"
 
 
+def _hls(color: str) -> tuple[float, float, float]:
+    return colorsys.rgb_to_hls(*(int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)))
+
+
 def test_legend_sidecars_and_tags(run):
     res, out = run
     cats = [c.text for c in ET.parse(out / "change_fromto.tif.aux.xml").iter("Category")]
@@ -134,7 +139,17 @@ def test_legend_sidecars_and_tags(run):
         e.get("value"): (e.get("label"), e.get("color"))
         for e in ET.parse(out / "change_fromto.qml").iter("paletteEntry")
     }
-    assert pal["402"] == ("Built -> Forest", "#f28e2b") and len(pal) == 16
+    assert pal["402"][0] == "Built -> Forest" and len(pal) == 16
+    # every code its own colour; the changes into a class are shades of that class's hue
+    assert len({c for _, c in pal.values()}) == 16
+    hue = {int(k): _hls(c)[0] for k, (_, c) in pal.items()}
+    forest = hue[202]  # its persistence: a pale tint of the class colour, the same hue
+    assert all(abs(hue[f * 100 + 2] - forest) < 0.02 for f in (1, 3, 4))
+    # ... and the COG carries the same colours as a palette for clients without the .qml
+    with rasterio.open(out / "change_fromto.tif") as src:
+        cmap = src.colormap(1)
+    for k, (_, c) in pal.items():
+        assert "#{:02x}{:02x}{:02x}".format(*cmap[int(k)][:3]) == c.lower()
     _, info = read(out / "change_fromto.tif")
     assert info["tags"]["GEOSEG_CHANGE_CODE"] == "from_id * 100 + to_id"
     assert info["tags"]["GEOSEG_DATE_TO"] == "2020-08-31"
@@ -214,7 +229,9 @@ def test_polygons_carry_fields_and_mmu(run, pair, client, tmp_path):
     )
     got = sorted(zip(gdf.from_name, gdf.to_name, gdf.area_ha.round(6), strict=True))
     assert got == [("Forest", "Grass", 0.04), ("Water", "Built", 6.0)]
-    assert set(gdf.date_from) == {"2009-08-18"} and set(gdf.date_to) == {"2020-08-31"}
+    # dates, not strings, in every format (io.vector.date_column)
+    assert set(gdf.date_from.astype(str)) == {"2009-08-18"}
+    assert set(gdf.date_to.astype(str)) == {"2020-08-31"}
     res = change(
         pair["before"], pair["after"], tmp_path / "mmu", client=client, block=64, mmu_ha=0.1
     )

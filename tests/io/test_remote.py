@@ -199,7 +199,7 @@ def test_vectorize_writes_to_s3(s3, client, synth, bundles, tmp_path):
     ).path
     url = vectorize(cmap, f"s3://{BUCKET}/vec/m.gpkg", client=client)
     assert url == f"s3://{BUCKET}/vec/m.gpkg"
-    assert _keys(s3, "vec/") == ["vec/m.gpkg", "vec/m.qml"]
+    assert _keys(s3, "vec/") == ["vec/m.gpkg"]  # its style is inside
     local = vectorize(cmap, tmp_path / "m.gpkg", client=client)
     got = tmp_path / "got.gpkg"
     s3.client.download_file(BUCKET, "vec/m.gpkg", str(got))

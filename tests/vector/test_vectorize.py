@@ -213,6 +213,10 @@ def test_simplify_keeps_a_coverage(client, synth, tmp_path):
     assert shapely.area(geoms).sum() == pytest.approx(total, rel=1e-9)
 
 
+def _ogr_formats() -> str:
+    return subprocess.run(["ogrinfo", "--formats"], capture_output=True, text=True).stdout
+
+
 @pytest.mark.parametrize("fmt", ["gpkg", "shp", "parquet", "fgb", "geojson"])
 def test_formats_reread(client, speck, tmp_path, fmt):
     path, arr = speck
@@ -228,6 +232,24 @@ def test_formats_reread(client, speck, tmp_path, fmt):
         col = geo["columns"][geo["primary_column"]]
         assert col["encoding"] == "WKB" and "Polygon" in col["geometry_types"]
         assert col["crs"]["id"]["code"] == 32612
+        # GeoParquet 1.1: a bbox covering column of doubles that bounds every geometry, ZSTD
+        assert geo["version"] == "1.1.0"
+        cover = col["covering"]["bbox"]
+        assert cover == {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}
+        table = pq.read_table(out)
+        bbox = table["bbox"].combine_chunks()
+        got = np.column_stack([bbox.field(k).to_numpy() for k in ("xmin", "ymin", "xmax", "ymax")])
+        np.testing.assert_allclose(got, shapely.bounds(df.geometry.values))
+        assert col["bbox"] == pytest.approx([*got[:, :2].min(0), *got[:, 2:].max(0)])
+        meta = pq.ParquetFile(out).metadata
+        assert {
+            meta.row_group(g).column(c).compression
+            for g in range(meta.num_row_groups)
+            for c in range(meta.num_columns)
+        } == {"ZSTD"}
+        if shutil.which("ogrinfo") and "Parquet" in _ogr_formats():  # GDAL >= 3.8 builds
+            r = subprocess.run(["ogrinfo", "-so", "-al", str(out)], capture_output=True, text=True)
+            assert r.returncode == 0 and f"Feature Count: {n}" in r.stdout, r.stderr
     elif fmt == "geojson":  # RFC 7946: WGS84 longitude/latitude, reprojected on write
         df = read(out)
         assert pyogrio.read_info(out, layer="layer")["crs"] in ("EPSG:4326", "OGC:CRS84")
@@ -268,9 +290,11 @@ def test_formats_reread(client, speck, tmp_path, fmt):
         "model",
         "model_ver",
     } <= set(df.columns)
-    assert (tmp_path / "layer.qml").exists()
-    qml = (tmp_path / "layer.qml").read_text()
-    assert 'attr="class_id"' in qml and "Built-up" in qml and "31,120,180,255" in qml
+    if fmt == "gpkg":  # the style lives in layer_styles, where QGIS finds it
+        assert not (tmp_path / "layer.qml").exists()
+    else:
+        qml = (tmp_path / "layer.qml").read_text()
+        assert 'attr="class_id"' in qml and "Built-up" in qml and "31,120,180,255" in qml
     if fmt == "shp":
         assert all(len(c) <= 10 for c in pyogrio.read_info(out)["fields"])
         assert (tmp_path / "layer.prj").exists()
@@ -289,6 +313,54 @@ def test_formats_reread(client, speck, tmp_path, fmt):
         assert 'type="categorizedSymbol"' in row[2]
         assert kind == ("attributes",)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def _ogr_field_types(path: Path) -> dict[str, str]:
+    """Field name -> OGR type as GDAL's own ogrinfo reports it (what QGIS shows)."""
+    r = subprocess.run(["ogrinfo", "-so", "-al", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    types = {}
+    for line in r.stdout.splitlines():
+        name, sep, rest = line.partition(": ")
+        if sep and rest.split(" (")[0] in (
+            "Integer",
+            "Integer64",
+            "Real",
+            "String",
+            "Date",
+            "DateTime",
+        ):
+            types[name.strip()] = rest.split(" (")[0]
+    return types
+
+
+def test_field_types_equal_in_every_format(client, speck, tmp_path):
+    """One type per field whatever the format: the date is a date (FlatGeobuf has only a
+    date-time type), ids are 32-bit integers everywhere (what GeoJSON readers infer)."""
+    path, _ = speck
+    types = {}
+    for fmt in ("gpkg", "shp", "parquet", "fgb", "geojson"):
+        out = vectorize(
+            path, tmp_path / f"t.{fmt}", block=100, client=client, attrs={"date": "2015-08-18"}
+        )
+        if fmt == "parquet":
+            schema = pq.read_schema(out)
+            types[fmt] = {f.name: str(f.type) for f in schema if f.name not in ("geometry", "bbox")}
+            continue
+        info = pyogrio.read_info(out, layer="t")
+        types[fmt] = dict(zip(info["fields"], info["dtypes"], strict=True))
+        if shutil.which("ogrinfo"):
+            assert _ogr_field_types(out)["date"] == ("DateTime" if fmt == "fgb" else "Date")
+    first = types["gpkg"]
+    assert first["date"] == "datetime64[D]" and first["poly_id"] == "int32"
+    for fmt in ("shp", "geojson"):
+        assert types[fmt] == first, fmt
+    assert {k: v for k, v in types["fgb"].items() if k != "date"} == {
+        k: v for k, v in first.items() if k != "date"
+    }
+    assert types["fgb"]["date"].startswith("datetime64")
+    assert types["parquet"]["date"] == "date32[day]" and types["parquet"]["poly_id"] == "int32"
+    assert set(types["parquet"]) == set(first)
 
 
 def test_attributes(client, tmp_path):

@@ -86,46 +86,56 @@ def _per_class_csv(report: dict) -> bytes:
     return csv_bytes(rows)
 
 
+CELL_IN = 0.62  # a matrix cell, inches (74 px at the 120 dpi of png_bytes): fits "123,456"
+
+
 def _heatmap_png(report: dict) -> bytes:
-    """Counts, coloured by their share of the map-class row (the diagonal reads as UA)."""
+    """Counts, coloured by their share of the map-class row (the diagonal reads as UA). The
+    figure grows with the number of classes (a fixed cell size), so it is read at its own
+    size rather than shrunk."""
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state
+
+    from geoseg.report.numbers import number
 
     names = [c["name"] for c in report["classes"]]
     cm = np.asarray(report["confusion_matrix"]["counts"], dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(names)
-    size = min(4 + 0.55 * n, 24)
-    fig = Figure(figsize=(size + 1.5, size))
+    label_in = 0.3 + 0.075 * max((len(x) for x in names), default=4)  # class names
+    side = n * CELL_IN
+    fig = Figure(
+        figsize=(max(6.5, side + label_in + 2.2), side + label_in + 1.1), layout="constrained"
+    )
     ax = fig.add_subplot()
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_xticks(range(n), names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n), names)
     ax.set_xlabel("reference class")
     ax.set_ylabel("map class")
     oa = report["overall"]["overall_accuracy"]
     ax.set_title(
         f"Confusion matrix ({report['unit']}; rows = map, columns = reference)\n"
-        f"OA = {oa:.3f}, n = {int(cm.sum()):,}"
+        f"OA = {number(oa, 'ratio')}, n = {number(cm.sum(), 'count')}",
+        fontsize=10,
     )
-    if n <= 20:
+    if n <= 40:
         for i in range(n):
             for j in range(n):
                 ax.text(
                     j,
                     i,
-                    f"{int(cm[i, j]):,}",
+                    number(cm[i, j], "count"),
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=8,
                     color="white" if share[i, j] > 0.6 else "black",
                 )
     fig.colorbar(
         im,
         ax=ax,
-        fraction=0.046,
-        pad=0.04,
-        label="share of the map-class row (diagonal = user's accuracy)",
+        shrink=0.8,
+        label="share of the map-class row\n(diagonal = user's accuracy)",
     )
     return png_bytes(fig)
 
@@ -160,8 +170,8 @@ def _bars_png(report: dict) -> bytes:
             ("F1", [p["f1"] for p in pcs], None),
         ]
         title = f"Per-class accuracy ({report['unit']})"
-    n = len(names)
-    fig = Figure(figsize=(min(3 + 0.9 * n, 30), 4.5))
+    n = len(names)  # a fixed width per class: wide with many classes, never squeezed
+    fig = Figure(figsize=(max(6.0, 1.5 + 0.55 * n), 4.5), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(n)
     width = 0.27
@@ -173,10 +183,16 @@ def _bars_png(report: dict) -> bytes:
             else np.array([0.0 if a is None else a for a in clean(err)], dtype=float)
         )
         ax.bar(x + (k - 1) * width, np.nan_to_num(v), width, yerr=e, capsize=2, label=label)
-    ax.set_xticks(x, names, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
+    ax.set_xticks(
+        x,
+        names,
+        rotation=45 if n > 6 else 0,
+        ha="right" if n > 6 else "center",
+        rotation_mode="anchor",
+    )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return png_bytes(fig)

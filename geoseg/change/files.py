@@ -75,43 +75,53 @@ def _classes_csv(report: dict) -> bytes:
     return csv_bytes(rows)
 
 
+CELL_IN = 0.62  # a matrix cell, inches (74 px at the 120 dpi of png_bytes): fits "12,345.6"
+
+
 def _plot(report: dict) -> bytes:
-    """Transition heat map (share of each from-class, annotated in ha) beside gain, loss and
-    net change per class."""
+    """Transition heat map (share of each from-class, annotated in ha) above gain, loss and
+    net change per class. The figure grows with the number of classes (a fixed cell size),
+    so it is read at its own size rather than shrunk."""
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state
+
+    from geoseg.report.numbers import decimals_for
 
     names = [c["name"] for c in report["classes"]]
     m = np.asarray(report["transitions"]["matrix_ha"], dtype=float)
     n = len(names)
     rows = m.sum(axis=1, keepdims=True)
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    size = min(4 + 0.6 * n, 22)
-    fig = Figure(figsize=(2 * size + 2, size))
-    ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    label_in = 0.3 + 0.075 * max((len(x) for x in names), default=4)  # rotated class names
+    side = n * CELL_IN
+    heat_h, bars_h = side + label_in + 1.1, 3.2 + label_in
+    fig = Figure(figsize=(max(7.0, side + label_in + 2.2), heat_h + bars_h), layout="constrained")
+    ax, bx = fig.subplots(2, 1, height_ratios=[heat_h, bars_h])
     im = ax.imshow(share, cmap="YlOrRd", vmin=0, vmax=1)
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_xticks(range(n), names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n), names)
     ax.set_xlabel(f"to ({report['after']['date'] or 'after'})")
     ax.set_ylabel(f"from ({report['before']['date'] or 'before'})")
     area = report["area_ha"]
+    d = decimals_for([area["compared"]], "area", 7)
     ax.set_title(
         f"Transitions, ha (colour: share of the from-class)\nchanged "
-        f"{area['changed']:,.1f} ha, uncertain {area['uncertain']:,.1f} ha of "
-        f"{area['compared']:,.1f} ha"
+        f"{area['changed']:,.{d}f} ha, uncertain {area['uncertain']:,.{d}f} ha of "
+        f"{area['compared']:,.{d}f} ha"
     )
-    if n <= 20:
+    if n <= 40:
+        d = decimals_for(m.ravel().tolist(), "area")
         for i in range(n):
             for j in range(n):
                 ax.text(
                     j,
                     i,
-                    f"{m[i, j]:,.0f}" if m[i, j] >= 1000 else f"{m[i, j]:.4g}",
+                    f"{m[i, j]:,.{d}f}",
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=8,
                     color="white" if share[i, j] > 0.6 else "black",
                 )
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the from-class area")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the from-class area")
     per = report["components"]["all"]["per_class"]
     x = np.arange(n)
     for k, (key, label) in enumerate(
@@ -120,9 +130,9 @@ def _plot(report: dict) -> bytes:
         vals = [-p[key] if key == "loss_ha" else p[key] for p in per]
         bx.bar(x + (k - 1) * 0.27, vals, 0.27, label=label)
     bx.axhline(0, color="black", lw=0.8)
-    bx.set_xticks(x, names, rotation=45, ha="right")
+    bx.set_xticks(x, names, rotation=45, ha="right", rotation_mode="anchor")
     bx.set_ylabel("ha (loss drawn negative)")
     bx.set_title("Gross gain, gross loss and net change per class (all pixels)")
-    bx.legend(fontsize=8)
+    bx.legend(fontsize=9)
     bx.grid(axis="y", alpha=0.3)
     return png_bytes(fig)

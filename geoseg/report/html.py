@@ -2,15 +2,19 @@
 
 :func:`write_report` takes the run summary and whichever results a workflow produced (the
 predicted map, an evaluate report, a change report, a comparison) and renders
-``templates/report.html.j2`` with jinja2 (autoescaped).
+``templates/report.html.j2`` with jinja2 (autoescaped). Paths are shown relative to the
+report's folder (and products linked so), so the folder can be moved or copied as a whole;
+only remote URLs, GDAL ``/vsi`` paths and paths on another drive stay as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -21,6 +25,7 @@ from geoseg.report.tables import (
     change_tables,
     compare_tables,
     key_values,
+    link,
     radiometry_table,
     table,
 )
@@ -46,6 +51,7 @@ def write_report(
     :func:`geoseg.change.change.change` (``.report``). ``compare``: the dict of
     :func:`geoseg.compare.compare.compare`.
     """
+    out = Path(out_html)
     html = render(
         summary=summary,
         predict=predict,
@@ -53,8 +59,8 @@ def write_report(
         change=change,
         compare=compare,
         preview_px=preview_px,
+        folder=out.parent,
     )
-    out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part{os.getpid()}")
     try:
@@ -77,7 +83,10 @@ def render(
     change: dict | None = None,
     compare: dict | None = None,
     preview_px: int = 1024,
+    folder: str | Path = ".",
 ) -> str:
+    """The report's HTML; ``folder``: where it will be, which paths are shown relative to."""
+    where = Where(folder)
     env = Environment(
         loader=PackageLoader("geoseg.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -88,16 +97,88 @@ def render(
         "title": summary.get("title") or "geoseg report",
         "created": summary.get("created") or datetime.now(UTC).isoformat(timespec="seconds"),
         "version": __version__,
-        "summary": _summary(summary),
-        "map": _map(predict, preview_px) if predict else None,
-        "accuracy": _accuracy(evaluate) if evaluate else None,
-        "change": _change(change, preview_px) if change else None,
-        "compare": _compare(compare, preview_px) if compare else None,
+        "summary": _summary(summary, where),
+        "map": _map(predict, preview_px, where) if predict else None,
+        "accuracy": _accuracy(evaluate, where) if evaluate else None,
+        "change": _change(change, preview_px, where) if change else None,
+        "compare": _compare(compare, preview_px, where) if compare else None,
     }
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def _summary(s: dict) -> dict:
+# an absolute path inside a text: POSIX (not GDAL's /vsi...) or a Windows drive, not part of
+# a URL or a relative path
+_ABSOLUTE = re.compile(r"(?<![\w.:/\\~+-])(?:/(?!vsi)|[A-Za-z]:\\)[^\s,;'\"()<>\[\]]+")
+MAIN_PX, SIDE_PX = 1000, 640  # widths of the main map figures and of the smaller ones
+
+
+class Where:
+    """Paths as the report shows them: relative to its folder, so the folder can move."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = os.path.abspath(folder)
+
+    def path(self, p: str | Path) -> str:
+        p = str(p)
+        if "://" in p or p.startswith("/vsi") or not os.path.isabs(p):
+            return p
+        try:
+            return Path(os.path.relpath(p, self.folder)).as_posix()
+        except ValueError:  # on another drive
+            return p
+
+    def text(self, s: str) -> str:
+        """``s`` with every absolute path in it made relative: ``s`` itself, the paths of a
+        comma-separated list, or those found in a sentence (not with spaces in them)."""
+        parts = s.split(", ")
+        if all(os.path.isabs(p) or "://" in p for p in parts):
+            return ", ".join(self.path(p) for p in parts)
+
+        def rel(m: re.Match) -> str:
+            p = m.group(0).rstrip(".:")
+            return self.path(p) + m.group(0)[len(p) :]
+
+        return _ABSOLUTE.sub(rel, s)
+
+    def values(self, v):
+        """Every string in ``v`` (dicts, lists) through :meth:`text`."""
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, dict):
+            return {k: self.values(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [self.values(x) for x in v]
+        return v
+
+    def link(self, p: str | Path) -> dict:
+        """A cell linking to a local file or folder by its relative path (text alone when it
+        is not there)."""
+        shown = self.path(p)
+        here = os.path.join(self.folder, shown)
+        local = "://" not in shown and not os.path.isabs(shown) and os.path.exists(here)
+        return link(shown, quote(shown) if local else None)
+
+
+def _images(*items: tuple[str, str | None, str | None]) -> list[dict]:
+    """Figures for the template: title, data URI and caption (the title when None)."""
+    return [{"title": t, "uri": u, "caption": c or t} for t, u, c in items if u]
+
+
+def _preview(path, name: str, *, width_px: int, **kw) -> list[dict]:
+    """A class map's figure, ``name`` its caption's start (and its title where ``title``)."""
+    p = class_preview(path, width_px=width_px, **kw)
+    if p is None:
+        return []
+    return _images((name, data_uri(p.png()), p.caption(name)))
+
+
+def _summary(s: dict, where: Where) -> dict:
+    out_dir = s.get("output")
+    products = [  # summary paths of products are relative to the output folder
+        {**p, "path": os.path.join(out_dir, p["path"]) if out_dir else p["path"]}
+        for p in s.get("products") or []
+    ]
+    s = where.values({k: v for k, v in s.items() if k not in ("title", "products")})
     tables = []
     if s.get("inputs"):
         tables.append(key_values("Inputs", s["inputs"]))
@@ -117,7 +198,7 @@ def _summary(s: dict) -> dict:
                     ]
                     for st in stages
                 ],
-                2,
+                [None, None, "seconds", "megapixels", "rate"],
             )
         )
     model = s.get("model")
@@ -129,18 +210,17 @@ def _summary(s: dict) -> dict:
                 m[k] = prov[k]
         m["trained"] = prov.get("trained")
         tables.append(key_values("Model bundle", m))
-    params = [
+    params = [  # settings as given, not numbers
         table(f"Parameters: {name}", ["key", "value"], [[k, v] for k, v in p.items()])
         for name, p in (s.get("parameters") or {}).items()
         if p
     ]
-    products = s.get("products") or []
     if products:
         tables.append(
             table(
                 "Products",
                 ["product", "file", "size"],
-                [[p["name"], p["path"], p.get("size")] for p in products],
+                [[p["name"], where.link(p["path"]), p.get("size")] for p in products],
             )
         )
     return {
@@ -157,8 +237,7 @@ def _rate(st: dict) -> float | None:
     return mpx / sec if mpx and sec else None
 
 
-def _map(p: dict, px: int) -> dict:
-    png = class_preview(p["path"], max_px=px)
+def _map(p: dict, px: int, where: Where) -> dict:
     figures = {
         k: p.get(k)
         for k in (
@@ -175,54 +254,68 @@ def _map(p: dict, px: int) -> dict:
         )
         if p.get(k) is not None
     }
-    tables = [key_values("Prediction", figures, 2)] if figures else []
+    tables = [key_values("Prediction", figures)] if figures else []
     if p.get("radiometry"):
         tables.append(radiometry_table(p["radiometry"]))
-    return {"preview": data_uri(png) if png else None, "path": p["path"], "tables": tables}
-
-
-def _accuracy(rep: dict) -> dict:
-    files = rep.get("files") or {}
-    images = [
-        (t, file_uri(files.get(k)))
-        for t, k in (
-            ("Confusion matrix", "confusion_matrix_png"),
-            ("Per-class accuracy", "per_class_png"),
-        )
-    ]
+    title = "Land-cover map (overview)"
     return {
-        "tables": accuracy_tables(rep),
-        "images": [(t, u) for t, u in images if u],
-        "notes": rep.get("notes") or [],
-        "reference": (rep.get("reference") or {}).get("path"),
+        "images": _preview(p["path"], title, max_px=px, width_px=MAIN_PX),
+        "path": where.path(p["path"]),
+        "tables": tables,
     }
 
 
-def _change(rep: dict, px: int) -> dict:
+def _accuracy(rep: dict, where: Where) -> dict:
+    files = rep.get("files") or {}
+    images = _images(
+        *(
+            (t, file_uri(files.get(k)), None)
+            for t, k in (
+                ("Confusion matrix", "confusion_matrix_png"),
+                ("Per-class accuracy", "per_class_png"),
+            )
+        )
+    )
+    return {
+        "tables": accuracy_tables(rep),
+        "images": images,
+        "notes": where.values(rep.get("notes") or []),
+        "reference": _reference(rep, where),
+    }
+
+
+def _reference(rep: dict, where: Where) -> str | None:
+    path = (rep.get("reference") or {}).get("path")
+    return where.text(str(path)) if path else None
+
+
+def _change(rep: dict, px: int, where: Where) -> dict:
     from geoseg.change.style import STATUS_CLASSES
 
     files = rep.get("files") or {}
     images = []
     if files.get("mask") and Path(files["mask"]).exists():
-        png = class_preview(files["mask"], classes=STATUS_CLASSES, max_px=px)
-        images.append(("Change mask", data_uri(png)))
+        images += _preview(
+            files["mask"],
+            "Change mask",
+            classes=STATUS_CLASSES,
+            max_px=px,
+            width_px=MAIN_PX,
+        )
     for kind, title in (("before_classes", "Earlier date"), ("after_classes", "Later date")):
         if files.get(kind) and Path(files[kind]).exists():
-            png = class_preview(files[kind], max_px=min(px, 640), title=title)
-            if png:
-                images.append((title, data_uri(png)))
-    uri = file_uri(files.get("transitions_png"))
-    if uri:
-        images.append(("Transitions", uri))
-    return {"tables": change_tables(rep), "images": images, "notes": rep.get("notes") or []}
+            images += _preview(files[kind], title, max_px=px, width_px=SIDE_PX, title=title)
+    images += _images(("Transitions", file_uri(files.get("transitions_png")), None))
+    return {
+        "tables": change_tables(rep),
+        "images": images,
+        "notes": where.values(rep.get("notes") or []),
+    }
 
 
-def _compare(rep: dict, px: int) -> dict:
+def _compare(rep: dict, px: int, where: Where) -> dict:
     files = rep.get("files") or {}
-    images = []
-    uri = file_uri(files.get("chart_png"))
-    if uri:
-        images.append(("Methods compared", uri))
+    images = _images(("Methods compared", file_uri(files.get("chart_png")), None))
     maps = [(m["name"], m["path"]) for m in rep.get("maps", [])]
     maps += [
         (f"Disagreement {p['a']} vs {p['b']}", p["disagreement_map"])
@@ -231,12 +324,10 @@ def _compare(rep: dict, px: int) -> dict:
     ]
     for title, path in maps:
         if Path(path).exists():
-            png = class_preview(path, max_px=min(px, 640), title=title)
-            if png:
-                images.append((title, data_uri(png)))
+            images += _preview(path, title, max_px=px, width_px=SIDE_PX, title=title)
     return {
         "tables": compare_tables(rep, rep.get("method_seconds")),
         "images": images,
-        "notes": rep.get("notes") or [],
-        "reference": (rep.get("reference") or {}).get("path"),
+        "notes": where.values(rep.get("notes") or []),
+        "reference": _reference(rep, where),
     }

@@ -1,7 +1,9 @@
 """Tables for the HTML report, built from the report dicts of evaluate, change and compare.
 
 A table is ``{"caption", "columns", "rows"}`` with cells already formatted: ``{"text",
-"num"}`` (numbers are right-aligned), so the template only lays them out.
+"num"}`` (numbers are right-aligned; a cell may carry an ``href``), so the template only lays
+them out. Each column has a kind of number (:mod:`geoseg.report.numbers`), so every cell of
+a column is written the same way; a column of kind None is text (names, settings as given).
 """
 
 from __future__ import annotations
@@ -9,41 +11,62 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from geoseg.report.numbers import DASH, kind_of, number
 
-def fmt(v: Any, digits: int = 3) -> str:
-    """A cell: integers with thousands separators, floats rounded, None as a dash."""
+
+def text(v: Any) -> str:
+    """A value shown as it is (names, paths, settings): None as a dash, booleans yes/no."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
+        return DASH
     if isinstance(v, bool):
         return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if v != 0 and abs(v) < 10**-digits:
-            return f"{v:.2g}"
-        return f"{v:,.{digits}f}"
     if isinstance(v, list | tuple):
-        return ", ".join(fmt(x, digits) for x in v)
+        return ", ".join(text(x) for x in v)
     if isinstance(v, dict):
-        return "; ".join(f"{k}: {fmt(x, digits)}" for k, x in v.items())
+        return "; ".join(f"{k}: {text(x)}" for k, x in v.items())
     return str(v)
 
 
-def table(caption: str, columns: list[str], rows: list[list], digits: int = 3) -> dict:
+def cell(v: Any, kind: str | None = None) -> dict:
+    """A cell: a number of ``kind`` (right-aligned; None is a dash), else text. A dict with a
+    ``text`` is taken as a cell already made (e.g. :func:`link`)."""
+    if isinstance(v, dict) and "text" in v:
+        return {"num": False, **v}
+    numeric = v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+    if kind and numeric:
+        return {"text": number(v, kind), "num": True}
+    return {"text": text(v), "num": False}
+
+
+def link(label: str, href: str | None) -> dict:
+    return {"text": label, "num": False, "href": href}
+
+
+def table(
+    caption: str, columns: list[str], rows: list[list], kinds: list[str | None] | None = None
+) -> dict:
+    """``kinds``: the kind of number of each column (None: text); the first column is the
+    row's name."""
+    kinds = kinds or [None] * len(columns)
     return {
         "caption": caption,
         "columns": columns,
-        "rows": [[_cell(c, digits) for c in r] for r in rows],
+        "rows": [[cell(c, k) for c, k in zip(r, kinds, strict=True)] for r in rows],
     }
 
 
-def _cell(v: Any, digits: int) -> dict:
-    num = isinstance(v, int | float) and not isinstance(v, bool)
-    return {"text": fmt(v, digits), "num": num or v is None}
-
-
-def key_values(caption: str, d: dict, digits: int = 3) -> dict:
-    return table(caption, ["", ""], [[k.replace("_", " "), v] for k, v in d.items()], digits)
+def key_values(caption: str, d: dict, kinds: dict[str, str | None] | None = None) -> dict:
+    """A two-column table of named values; each value's kind from ``kinds`` by name, else
+    from its name and type (:func:`geoseg.report.numbers.kind_of`)."""
+    kinds = kinds or {}
+    return {
+        "caption": caption,
+        "columns": ["", ""],
+        "rows": [
+            [cell(k.replace("_", " ")), cell(v, kinds[k] if k in kinds else kind_of(k, v))]
+            for k, v in d.items()
+        ],
+    }
 
 
 def radiometry_table(r: dict) -> dict:
@@ -52,18 +75,24 @@ def radiometry_table(r: dict) -> dict:
     caption = f"Band radiometry (--normalize {r['mode']})"
     if all("gain" in b for b in r["bands"]):
         rows = [[i + 1, b["gain"], b["offset"]] for i, b in enumerate(r["bands"])]
-        return table(caption, ["band", "gain", "offset"], rows, 3)
+        return table(caption, ["band", "gain", "offset"], rows, [None, "value", "value"])
     rows = [
         [i + 1, b.get("knots"), *(b.get("src") or [None] * 3)] for i, b in enumerate(r["bands"])
     ]
-    return table(caption, ["band", "knots", "source 0 %", "source 50 %", "source 100 %"], rows, 2)
+    return table(
+        caption,
+        ["band", "knots", "source 0 %", "source 50 %", "source 100 %"],
+        rows,
+        [None, "count", "value", "value", "value"],
+    )
 
 
-def matrix(caption: str, corner: str, names: list[str], m: list[list], digits: int) -> dict:
+def matrix(caption: str, corner: str, names: list[str], m: list[list], kind: str) -> dict:
+    """A square matrix with row and column totals, every cell a ``kind``."""
     rows = [[n, *r, sum(x for x in r if x is not None)] for n, r in zip(names, m, strict=True)]
     cols = [sum(r[j] for r in m if r[j] is not None) for j in range(len(names))]
     rows.append(["total", *cols, sum(cols)])
-    return table(caption, [corner, *names, "total"], rows, digits)
+    return table(caption, [corner, *names, "total"], rows, [None, *[kind] * (len(names) + 1)])
 
 
 def accuracy_tables(rep: dict) -> list[dict]:
@@ -82,7 +111,7 @@ def accuracy_tables(rep: dict) -> list[dict]:
         oa = s["overall_accuracy"]
         overall["area-weighted_overall_accuracy"] = oa["estimate"]
         overall["95 %_CI_(±)"] = oa["ci95"]
-    out = [key_values("Overall", overall)]
+    out = [key_values("Overall", overall, {"compared": "count", "95 %_CI_(±)": "ratio"})]
     names = [c["name"] for c in rep["classes"]]
     out.append(
         matrix(
@@ -90,7 +119,7 @@ def accuracy_tables(rep: dict) -> list[dict]:
             "map \\ reference",
             names,
             rep["confusion_matrix"]["counts"],
-            0,
+            "count",
         )
     )
     keys = ["users_accuracy", "producers_accuracy", "f1", "iou", "mapped_area_ha"]
@@ -99,6 +128,7 @@ def accuracy_tables(rep: dict) -> list[dict]:
             "Per class",
             ["class", "user's accuracy", "producer's accuracy", "F1", "IoU", "mapped area (ha)"],
             [[c["name"], *(c[k] for k in keys)] for c in rep["per_class"]],
+            [None, "ratio", "ratio", "ratio", "ratio", "area"],
         )
     )
     return out
@@ -118,7 +148,8 @@ def change_tables(rep: dict) -> list[dict]:
         "change_polygons": rep.get("polygons", {}).get("polygons"),
     }
     dates = f"{rep['before'].get('date') or 'before'} → {rep['after'].get('date') or 'after'}"
-    out = [key_values(f"Change {dates}", head, 2)]
+    kinds = {"confidence_gate": "ratio", "change_polygons": "count"}
+    out = [key_values(f"Change {dates}", head, kinds)]
     names = [c["name"] for c in rep["classes"]]
     out.append(
         matrix(
@@ -126,7 +157,7 @@ def change_tables(rep: dict) -> list[dict]:
             "from \\ to",
             names,
             rep["transitions"]["matrix_ha"],
-            2,
+            "area",
         )
     )
     comp = rep["components"]["all"]["per_class"]
@@ -136,7 +167,7 @@ def change_tables(rep: dict) -> list[dict]:
             "Gains and losses per class (ha; Pontius et al. 2004)",
             ["class", *(k[:-3] for k in keys)],
             [[c["name"], *(c[k] for k in keys)] for c in comp],
-            2,
+            [None, *["area"] * len(keys)],
         )
     )
     if gate.get("sensitivity"):
@@ -145,7 +176,7 @@ def change_tables(rep: dict) -> list[dict]:
                 "Changed area at other confidence thresholds",
                 ["threshold", "changed (ha)", "uncertain (ha)"],
                 [[s["threshold"], s["changed_ha"], s["uncertain_ha"]] for s in gate["sensitivity"]],
-                2,
+                ["ratio", "area", "area"],
             )
         )
     return out
@@ -164,14 +195,16 @@ def compare_tables(rep: dict, seconds: dict | None = None) -> list[dict]:
     ]
     out = [
         table(
-            f"Methods on the same {rep['compared']:,} reference {rep['unit']}",
+            f"Methods on the same {number(rep['compared'], 'count')} reference {rep['unit']}",
             ["method", "OA", "mIoU", "kappa", "quantity dis.", "allocation dis.", "wall time (s)"],
             [[m["name"], *(m[k] for k in keys), seconds.get(m["name"])] for m in rep["per_map"]],
+            [None, *["ratio"] * len(keys), "seconds"],
         )
     ]
     names = [c["name"] for c in rep["classes"]]
     f1 = [[n, *(m["per_class"][i]["f1"] for m in rep["per_map"])] for i, n in enumerate(names)]
-    out.append(table("F1 per class", ["class", *(m["name"] for m in rep["per_map"])], f1))
+    methods = [m["name"] for m in rep["per_map"]]
+    out.append(table("F1 per class", ["class", *methods], f1, [None, *["ratio"] * len(methods)]))
     out.append(
         table(
             "McNemar's test (paired right/wrong; z > 0: the first method is more accurate)",
@@ -192,10 +225,11 @@ def compare_tables(rep: dict, seconds: dict | None = None) -> list[dict]:
                     p["mcnemar"]["a_only"],
                     p["mcnemar"]["b_only"],
                     p["mcnemar"]["z"],
-                    p["mcnemar"]["p_exact"] or "< 1e-300",  # underflowed
+                    p["mcnemar"]["p_exact"] or 0.0,  # None: underflowed
                 ]
                 for p in rep["pairs"]
             ],
+            [None, "ratio", "ratio", "count", "count", "stat", "p"],
         )
     )
     return out

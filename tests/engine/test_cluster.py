@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -208,3 +209,48 @@ def test_gpu_prediction_matches_cpu_classes(synth, bundles, tmp_path):
     gpu = predict(scene, bundle, tmp_path / "gpu.tif", gpus=True, amp="none")
     cpu = predict(scene, bundle, tmp_path / "cpu.tif", workers=1, device="cpu")
     assert (_read(gpu.path) == _read(cpu.path)).mean() > 0.999
+
+
+class _SlowToFinalise:
+    """Sleeps when the interpreter finalises it, like a worker holding torch and a model."""
+
+    sleep = time.sleep  # bound now: imports fail while the interpreter shuts down
+
+    def __del__(self):
+        self.sleep(6)
+
+
+def _hold_slow_object() -> None:
+    import geoseg.engine.preload as preload
+
+    preload._slow = _SlowToFinalise()  # freed only when the process finalises its modules
+
+
+def test_local_cluster_closes_without_killing_its_workers():
+    """A worker whose process is slow to finalise leaves at once after a clean close: the
+    nanny never waits out its grace and kills it ("Worker process still alive ... killing")."""
+    from geoseg.engine.cluster import ClusterOptions, connect
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    nanny, seen = logging.getLogger("distributed.nanny"), Records()
+    level = nanny.level
+    nanny.addHandler(seen)
+    try:
+        with connect(ClusterOptions(workers=1)) as c:
+            nanny.setLevel(logging.WARNING)  # LocalCluster silenced distributed to ERROR
+            c.run(_hold_slow_object)
+            pids = list(c.run(os.getpid).values())
+    finally:
+        nanny.removeHandler(seen)
+        nanny.setLevel(level)
+    assert not [m for m in seen.messages if "still alive" in m], seen.messages
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

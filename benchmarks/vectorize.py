@@ -131,7 +131,7 @@ def bench(kind: str, side: int, exe: list[str], connectivity: int, block: int) -
     t0 = time.perf_counter()
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
         ) as cluster,
         Client(cluster) as client,
     ):

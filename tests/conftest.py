@@ -18,7 +18,7 @@ def client():
     """A LocalCluster of two worker processes, shared by the whole test session."""
     from geoseg.engine.cluster import ClusterOptions, connect
 
-    with connect(ClusterOptions(workers=2, dashboard=":0")) as c:
+    with connect(ClusterOptions(workers=2)) as c:
         yield c
 
 

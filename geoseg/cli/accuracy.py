@@ -75,7 +75,7 @@ def evaluate(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     o, s = rep["overall"], rep["stratified"]
@@ -132,7 +132,7 @@ def sample(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     per = ", ".join(f"{k}: {v}" for k, v in res.allocation.items())

@@ -40,7 +40,7 @@ def obia_cmd(
 
     try:
         res = run_obia(config, out_path, workers=workers, scheduler=scheduler, overwrite=overwrite)
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     o = res.report["objects"]
@@ -72,7 +72,7 @@ def pixel_rf_cmd(
         res = run_pixel_rf(
             config, out_path, workers=workers, scheduler=scheduler, overwrite=overwrite
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001
         fail(e)
         return
     out.print(f"trained on {res.report['training_pixels']['total']:,} pixels")
@@ -110,7 +110,7 @@ def otsu_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001
         fail(e)
         return
     r = res.report
@@ -134,7 +134,7 @@ def heldout_cmd(
 
     try:
         paths = write_heldout_reference(config, out_path, overwrite=overwrite)
-    except (GeoSegError, Exception) as e:  # noqa: BLE001
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001
         fail(e)
         return
     for p in paths:

@@ -50,7 +50,7 @@ def bundle_create(
             name=name,
             seed=seed,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001
         fail(e)
         return
     out.print(
@@ -101,7 +101,7 @@ def bundle_stats(
         )
         names = [[Path(p).name for p in sc.paths] for sc in opened]
         set_normalization(path, norm, quantiles_from=names)
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     out.print(

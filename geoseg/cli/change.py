@@ -83,7 +83,7 @@ def change_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     r = res.report

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from geoseg.errors import GeoSegError
+from geoseg.errors import GeoSegError, Interrupted
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -26,10 +26,16 @@ REFERENCE_FIELD_HELP = "Class field of a vector reference (ids or names)."
 REFERENCE_LAYER_HELP = "Layer of a vector reference."
 
 
-def setup(debug: bool) -> None:
-    """The app's callback: logging and warnings for this run (Dask's INFO lines only with
-    --debug)."""
+def setup(debug: bool, dashboard_address: str | None = None) -> None:
+    """The app's callback: logging and warnings for this run (Dask's and the workers' log lines
+    only with --debug), and where local clusters put their dashboard."""
     _state["debug"] = debug
+    from geoseg.engine.cluster import configure
+
+    try:
+        configure(dashboard=dashboard_address, verbose=debug)
+    except GeoSegError as e:
+        fail(e)
     logging.basicConfig(
         level=logging.INFO if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -37,10 +43,12 @@ def setup(debug: bool) -> None:
     warnings.showwarning = _show_warning
     if not debug:
         # distributed sets its loggers to INFO on import; after basicConfig their cluster
-        # start/stop lines would reach the root handler: only with --debug
+        # start/stop lines, retired workers and closed comms would reach the terminal: geoseg
+        # reports what matters in its own words, Dask's lines only with --debug
         import distributed  # noqa: F401
 
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+        for name in ("distributed", "tornado", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -48,7 +56,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def fail(e: BaseException) -> None:
-    """Print ``e`` as one ``error:`` line and exit 2 (the traceback only with --debug)."""
+    """Print ``e`` as one ``error:`` line and exit 2 (the traceback only with --debug); an
+    interrupt (Ctrl-C) as one ``interrupted:`` line and exit 130, as after SIGINT."""
+    if isinstance(e, KeyboardInterrupt | Interrupted):
+        text = str(e) if isinstance(e, Interrupted) else "interrupted"
+        err.print(escape(text), highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     if _state["debug"]:
         raise e
     if isinstance(e, GeoSegError):

@@ -75,7 +75,7 @@ def compare_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     out.print(f"{rep['compared']:,} {rep['unit']} compared")

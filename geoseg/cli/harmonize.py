@@ -33,7 +33,7 @@ def harmonize_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     r = res.report

@@ -32,8 +32,20 @@ app = typer.Typer(
 
 
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
-    setup(debug)
+def _main(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks on errors, and Dask's and the workers' logs."
+    ),
+    dashboard_address: str = typer.Option(
+        None,
+        "--dashboard-address",
+        metavar="HOST:PORT",
+        envvar="GEOSEG_DASHBOARD_ADDRESS",
+        help="Where a local cluster's dashboard listens (default 127.0.0.1 on a free port: "
+        "this machine only). 0.0.0.0:8787 exposes it on every interface, on purpose.",
+    ),
+):
+    setup(debug, dashboard_address)
 
 
 app.command()(predict.predict)

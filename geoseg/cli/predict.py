@@ -10,15 +10,26 @@ from geoseg.errors import GeoSegError
 
 def predict(
     scene: list[str] = typer.Argument(
-        ..., help="Raster to predict, or single-band files to stack in order."
+        ...,
+        help="Raster to predict, single-band files to stack in order, or a STAC Item (.json "
+        "file or URL) with --assets.",
     ),
     model: str = typer.Option(..., "--model", "-m", help="Model bundle directory."),
     out_path: str = typer.Option(
         ...,
         "--out",
         "-o",
-        help="Output class COG (.tif), or an "
-        "s3:// or /vsis3/ URL (written locally, then uploaded).",
+        help="Output class COG (.tif), a Zarr store (.zarr, written by the block tasks in "
+        "parallel), or an s3:// or /vsis3/ URL (written locally, then uploaded).",
+    ),
+    assets: str = typer.Option(
+        None,
+        "--assets",
+        help="With a STAC Item as the scene: the assets to stack as bands, in order "
+        "(e.g. red,green,blue,nir).",
+    ),
+    date: str = typer.Option(
+        None, help="Acquisition date YYYY-MM-DD to record (default: from the scene or Item)."
     ),
     block: int = typer.Option(
         2048,
@@ -88,8 +99,10 @@ def predict(
             precision=precision,
             runtime=runtime,
             progress=True,
+            assets=[a.strip() for a in assets.split(",") if a.strip()] if assets else None,
+            date=date,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     out.print(

@@ -25,7 +25,7 @@ def run_cmd(
 
     try:
         res = run(workflow, force=force, out=out_dir, progress=True)
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     kept = f", {len(res.skipped)} current and skipped" if res.skipped else ""

@@ -26,7 +26,7 @@ def train_cmd(
 
     try:
         res = run(config, resume=resume, progress=True, precision=precision)
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     out.print(

@@ -81,7 +81,7 @@ def vectorize(
             attrs=attrs,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception) as e:  # noqa: BLE001 - one line for the user
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
     out.print(f"[green]wrote[/] {path} ({time.perf_counter() - t0:.1f} s)")

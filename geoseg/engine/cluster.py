@@ -26,18 +26,53 @@ from geoseg.errors import GeoSegError
 
 log = logging.getLogger(__name__)
 
+ALLOWED_FAILURES = 3
+
 CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     # GDAL's block cache defaults to 5 % of RAM per process and fills with decoded blocks of
     # every window a worker reads, so worker memory grew with the scene (12 % from 17 to 268
     # Mpx); each block is read once, so a small cache costs nothing
     "distributed.nanny.pre-spawn-environ.GDAL_CACHEMAX": "128",
-    # a block whose worker dies is re-run elsewhere; tolerate a few deaths per block
-    "distributed.scheduler.allowed-failures": 10,
+    # a block whose worker dies is re-run elsewhere (never for an error it raises: that is
+    # deterministic); after 3 deaths the block is taken for the cause and the job ends
+    "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
 }
 
 
 PRELOAD = "geoseg.engine.preload"
+
+# Process-wide defaults for local clusters, set by the CLI (--dashboard-address, --debug) or
+# by a program: the dashboard listens on the loopback interface only unless told otherwise
+# (on a shared login node anyone could read it), and workers log nothing below CRITICAL, so
+# a user error surfaces once, as geoseg's own message, not as worker tracebacks.
+LOCAL_DASHBOARD = "127.0.0.1:0"
+_settings = {"dashboard": os.environ.get("GEOSEG_DASHBOARD_ADDRESS") or LOCAL_DASHBOARD}
+_settings["verbose"] = False
+
+
+def configure(*, dashboard: str | None = None, verbose: bool | None = None) -> None:
+    """Defaults of the local clusters this process starts: the dashboard's ``HOST:PORT``
+    (port 0: any free one) and whether workers log (``verbose``: distributed's INFO lines)."""
+    if dashboard is not None:
+        _settings["dashboard"] = check_address(dashboard)
+    if verbose is not None:
+        _settings["verbose"] = bool(verbose)
+
+
+def check_address(address: str) -> str:
+    """``HOST:PORT`` (``:PORT`` = every interface), or a one-line error."""
+    host, sep, port = str(address).rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise GeoSegError(
+            f"dashboard address {address!r} is not HOST:PORT: e.g. 127.0.0.1:8787 (this "
+            "machine only) or 0.0.0.0:8787 (every interface, on purpose)"
+        )
+    return f"{host}:{port}"
+
+
+def _silence() -> int:
+    return logging.INFO if _settings["verbose"] else logging.CRITICAL
 
 
 def unset_malloc_trim() -> None:
@@ -57,7 +92,7 @@ class ClusterOptions:
     scheduler: str | None = None  # address of an existing scheduler
     gpus: bool = False  # dask-cuda LocalCUDACluster, one worker per GPU
     threads_per_worker: int = 1  # dask task threads per worker
-    dashboard: str | None = ":0"  # local dashboard address (":0" = a free port)
+    dashboard: str | None = None  # local dashboard HOST:PORT; None: configure()'s default
     memory_limit: str | float | None = "auto"
     # TLS between client, scheduler and workers (e.g. Security.temporary() for a local
     # cluster); None: plain TCP, or whatever the dask config's distributed.comm.tls sets
@@ -108,9 +143,10 @@ def connect(
                 n_workers=o.workers or default_workers(),
                 threads_per_worker=o.threads_per_worker,
                 processes=True,
-                dashboard_address=o.dashboard,
+                host="127.0.0.1",
+                dashboard_address=check_address(o.dashboard or _settings["dashboard"]),
                 memory_limit=o.memory_limit,
-                silence_logs=logging.ERROR,
+                silence_logs=_silence(),
                 preload=[PRELOAD],
                 security=o.security,
             )
@@ -137,9 +173,10 @@ def _gpu_cluster(o: ClusterOptions):
     try:
         with dask.config.set(gpu_config):
             return LocalCUDACluster(
-                dashboard_address=o.dashboard,
+                host="127.0.0.1",
+                dashboard_address=check_address(o.dashboard or _settings["dashboard"]),
                 threads_per_worker=1,
-                silence_logs=logging.ERROR,
+                silence_logs=_silence(),
                 preload=[PRELOAD],
                 security=o.security,
             )

@@ -10,12 +10,20 @@ import atexit
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 
-import torch  # noqa: F401
+# A terminal's Ctrl-C reaches every process of its group, local workers included, whose
+# asyncio loops then died printing tracebacks: the client alone handles the interrupt (it
+# cancels the job and closes the cluster), so local workers ignore SIGINT.
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-import geoseg.engine.blocks  # noqa: F401
-import geoseg.model.runner  # noqa: F401
+import torch  # noqa: E402, F401
+
+import geoseg.engine.blocks  # noqa: E402, F401
+import geoseg.model.runner  # noqa: E402, F401
 
 with contextlib.suppress(Exception):  # optional; the runtime choice reports its absence
     import openvino  # noqa: F401

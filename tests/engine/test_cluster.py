@@ -254,3 +254,45 @@ def test_local_cluster_closes_without_killing_its_workers():
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _listening(pids: list[int]) -> set[tuple[str, int]]:
+    import psutil
+
+    return {
+        (s.laddr.ip, s.laddr.port)
+        for p in pids
+        for s in psutil.Process(p).net_connections(kind="inet")
+        if s.status == psutil.CONN_LISTEN
+    }
+
+
+def test_local_cluster_listens_on_loopback_only_unless_told():
+    """Scheduler, dashboard, nannies and workers of a local cluster bind to 127.0.0.1; the
+    dashboard goes elsewhere only when asked (--dashboard-address)."""
+    from geoseg.engine import cluster
+
+    before = _listening([os.getpid()])  # other clusters of this test session
+    with cluster.connect(cluster.ClusterOptions(workers=1)) as c:
+        pids = [os.getpid(), *c.run(os.getpid).values()]
+        assert {ip for ip, _ in _listening(pids) - before} == {"127.0.0.1"}
+        assert c.dashboard_link.startswith("http://127.0.0.1:")
+    cluster.configure(dashboard="0.0.0.0:0")
+    try:
+        with cluster.connect(cluster.ClusterOptions(workers=1)) as c:
+            new = _listening([os.getpid()]) - before
+            assert "0.0.0.0" in {ip for ip, _ in new}  # the dashboard, on purpose
+    finally:
+        cluster.configure(dashboard=cluster.LOCAL_DASHBOARD)
+
+
+def test_dashboard_address_option(tmp_path):
+    r = subprocess.run(
+        [str(BIN / "geoseg"), "--dashboard-address", "localhost", "predict", "x.tif"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: dashboard address 'localhost' is not HOST:PORT: e.g. 127.0.0.1:8787 (this "
+        "machine only) or 0.0.0.0:8787 (every interface, on purpose)"
+    ], r.stderr

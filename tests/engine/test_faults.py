@@ -30,7 +30,7 @@ def test_sigkill_workers_mid_job_gives_identical_cog(synth, bundles, tmp_path):
     scene, _ = synth(1024, 1280, seed=21)
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
     staging = tmp_path / "staging"
-    with connect(ClusterOptions(workers=2, dashboard=":0")) as c:
+    with connect(ClusterOptions(workers=2)) as c:
         ref = predict(scene, bundle, tmp_path / "ref.tif", block=96, client=c)
         n_blocks = ref.blocks
         result: dict = {}

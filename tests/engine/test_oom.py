@@ -80,7 +80,7 @@ def test_engine_block_retried_with_smaller_batches_gives_the_normal_map(
     try:
         with (
             LocalCluster(
-                n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+                n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
             ) as cluster,
             cluster.get_client() as c,
         ):

@@ -45,7 +45,7 @@ def test_bit_identical_for_any_block_size_and_worker_count(
         predict(scene, bundle, tmp_path / f"b{b}.tif", block=b, client=client, **kw)
         for b in (96, 512)
     ]
-    with connect(ClusterOptions(workers=1, dashboard=":0")) as one:
+    with connect(ClusterOptions(workers=1)) as one:
         runs.append(predict(scene, bundle, tmp_path / "w1.tif", block=192, client=one, **kw))
     first, tags = read(runs[0].path)
     assert len(np.unique(first)) > 1
@@ -145,7 +145,10 @@ def test_gpu_finalize_path_gives_the_cpu_map(synth, bundles, tmp_path, monkeypat
     scene, _ = synth(300, 420, seed=62)
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet18")
     kw = dict(block=192, precision="fp32", runtime="torch", probabilities=True)
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as lc, Client(lc) as c:
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as lc,
+        Client(lc) as c,
+    ):
         cpu = predict(scene, bundle, tmp_path / "cpu.tif", client=c, **kw)
         used = []
 

@@ -3,6 +3,8 @@ the engine's own cost; memory against scene size.
 
     python benchmarks/predict.py                      # everything below, ~20 min on 2 cores
     python benchmarks/predict.py --only runtimes      # or: throughput, memory, layout
+    python benchmarks/predict.py --only gigapixel     # 17 Mpx, 268 Mpx and 1 Gpx (~15 min)
+    python benchmarks/predict.py --only zarr          # COG assembly vs parallel Zarr writes
 
 Runtimes: for every runtime/precision this machine has (torch fp32 = the default before issue
 16, torch bf16, OpenVINO fp32 and bf16), the model alone in the engine's layout (one process
@@ -172,7 +174,7 @@ def end_to_end(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=":0",
+            dashboard_address="127.0.0.1:0",
             preload=[PRELOAD],
         )
     with cluster, Client(cluster) as c:
@@ -347,10 +349,111 @@ def bench_memory(args, results):
     results["memory"] = rows
 
 
+def repeated_vrt(tile: Path, n: int) -> Path:
+    """A VRT mosaic of ``tile`` repeated n x n times (a 1 Gpx scene in a few kB of disk).
+
+    Written by hand: GDAL's tools mosaic different files (gdalbuildvrt) but have no way to
+    repeat one, and the VRT format is a short, documented XML."""
+    import rasterio
+
+    out = tile.with_name(f"{tile.stem}_x{n}.vrt")
+    with rasterio.open(tile) as src:
+        h, w, t = src.height, src.width, src.transform
+        gt = ", ".join(repr(v) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
+        bands = []
+        for b in range(1, src.count + 1):
+            sources = "".join(
+                f'<SimpleSource><SourceFilename relativeToVRT="1">{tile.name}</SourceFilename>'
+                f"<SourceBand>{b}</SourceBand>"
+                f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                f'<DstRect xOff="{j * w}" yOff="{i * h}" xSize="{w}" ySize="{h}"/>'
+                "</SimpleSource>"
+                for i in range(n)
+                for j in range(n)
+            )
+            nodata = "" if src.nodata is None else f"<NoDataValue>{src.nodata:g}</NoDataValue>"
+            dtype = {"uint16": "UInt16", "uint8": "Byte", "float32": "Float32"}[src.dtypes[0]]
+            bands.append(
+                f'<VRTRasterBand dataType="{dtype}" band="{b}">{nodata}{sources}</VRTRasterBand>'
+            )
+        srs = f"<SRS>{src.crs.to_wkt()}</SRS>" if src.crs else ""
+    out.write_text(
+        f'<VRTDataset rasterXSize="{w * n}" rasterYSize="{h * n}">{srs}'
+        f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>\n"
+    )
+    return out
+
+
+def bench_gigapixel(args, results):
+    """Flat memory from 17 Mpx to 1 Gpx: the 4096-px scene repeated 1x1, 4x4 and 8x8."""
+    bundle = bundle_path("pixelnet", "none")
+    tile = scene_path(4096)
+    print("\n## Memory and assembly from 17 Mpx to 1 Gpx (pixelnet), 2 workers, block 2048")
+    print(f"{'Mpx':>6} {'seconds':>8} {'Mpx/s':>7} {'assembly s':>11} {'peak RSS (MiB)':>18}")
+    rows = []
+    for n in args.giga_repeats:
+        scene = repeated_vrt(tile, n)
+        e = end_to_end(scene, bundle, 2, block=2048, precision="auto", runtime="auto")
+        rows.append({"repeat": n, **e})
+        print(
+            f"{e['mpx']:>6.0f} {e['seconds']:>8.1f} {e['mpx_s']:>7.2f} {e['assembly_s']:>11.1f} "
+            f"{', '.join(f'{r:.0f}' for r in e['peak_rss_mb']):>18}",
+            flush=True,
+        )
+        (OUT / f"pred_{scene.stem}_2x1.tif").unlink(missing_ok=True)
+    peaks = [max(r["peak_rss_mb"]) for r in rows]
+    print(
+        f"peak RSS per worker, largest / smallest scene: {max(peaks) / min(peaks):.3f} "
+        f"(max {max(peaks):.0f} MiB)"
+    )
+    results["gigapixel"] = rows
+
+
+def bench_zarr(args, results):
+    """The output stage: one task streaming the staged blocks into a COG, against every block
+    task writing its own chunks of a Zarr store, on the same scene (pixelnet, 2 workers)."""
+    import shutil
+
+    from distributed import Client
+
+    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.engine.predict import predict
+
+    bundle = bundle_path("pixelnet", "none")
+    scene = repeated_vrt(scene_path(4096), args.zarr_repeat)
+    print(f"\n## Output stage: COG assembly vs parallel Zarr writes ({scene.name}), 2 workers")
+    print(f"{'output':>8} {'Mpx':>6} {'output s':>9} {'output Mpx/s':>13} {'total s':>8}")
+    rows = []
+    with connect(ClusterOptions(workers=2)) as c:
+        assert isinstance(c, Client)
+        for fmt in ("tif", "zarr"):
+            out = OUT / f"zarr_bench.{fmt}"
+            res = predict(scene, str(bundle), out, client=c, block=2048, overwrite=True)
+            mpx = res.megapixels
+            rows.append(
+                {
+                    "format": fmt,
+                    "mpx": mpx,
+                    "output_s": res.assembly_seconds,
+                    "total_s": res.seconds,
+                }
+            )
+            print(
+                f"{fmt:>8} {mpx:>6.0f} {res.assembly_seconds:>9.1f} "
+                f"{mpx / res.assembly_seconds:>13.1f} {res.seconds:>8.1f}",
+                flush=True,
+            )
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+    print(f"Zarr output stage / COG: {rows[0]['output_s'] / rows[1]['output_s']:.2f}x faster")
+    results["zarr"] = rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--only", choices=["runtimes", "throughput", "layout", "memory"], action="append"
+        "--only",
+        choices=["runtimes", "throughput", "layout", "memory", "gigapixel", "zarr"],
+        action="append",
     )
     ap.add_argument("--workers", type=int, default=2, help="runtimes: workers (one per core)")
     ap.add_argument("--arch", default="deeplabv3plus")
@@ -358,6 +461,10 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=4480, help="throughput scene side (pixels)")
     ap.add_argument("--block", type=int, default=2048)
     ap.add_argument("--memory-sides", type=int, nargs="+", default=[4096, 8192, 16384])
+    ap.add_argument(
+        "--giga-repeats", type=int, nargs="+", default=[1, 4, 8], help="gigapixel: n x n"
+    )
+    ap.add_argument("--zarr-repeat", type=int, default=4, help="zarr: the scene, n x n 4096 px")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     import torch
@@ -375,6 +482,8 @@ def main() -> None:
         "throughput": bench_throughput,
         "layout": bench_layout,
         "memory": bench_memory,
+        "gigapixel": bench_gigapixel,
+        "zarr": bench_zarr,
     }
     for name in args.only or list(benches):
         benches[name](args, results)

@@ -2,7 +2,7 @@
 
 One package per stage of the data flow (ARCHITECTURE.md is the map): ``geoseg.core`` (tile
 grid, blending, classes, metrics) imports neither dask nor torch; the engine and model packages
-do, and are imported lazily by the function below.
+do, and are imported lazily by the functions below.
 """
 
 from __future__ import annotations
@@ -17,4 +17,12 @@ def predict(*args, **kwargs):
     return _predict(*args, **kwargs)
 
 
-__all__ = ["__version__", "predict"]
+def open(path, **kwargs):  # noqa: A001 - geoseg.open, as xarray.open_dataset or rasterio.open
+    """A class map (COG or Zarr store) as a DataArray with its class list; see
+    :func:`geoseg.xarray.open.open_map`."""
+    from geoseg.xarray.open import open_map
+
+    return open_map(path, **kwargs)
+
+
+__all__ = ["__version__", "open", "predict"]

@@ -228,6 +228,7 @@ def assemble_change(
             "mask": str(writers["mask"].finish(mask)),
             "changed_codes": str(writers["changed"].tmp),
         }
+        sidecars += _stac_items(out, legend, tags)
     except BaseException:
         for wr in writers.values():
             wr.abort()
@@ -236,3 +237,20 @@ def assemble_change(
                 p.unlink()
         raise
     return out
+
+
+def _stac_items(out: dict[str, str], legend: ClassList, tags: dict[str, str]) -> list[Path]:
+    """STAC Items beside the from-to and status COGs (classes: the codes and the statuses)."""
+    from geoseg.io.stac import write_item
+
+    dates = (tags.get("GEOSEG_DATE_FROM"), tags.get("GEOSEG_DATE_TO"))
+    common = {
+        "roles": ["data"],
+        "date": dates[1],
+        "model": tags.get("GEOSEG_MODEL"),
+        "properties": {"geoseg:date_from": dates[0], "geoseg:date_to": dates[1]},
+    }
+    return [
+        write_item(out["fromto"], classes=legend, title="land-cover change, from-to", **common),
+        write_item(out["mask"], classes=STATUS_CLASSES, title="change status", **common),
+    ]

@@ -48,6 +48,7 @@ from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import check_output
 from geoseg.io.files import clean
 from geoseg.io.scene import _open
+from geoseg.io.stac import item_path
 from geoseg.io.style import check_style_free
 from geoseg.model.bundle import read_meta
 from geoseg.version import __version__
@@ -339,6 +340,7 @@ def _all_outputs(out: Path, model, before: str, after: str) -> list[Path]:
     files = [out / n for n in NAMES.values()]
     files += [Path(f"{out / n}.aux.xml") for n in (NAMES["fromto"], NAMES["mask"])]
     files += [(out / NAMES[k]).with_suffix(".qml") for k in ("fromto", "mask")]
+    files += [item_path(out / NAMES[k]) for k in ("fromto", "mask")]
     if model is not None:
         for p in _predicted_paths(out, before, after):
             files += [
@@ -493,7 +495,7 @@ def _run_blocks(c: Client, job: ChangeJob, ref) -> dict:
         tot["point_status"] = np.zeros(len(ref.rows), np.uint8)
         tot["point_transition"] = np.full(len(ref.rows), -1, np.int64)
     futures = {
-        c.submit(change_block, job, w, p[1] if p else None, pure=False, retries=1): p
+        c.submit(change_block, job, w, p[1] if p else None, pure=False): p
         for w, p in zip(windows, payloads, strict=True)
     }
     for fut in as_completed(futures):

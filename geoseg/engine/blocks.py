@@ -13,8 +13,10 @@ import contextlib
 import logging
 import os
 import resource
+import signal
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 from geoseg.core.blend import add_patch, finalize
 from geoseg.core.grid import Block, BlockGrid, Window
 from geoseg.engine.prefetch import RowPrefetch
+from geoseg.io.stac import write_products
 from geoseg.model.bundle import read_meta
 
 log = logging.getLogger(__name__)
@@ -135,11 +138,31 @@ def _finalize(acc, reg: Window, class_ids, valid, nodata: int, want_probs: bool)
     return finalize_torch(sums, class_ids, valid, nodata, want_probs)
 
 
+def _crash_hook(key: str) -> None:
+    """Tests only: ``GEOSEG_TEST_CRASH_BLOCK=<block key>`` makes that block die the way a
+    native crash does (SIGSEGV), every time, so the job's handling of it can be tested."""
+    if os.environ.get("GEOSEG_TEST_CRASH_BLOCK") == key:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class AssemblyCancelled(Exception):
+    """The client asked the assembly to stop (its flag file in the staging folder)."""
+
+
+def cancel_flag(job) -> Path:
+    """The file the client creates to stop the job's assembly before it renames anything."""
+    return Path(job.staging) / "CANCEL"
+
+
+def _proceed(job) -> None:
+    if cancel_flag(job).exists():
+        raise AssemblyCancelled("the assembly was cancelled by the client")
+
+
 def predict_block(job, bi: int, bj: int) -> dict:
     """Predict block (bi, bj) into the staging area; reuse it if already staged."""
     t0 = time.perf_counter()
-    blocks = job.blocks
-    b = blocks.block(bi, bj)
+    b = job.blocks.block(bi, bj)
     path = job.block_path(b.key)
     stats = {"key": b.key, "pixels": b.region.size, "reused": False, "tiles": 0, "tiles_skipped": 0}
     stats["runtime"] = None
@@ -147,6 +170,20 @@ def predict_block(job, bi: int, bj: int) -> dict:
         stats["reused"] = True
         stats["seconds"] = time.perf_counter() - t0
         return stats
+    _crash_hook(b.key)
+    arrays = block_arrays(job, b, job.scene, stats)
+    _save_atomic(path, arrays)
+    stats["seconds"] = time.perf_counter() - t0
+    stats.update(peak_rss())
+    return stats
+
+
+def block_arrays(job, b: Block, scene, stats: dict) -> dict[str, np.ndarray]:
+    """Block ``b`` predicted from ``scene`` (anything with ``read(window, bands)``, as
+    :class:`geoseg.io.scene.Scene`): its classes (and probabilities) with the top and left
+    strips still to complete from the neighbours (:func:`complete_block`), and the sums it
+    spills into them. ``stats`` gets the tile counts and the runtime."""
+    blocks = job.blocks
     pred = get_predictor(job)
     stats["runtime"] = pred.tag
     meta = pred.meta
@@ -167,7 +204,7 @@ def predict_block(job, bi: int, bj: int) -> dict:
             job.radiometry.apply(d)
         normalize(d, v, meta)
 
-    src = RowPrefetch(job.scene, b.read, meta.bands, cuts, prepare=prepare)
+    src = RowPrefetch(scene, b.read, meta.bands, cuts, prepare=prepare)
     acc = _accumulator(pred, b.extent, meta.n_classes)
     bs = pred.batch_size
     batch: list[tuple[Window, tuple[int, int]]] = []
@@ -191,10 +228,7 @@ def predict_block(job, bi: int, bj: int) -> dict:
     for name, w in _strips(b, blocks).items():
         arrays[name] = acc.patch(w)
         arrays[name + "_origin"] = np.array([w.row, w.col], dtype=np.int64)
-    _save_atomic(path, arrays)
-    stats["seconds"] = time.perf_counter() - t0
-    stats.update(peak_rss())
-    return stats
+    return arrays
 
 
 def peak_rss() -> dict:
@@ -205,6 +239,20 @@ def peak_rss() -> dict:
     }
 
 
+def complete_block(job, b: Block, staged, neighbour, class_ids, nodata: int):
+    """Block ``b``'s final classes and probabilities (or None) from its staged arrays and
+    its neighbours': ``neighbour(block)`` gives a context manager over a staged mapping."""
+    cls = staged["cls"]
+    probs = staged.get("probs")
+    _complete_strips(job, b, staged, cls, probs, class_ids, nodata, neighbour)
+    return cls, probs
+
+
+def _staged_file(job):
+    """The neighbour reader of the file path: each staged block's ``.npz``."""
+    return lambda nb: np.load(job.block_path(nb.key))
+
+
 def _complete_strips(
     job,
     b: Block,
@@ -213,6 +261,7 @@ def _complete_strips(
     probs: np.ndarray | None,
     class_ids: np.ndarray,
     nodata: int,
+    neighbour,
 ) -> None:
     """Redo the top and left strips of ``b`` with the neighbours' spilled sums, in place."""
     blocks, o = job.blocks, job.overlap
@@ -233,8 +282,8 @@ def _complete_strips(
     ):
         if b.bi + di < 0 or b.bj + dj < 0:
             continue
-        with np.load(job.block_path(blocks.block(b.bi + di, b.bj + dj).key)) as z:
-            if part in z.files:
+        with neighbour(blocks.block(b.bi + di, b.bj + dj)) as z:
+            if part in z:
                 neighbours.append((z[part], tuple(z[part + "_origin"])))
     for own, t in targets:
         sums = np.zeros((len(class_ids) + 1, t.height, t.width), dtype=np.int32)
@@ -302,29 +351,30 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
             scratch,
             "conf",
         )
+    proceed = partial(_proceed, job)
     try:
         for b in job.blocks:
+            proceed()
             with np.load(job.block_path(b.key)) as z:
                 staged = {k: z[k] for k in z.files}
-            cls = staged["cls"]
-            probs = staged.get("probs")
-            _complete_strips(job, b, staged, cls, probs, class_ids, nodata)
+            cls, probs = complete_block(job, b, staged, _staged_file(job), class_ids, nodata)
             writers["cls"].write(b.region, cls)
             if probs is not None:
                 writers["probs"].write(b.region, probs)
                 conf = probs.max(axis=0)
                 conf[cls == nodata] = 255
                 writers["conf"].write(b.region, conf)
-        outs = {"classes": str(writers["cls"].finish(out))}
+        outs = {"classes": str(writers["cls"].finish(out, before_rename=proceed))}
         if job.probabilities:
             stem = Path(out)
             for k, suffix in (("probs", "_probabilities"), ("conf", "_confidence")):
                 p = stem.with_name(stem.stem + suffix + stem.suffix)
-                outs[k] = str(writers[k].finish(p, resampling="AVERAGE"))
+                outs[k] = str(writers[k].finish(p, resampling="AVERAGE", before_rename=proceed))
     except BaseException:
         for w in writers.values():
             w.abort()
         raise
+    write_products(outs, classes, meta_tags)  # a STAC Item beside each, written here
     outs["seconds"] = time.perf_counter() - t0
     outs.update(peak_rss())
     return outs

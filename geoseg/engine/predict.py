@@ -14,22 +14,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distributed import Client, as_completed
+from distributed import Client
 
 from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.core.radiometry import BandMapping
-from geoseg.engine.blocks import assemble, predict_block, remove_staging
+from geoseg.engine.blocks import assemble, cancel_flag, remove_staging
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
-from geoseg.engine.progress import BlockProgress
 from geoseg.engine.radiometry import check_normalize, radiometry_for
-from geoseg.errors import GeoSegError
+from geoseg.engine.supervise import run_blocks, stop_assembly
+from geoseg.engine.zarr_output import write_zarr
+from geoseg.errors import GeoSegError, Interrupted, Resumable
 from geoseg.io.cog import check_output
-from geoseg.io.dates import acquisition_date
+from geoseg.io.dates import acquisition_date, check_date
 from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
+from geoseg.io.stac import is_item as stac_item
+from geoseg.io.stac import item_datetime, item_path, scene_from_item
 from geoseg.io.style import check_style_free
+from geoseg.io.zarr import is_zarr
 from geoseg.model.bundle import BundleMeta, read_meta
 from geoseg.model.runtime import Choice, check_options, choose, probe
 from geoseg.model.tta import check_tta
@@ -94,7 +98,8 @@ def plan(
     info = scene.info
     scene.check_bands(meta.bands)
     out_path = check_output(out, overwrite)
-    check_style_free(out_path, "raster")
+    if not is_zarr(out_path):
+        check_style_free(out_path, "raster")
     tile = tile or meta.tile
     overlap = meta.overlap if overlap is None else overlap
     try:
@@ -167,10 +172,15 @@ def predict(
     normalize: str = "bundle",
     radiometry: BandMapping | None = None,
     progress: bool = False,
+    assets: list[str] | None = None,
+    date: str | None = None,
 ) -> PredictResult:
-    """Predict ``scene`` (a path, or band files to stack) with the bundle ``model`` into the
-    class COG ``out``. Runs on ``client`` if given, else on a cluster made from ``workers`` /
-    ``scheduler`` / ``gpus`` (default: a local cluster sized to this machine).
+    """Predict ``scene`` (a path, band files to stack, or a STAC Item JSON whose ``assets``
+    are stacked in the order given) with the bundle ``model`` into the class COG (or Zarr
+    store, ``.zarr``) ``out``. ``date``: the acquisition date to record (default: the Item's,
+    else from the scene's metadata or name). Runs on ``client`` if given, else on a cluster
+    made from ``workers`` / ``scheduler`` / ``gpus`` (default: a local cluster sized to this
+    machine).
 
     ``normalize``: ``bundle`` (the bundle's mean and std as they are), ``scene`` (the scene's
     robust band statistics moved onto the training ones) or ``match`` (band quantiles matched
@@ -183,6 +193,11 @@ def predict(
     fp32)."""
     if amp is not None and precision == "auto":
         precision = {"none": "fp32"}.get(amp, amp)
+    if stac_item(scene):
+        date = date or item_datetime(scene)
+        scene = scene_from_item(scene, assets)
+    elif assets:
+        raise GeoSegError("--assets names assets of a STAC Item: pass the Item's JSON as the scene")
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
         with local_staging(str(out), overwrite, where=staging) as st:
             res = predict(
@@ -209,6 +224,7 @@ def predict(
                 normalize=normalize,
                 radiometry=radiometry,
                 progress=progress,
+                date=date,
             )
         res.outputs = {k: st.url(v) for k, v in res.outputs.items()}
         return res
@@ -250,9 +266,11 @@ def predict(
 
             Console(stderr=True).print(f"Dask dashboard: {dashboard}")
         try:
-            stats = _run_blocks(c, job, key, progress)
+            stats = run_blocks(c, job, key, progress)
             _check_valid_pixels(job, stats)
-            tags = _tags(job, meta, normalize, _ran_in(stats, choice))
+            tags = _tags(job, meta, normalize, _ran_in(stats, choice), date)
+        except Resumable:  # interrupted, or one block crashed its workers: keep the rest
+            raise
         except GeoSegError:  # the scene or the model is at fault: nothing worth resuming
             remove_staging(job.staging)
             raise
@@ -265,16 +283,36 @@ def predict(
                 ) from None
             raise
         t_asm = time.perf_counter()
+        if is_zarr(out):  # one task per block writes its own chunks: no single writer
+            outs = write_zarr(c, job, Path(out).resolve(), tags)
+            t1 = time.perf_counter()
+            return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
         finals = _final_files(Path(out).resolve(), probabilities)
         before = {p: _identity(p) for p in finals}
+        flag = cancel_flag(job)
+        flag.unlink(missing_ok=True)
+        fut = c.submit(assemble, job, str(Path(out).resolve()), tags, pure=False)
         try:
-            outs = c.submit(assemble, job, str(Path(out).resolve()), tags, pure=False).result()
-        except BaseException:  # no partial set: files this assembly already put in place go
+            outs = fut.result()
+        except BaseException as e:  # no partial set: files this assembly already put in place go
+            if isinstance(e, KeyboardInterrupt):
+                stop_assembly(c, fut, flag)
             for p in finals:
                 if _identity(p) != before[p]:
                     p.unlink(missing_ok=True)
+            if isinstance(e, KeyboardInterrupt):
+                raise Interrupted(
+                    f"interrupted while assembling {Path(out).name}: all {len(stats)} blocks "
+                    "stay staged and no output was written; run the same command again to "
+                    "finish"
+                ) from None
             raise
         t1 = time.perf_counter()
+    return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
+
+
+def _result(job, stats, outs, times, dashboard, tags, choice, keep_staging) -> PredictResult:
+    t0, t_asm, t1 = times
     if not keep_staging:
         remove_staging(job.staging)
     return PredictResult(
@@ -316,7 +354,9 @@ def _ran_in(stats: list[dict], choice: Choice) -> str:
     return ran.pop() if ran else choice.tag
 
 
-def _tags(job: PredictJob, meta: BundleMeta, normalize: str, ran_in: str) -> dict[str, str]:
+def _tags(
+    job: PredictJob, meta: BundleMeta, normalize: str, ran_in: str, date: str | None = None
+) -> dict[str, str]:
     tags = {
         "GEOSEG_RUNTIME": ran_in,
         "GEOSEG_MODEL": f"{meta.name} {meta.version}",
@@ -327,7 +367,8 @@ def _tags(job: PredictJob, meta: BundleMeta, normalize: str, ran_in: str) -> dic
         "GEOSEG_NORMALIZE": job.radiometry.mode if job.radiometry else normalize,
         "GEOSEG_SOURCE": ",".join(job.scene.paths),
     }
-    when = acquisition_date(job.scene.paths)  # from the scene's metadata or name, else none
+    # the given (or STAC Item's) date, else from the scene's metadata or name, else none
+    when = check_date(date) if date else acquisition_date(job.scene.paths)
     if when:
         tags["GEOSEG_DATE"] = when
     if job.radiometry is not None:  # the band statistics used, per band
@@ -342,7 +383,7 @@ def _final_files(out: Path, probabilities: bool) -> list[Path]:
         files += [
             out.with_name(f"{out.stem}{s}{out.suffix}") for s in ("_probabilities", "_confidence")
         ]
-    return files
+    return files + [item_path(f) for f in files if f.suffix == out.suffix]
 
 
 def _identity(p: Path) -> tuple[int, int] | None:
@@ -370,24 +411,3 @@ def _peaks(stats: list[dict]) -> dict[int, float]:
         if "pid" in s:
             out[s["pid"]] = max(out.get(s["pid"], 0.0), s["peak_rss_mb"])
     return out
-
-
-def _run_blocks(c: Client, job: PredictJob, key: str, progress: bool) -> list[dict]:
-    blocks = list(job.blocks)
-    futures = [
-        c.submit(predict_block, job, b.bi, b.bj, key=f"geoseg-{key}-{b.key}", retries=1)
-        for b in blocks
-    ]
-    total_px = sum(b.region.size for b in blocks)
-    stats: list[dict] = []
-    bar = BlockProgress(len(blocks), total_px) if progress else None
-    try:
-        for fut in as_completed(futures):
-            s = fut.result()
-            stats.append(s)
-            if bar:
-                bar.advance(s)
-    finally:
-        if bar:
-            bar.close()
-    return stats

@@ -196,3 +196,20 @@ class ClassMap:
         """Pixels of each class in ``window`` and the counts of unknown values."""
         idx, unknown = self.read_index(window)
         return np.bincount(idx[idx >= 0].ravel(), minlength=self.n).astype(np.int64), unknown
+
+
+def list_attrs(classes: ClassList) -> dict:
+    """A class map's attributes as arrays carry them (xarray, Zarr): the class list as JSON
+    (as in the COG's ``CLASSES`` tag) and as CF flags (``flag_values`` / ``flag_meanings``,
+    names with spaces as underscores, as CF requires), the colours and the nodata value."""
+    return {
+        "classes": classes_json(classes),
+        "flag_values": [c.id for c in classes.classes],
+        "flag_meanings": " ".join(c.name.replace(" ", "_") for c in classes.classes),
+        "flag_colors": " ".join(c.color for c in classes.classes),
+        "nodata": classes.nodata,
+    }
+
+
+def classes_json(classes: ClassList) -> str:
+    return json.dumps([{"id": c.id, "name": c.name, "color": c.color} for c in classes.classes])

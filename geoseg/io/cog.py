@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,10 +111,17 @@ class CogWriter:
             self.tmp.unlink()
 
     def finish(
-        self, out: str | Path, *, resampling: str = "MODE", compress: str = "DEFLATE"
+        self,
+        out: str | Path,
+        *,
+        resampling: str = "MODE",
+        compress: str = "DEFLATE",
+        before_rename: Callable[[], None] | None = None,
     ) -> Path:
         """Build the COG at ``out`` (with category names and QGIS style for a class raster)
-        and rename it into place; the temporary file is removed."""
+        and rename it into place; the temporary file is removed. ``before_rename`` is called
+        when everything is written, before anything is renamed: raising there (a cancelled
+        job) leaves no output."""
         out = Path(out)
         ds, spec, classes = self.ds, self.spec, self.spec.classes
         try:
@@ -162,15 +170,19 @@ class CogWriter:
                         tmp = final.with_name(f".{final.name}.part{os.getpid()}")
                         sidecars.append((tmp, final))  # before writing: removed if that fails
                         tmp.write_text(text)
+                if before_rename is not None:
+                    before_rename()
                 for tmp, final in sidecars:
                     os.replace(tmp, final)
                 os.replace(part, out)
-            except OSError as e:
+            except BaseException as e:
                 for tmp, _ in sidecars:
                     with contextlib.suppress(FileNotFoundError):
                         tmp.unlink()
                 with contextlib.suppress(FileNotFoundError):
                     part.unlink()
+                if not isinstance(e, OSError):
+                    raise
                 raise GeoSegError(
                     f"cannot write {out} ({e.strerror or e}): check free space and permissions"
                 ) from None

@@ -173,9 +173,7 @@ def _run_blocks(c: Client, job: VectorJob) -> list[BlockResult]:
     token = uuid.uuid4().hex[:12]
     wins = job.windows()
     futures = {
-        c.submit(
-            polygonize_block, job, w, key=f"geoseg-vectorize-{token}-{i}", pure=False, retries=1
-        ): i
+        c.submit(polygonize_block, job, w, key=f"geoseg-vectorize-{token}-{i}", pure=False): i
         for i, w in enumerate(wins)
     }
     results: list[BlockResult | None] = [None] * len(wins)

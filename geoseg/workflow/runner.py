@@ -144,9 +144,19 @@ def run(
             ctx.status[stage.name] = {"status": "ran", "seconds": round(seconds, 3)}
             runs.append(StageRun(stage.name, True, seconds, result))
             say.done(stage.name, seconds)
+    _collection(out_dir, cfg.name)
     return WorkflowResult(
         out_dir, runs, products(ctx.results), time.perf_counter() - t0, plan.notes
     )
+
+
+def _collection(out_dir: Path, name: str) -> None:
+    """A STAC Collection of every raster product's Item in the output folder."""
+    from geoseg.io.stac import STAC_SUFFIX, write_collection
+
+    items = sorted(out_dir.rglob(f"*{STAC_SUFFIX}"))
+    if items:
+        write_collection(out_dir, items, title=name, description=f"geoseg workflow: {name}")
 
 
 def _flat_params(d: dict, prefix: str = "") -> dict:

@@ -150,6 +150,11 @@ def test_legend_sidecars_and_tags(run):
         cmap = src.colormap(1)
     for k, (_, c) in pal.items():
         assert "#{:02x}{:02x}{:02x}".format(*cmap[int(k)][:3]) == c.lower()
+    for name, n in (("change_fromto", 16), ("change_mask", 3)):  # STAC Items beside them
+        item = json.loads((out / f"{name}.stac.json").read_text())
+        classes = item["assets"]["data"]["classification:classes"]
+        assert len([c for c in classes if not c.get("nodata")]) == n
+        assert item["properties"]["geoseg:date_to"] == "2020-08-31"
     _, info = read(out / "change_fromto.tif")
     assert info["tags"]["GEOSEG_CHANGE_CODE"] == "from_id * 100 + to_id"
     assert info["tags"]["GEOSEG_DATE_TO"] == "2020-08-31"

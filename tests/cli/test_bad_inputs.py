@@ -51,6 +51,7 @@ def _one_line_error(code: int, stderr: str, match: str) -> str:
     assert code == 2, stderr
     assert len(errors) == 1 and lines[-1] == errors[0], stderr
     assert "Traceback" not in stderr
+    assert not re.search(r"distributed\.|Compute Failed|CommClosedError", stderr), stderr
     assert re.search(match, errors[0], re.IGNORECASE), errors[0]
     return errors[0]
 
@@ -306,6 +307,24 @@ def test_real_process_one_line_and_traceback_only_with_debug(ctx, tmp_path):
     assert _snapshot(c.out) == {}
 
 
+def test_local_cluster_worker_error_is_one_line_and_not_retried(ctx, tmp_path):
+    """On geoseg's own local cluster the workers share the terminal: a block that fails on
+    bad input prints no worker log or traceback, and is not re-run (the error would recur)."""
+    c = Ctx(ctx, tmp_path)
+    args = [a for a in corrupt_tiff(c)]
+    i = args.index("--scheduler")
+    del args[i : i + 2]
+    r = _cli(*args, "--workers", "1", timeout=300)
+    _one_line_error(r.returncode, r.stderr, CASES["corrupt_tiff"][1])
+    others = [ln for ln in r.stderr.splitlines() if ln.strip()][:-1]
+    assert all(  # besides the error, only geoseg's own dashboard link and progress bar
+        ln.startswith(("Dask dashboard: http://127.0.0.1:", "predict ")) for ln in others
+    ), r.stderr
+    r = _cli("--debug", *args, "--workers", "1", timeout=300)
+    assert r.stderr.count("Compute Failed") == 1, r.stderr  # once: no retry of the block
+    assert _snapshot(c.out) == {}
+
+
 def test_no_crs_warns_and_still_predicts(ctx, tmp_path):
     with rasterio.open(ctx.scene) as s:
         data = s.read()
@@ -327,7 +346,12 @@ def test_existing_output_is_replaced_only_with_overwrite(ctx, tmp_path):
     assert r.exit_code == 0, r.output
     with rasterio.open(c.out / "map.tif") as s, rasterio.open(ctx.map) as ref:
         np.testing.assert_array_equal(s.read(), ref.read())
-    assert sorted(p.name for p in c.out.iterdir()) == ["map.qml", "map.tif", "map.tif.aux.xml"]
+    assert sorted(p.name for p in c.out.iterdir()) == [
+        "map.qml",
+        "map.stac.json",
+        "map.tif",
+        "map.tif.aux.xml",
+    ]
 
 
 @pytest.fixture
@@ -338,7 +362,7 @@ def threads_cluster():
 
     n = torch.get_num_threads()
     with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
     ) as cluster:
         yield cluster.scheduler_address
     torch.set_num_threads(n)  # the worker's predictor set it for this process

@@ -127,9 +127,12 @@ def test_predict_reads_from_and_writes_to_s3(s3, client, synth, bundles, tmp_pat
     assert res.outputs["probs"] == f"s3://{BUCKET}/out/map_probabilities.tif"
     assert _keys(s3, "out/") == [
         "out/map.qml",
+        "out/map.stac.json",
         "out/map.tif",
         "out/map.tif.aux.xml",
+        "out/map_confidence.stac.json",
         "out/map_confidence.tif",
+        "out/map_probabilities.stac.json",
         "out/map_probabilities.tif",
     ]
     np.testing.assert_array_equal(_read_s3(s3, "out/map.tif", tmp_path), _read(local.path))
@@ -286,6 +289,7 @@ def test_cli_predict_vsis3_to_s3_in_a_real_process(s3, client, synth, bundles, t
     assert f"wrote {out}" in r.stdout
     assert _keys(s3, "cli/") == [
         "cli/map.qml",
+        "cli/map.stac.json",
         "cli/map.tif",
         "cli/map.tif.aux.xml",
         "cli/scene.tif",

@@ -117,12 +117,24 @@ def predict(
         rows_cls.append(row_cls)
         rows_probs.append(row_probs)
     crs, transform = georeference(data)
-    classes = _wrap(dsa.block(rows_cls), data, crs, transform, meta, ("y", "x"))
+    size = blocks.tiles_per_block * job.grid.stride
+    # one chunk per block, but a last block may reach up to an overlap beyond the block size,
+    # and Zarr (to_zarr) takes no last chunk larger than the others: that one is split
+    classes = _wrap(_regular(dsa.block(rows_cls), size), data, crs, transform, meta, ("y", "x"))
     if not probabilities:
         return classes
     # np.block semantics: two levels of nesting join the last two axes (y, x)
-    probs = _wrap(dsa.block(rows_probs), data, crs, transform, meta, ("class", "y", "x"))
+    probs = _regular(dsa.block(rows_probs), size)
+    probs = _wrap(probs, data, crs, transform, meta, ("class", "y", "x"))
     return classes, probs
+
+
+def _regular(arr, size: int):
+    """``arr`` with chunks of ``size`` along y and x except a smaller last one."""
+    chunks = [(arr.shape[0],)] if arr.ndim == 3 else []
+    for n in arr.shape[-2:]:
+        chunks.append((size,) * (n // size) + ((n % size,) if n % size else ()))
+    return arr if arr.chunks == tuple(chunks) else arr.rechunk(tuple(chunks))
 
 
 def _probes(client, device: str) -> list[dict]:

@@ -80,6 +80,23 @@ def test_plain_coordinates_and_errors(client, scene_and_map, tmp_path):
         assert src.nodata == got.attrs["nodata"]
 
 
+def test_the_lazy_result_writes_to_zarr_with_xarray(client, bundles, synth, tmp_path):
+    """A last block reaching beyond the block size (404 = 2 x 192 + 20 rows) still gives
+    Zarr-compatible chunks: ``to_zarr`` writes it chunk by chunk, and it reads back equal."""
+    import xarray as xr
+
+    scene, _ = synth(404, 213, seed=62)
+    model = bundles("pixelnet", tile=128, overlap=32)
+    ref = predict(scene, model, tmp_path / "ref.tif", block=192, client=client)
+    lc = gx.predict(rioxarray.open_rasterio(scene, chunks=100), model, block=192, client=client)
+    assert lc.chunks == ((192, 192, 20), (192, 21))
+    client.compute(lc.to_dataset().to_zarr(tmp_path / "lc.zarr", compute=False)).result()
+    back = xr.open_zarr(tmp_path / "lc.zarr", decode_coords="all", mask_and_scale=False)
+    with rasterio.open(ref.path) as src:
+        np.testing.assert_array_equal(back["classes"].values, src.read(1))
+        assert back["classes"].rio.crs == src.crs
+
+
 def test_zarr_output_read_back_by_rioxarray_and_gdal(client, scene_and_map, tmp_path):
     s = scene_and_map
     out = tmp_path / "map.zarr"

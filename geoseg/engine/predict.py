@@ -31,7 +31,7 @@ from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
 from geoseg.io.stac import is_item as stac_item
-from geoseg.io.stac import item_datetime, item_path, scene_from_item
+from geoseg.io.stac import item_path, scene_from_item
 from geoseg.io.style import check_style_free
 from geoseg.io.zarr import is_zarr
 from geoseg.model.bundle import BundleMeta, read_meta
@@ -194,8 +194,8 @@ def predict(
     if amp is not None and precision == "auto":
         precision = {"none": "fp32"}.get(amp, amp)
     if stac_item(scene):
-        date = date or item_datetime(scene)
-        scene = scene_from_item(scene, assets)
+        scene, item_date = scene_from_item(scene, assets)
+        date = date or item_date
     elif assets:
         raise GeoSegError("--assets names assets of a STAC Item: pass the Item's JSON as the scene")
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)

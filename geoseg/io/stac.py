@@ -27,8 +27,11 @@ def is_item(source) -> bool:
     return isinstance(source, str | os.PathLike) and str(source).lower().endswith(".json")
 
 
-def scene_from_item(href: str | os.PathLike, assets: list[str] | None) -> list[str]:
-    """The hrefs of ``assets`` of the Item at ``href`` (absolute; remote ones as GDAL paths)."""
+def scene_from_item(
+    href: str | os.PathLike, assets: list[str] | None
+) -> tuple[list[str], str | None]:
+    """The hrefs of ``assets`` of the Item at ``href`` (absolute; remote ones as GDAL paths),
+    and the Item's acquisition date (YYYY-MM-DD) or None."""
     import pystac
 
     try:
@@ -46,7 +49,9 @@ def scene_from_item(href: str | os.PathLike, assets: list[str] | None) -> list[s
             f"STAC item {item.id} has no asset {', '.join(missing)}: it has "
             f"{', '.join(item.assets)}"
         )
-    return [_gdal_path(item.assets[a].get_absolute_href() or item.assets[a].href) for a in assets]
+    paths = [_gdal_path(item.assets[a].get_absolute_href() or item.assets[a].href) for a in assets]
+    when = item.datetime or item.common_metadata.start_datetime
+    return paths, when.date().isoformat() if when else None
 
 
 def _gdal_path(href: str) -> str:
@@ -55,15 +60,6 @@ def _gdal_path(href: str) -> str:
     if href.startswith("s3://"):
         return "/vsis3/" + href[5:]
     return href[7:] if href.startswith("file://") else href
-
-
-def item_datetime(href: str | os.PathLike) -> str | None:
-    """The Item's acquisition date (YYYY-MM-DD), or None."""
-    import pystac
-
-    item = pystac.Item.from_file(str(href))
-    when = item.datetime or item.common_metadata.start_datetime
-    return when.date().isoformat() if when else None
 
 
 def _checksum(path: Path) -> str:

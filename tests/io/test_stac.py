@@ -88,6 +88,11 @@ def test_stac_item_assets_are_the_scene(catalog, bundles, client, tmp_path):
         predict(catalog["item"], model, tmp_path / "x.tif", assets=["red", "swir"], client=client)
     with pytest.raises(GeoSegError, match="--assets"):
         predict(catalog["item"], model, tmp_path / "x.tif", client=client)
+    with pytest.raises(GeoSegError, match="assets of a STAC Item"):
+        predict(catalog["scene"], model, tmp_path / "x.tif", assets=["red"], client=client)
+    with pytest.raises(GeoSegError, match="does not exist"):
+        predict(tmp_path / "nowhere.json", model, tmp_path / "x.tif", client=client)
+    assert not (tmp_path / "x.tif").exists()
 
 
 def test_every_raster_product_has_a_valid_item(catalog, bundles, client, tmp_path):

@@ -326,27 +326,34 @@ def bench_layout(args, results):
     results["layout"] = rows
 
 
-def bench_memory(args, results):
+def memory_series(title: str, scenes: list[Path], block: int, **kw) -> list[dict]:
+    """pixelnet (the engine's own cost) end to end on each scene, 2 workers: time, assembly
+    and peak RSS per worker; the largest peak over the smallest."""
     bundle = bundle_path("pixelnet", "none")
-    print("\n## Memory vs scene size (pixelnet: the engine's own cost), 2 workers")
-    print(f"{'Mpx':>6} {'seconds':>8} {'Mpx/s':>7} {'peak RSS per worker (MiB)':>28}")
+    print(f"\n## {title}")
+    print(f"{'Mpx':>6} {'seconds':>8} {'Mpx/s':>7} {'assembly s':>11} {'peak RSS (MiB)':>18}")
     rows = []
-    for side in args.memory_sides:
-        scene = scene_path(side)
-        e = end_to_end(scene, bundle, 2, block=args.block)
-        rows.append({"side": side, **e})
+    for scene in scenes:
+        e = end_to_end(scene, bundle, 2, block=block, **kw)
+        rows.append({"scene": scene.name, **e})
         print(
-            f"{e['mpx']:>6.0f} {e['seconds']:>8.1f} {e['mpx_s']:>7.2f} "
-            f"{', '.join(f'{r:.0f}' for r in e['peak_rss_mb']):>28}",
+            f"{e['mpx']:>6.0f} {e['seconds']:>8.1f} {e['mpx_s']:>7.2f} {e['assembly_s']:>11.1f} "
+            f"{', '.join(f'{r:.0f}' for r in e['peak_rss_mb']):>18}",
             flush=True,
         )
         (OUT / f"pred_{scene.stem}_2x1.tif").unlink(missing_ok=True)
     peaks = [max(r["peak_rss_mb"]) for r in rows]
     print(
-        f"peak RSS spread across sizes: {(max(peaks) / min(peaks) - 1) * 100:.1f} % "
+        f"peak RSS per worker, largest / smallest scene: {max(peaks) / min(peaks):.3f} "
         f"(max {max(peaks):.0f} MiB)"
     )
-    results["memory"] = rows
+    return rows
+
+
+def bench_memory(args, results):
+    scenes = [scene_path(side) for side in args.memory_sides]
+    title = "Memory vs scene size (pixelnet: the engine's own cost), 2 workers"
+    results["memory"] = memory_series(title, scenes, args.block)
 
 
 def repeated_vrt(tile: Path, n: int) -> Path:
@@ -386,26 +393,10 @@ def repeated_vrt(tile: Path, n: int) -> Path:
 
 def bench_gigapixel(args, results):
     """Flat memory from 17 Mpx to 1 Gpx: the 4096-px scene repeated 1x1, 4x4 and 8x8."""
-    bundle = bundle_path("pixelnet", "none")
     tile = scene_path(4096)
-    print("\n## Memory and assembly from 17 Mpx to 1 Gpx (pixelnet), 2 workers, block 2048")
-    print(f"{'Mpx':>6} {'seconds':>8} {'Mpx/s':>7} {'assembly s':>11} {'peak RSS (MiB)':>18}")
-    rows = []
-    for n in args.giga_repeats:
-        scene = repeated_vrt(tile, n)
-        e = end_to_end(scene, bundle, 2, block=2048, precision="auto", runtime="auto")
-        rows.append({"repeat": n, **e})
-        print(
-            f"{e['mpx']:>6.0f} {e['seconds']:>8.1f} {e['mpx_s']:>7.2f} {e['assembly_s']:>11.1f} "
-            f"{', '.join(f'{r:.0f}' for r in e['peak_rss_mb']):>18}",
-            flush=True,
-        )
-        (OUT / f"pred_{scene.stem}_2x1.tif").unlink(missing_ok=True)
-    peaks = [max(r["peak_rss_mb"]) for r in rows]
-    print(
-        f"peak RSS per worker, largest / smallest scene: {max(peaks) / min(peaks):.3f} "
-        f"(max {max(peaks):.0f} MiB)"
-    )
+    scenes = [repeated_vrt(tile, n) for n in args.giga_repeats]
+    title = "Memory and assembly from 17 Mpx to 1 Gpx (pixelnet), 2 workers, block 2048"
+    rows = memory_series(title, scenes, 2048, precision="auto", runtime="auto")
     results["gigapixel"] = rows
 
 
@@ -413,8 +404,6 @@ def bench_zarr(args, results):
     """The output stage: one task streaming the staged blocks into a COG, against every block
     task writing its own chunks of a Zarr store, on the same scene (pixelnet, 2 workers)."""
     import shutil
-
-    from distributed import Client
 
     from geoseg.engine.cluster import ClusterOptions, connect
     from geoseg.engine.predict import predict
@@ -425,7 +414,6 @@ def bench_zarr(args, results):
     print(f"{'output':>8} {'Mpx':>6} {'output s':>9} {'output Mpx/s':>13} {'total s':>8}")
     rows = []
     with connect(ClusterOptions(workers=2)) as c:
-        assert isinstance(c, Client)
         for fmt in ("tif", "zarr"):
             out = OUT / f"zarr_bench.{fmt}"
             res = predict(scene, str(bundle), out, client=c, block=2048, overwrite=True)

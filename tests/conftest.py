@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def predict_cmd(scene, bundle, out, *options) -> list[str]:
+    """The argv of a real ``geoseg predict SCENE --model BUNDLE --out OUT OPTIONS...``."""
+    return [
+        str(BIN / "geoseg"),
+        "predict",
+        str(scene),
+        "--model",
+        str(bundle),
+        "--out",
+        str(out),
+    ] + [str(o) for o in options]
+
+
 DATA = Path(os.environ.get("GEOSEG_DATA", ROOT.parent / "shared" / "data"))
 
 CLASSES5 = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(5)]

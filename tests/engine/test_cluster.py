@@ -15,6 +15,7 @@ import pytest
 import rasterio
 
 from geoseg.engine.predict import predict
+from tests.conftest import predict_cmd
 
 BIN = Path(sys.executable).parent
 
@@ -104,20 +105,9 @@ def test_cli_predict_on_existing_scheduler(scheduler, synth, bundles, tmp_path):
     bundle = bundles("pixelnet", tile=64, overlap=16)
     out = tmp_path / "cli.tif"
     r = subprocess.run(
-        [
-            str(BIN / "geoseg"),
-            "predict",
-            str(scene),
-            "--model",
-            str(bundle),
-            "--out",
-            str(out),
-            "--scheduler",
-            scheduler,
-            "--block",
-            "128",
-            "--probabilities",
-        ],
+        predict_cmd(
+            scene, bundle, out, "--scheduler", scheduler, "--block", 128, "--probabilities"
+        ),
         capture_output=True,
         text=True,
         timeout=300,
@@ -128,17 +118,7 @@ def test_cli_predict_on_existing_scheduler(scheduler, synth, bundles, tmp_path):
     # the same command again refuses to overwrite, in one line, and leaves the map alone
     before = out.read_bytes()
     r = subprocess.run(
-        [
-            str(BIN / "geoseg"),
-            "predict",
-            str(scene),
-            "--model",
-            str(bundle),
-            "--out",
-            str(out),
-            "--scheduler",
-            scheduler,
-        ],
+        predict_cmd(scene, bundle, out, "--scheduler", scheduler),
         capture_output=True,
         text=True,
         timeout=120,

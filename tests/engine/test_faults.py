@@ -7,18 +7,15 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import rasterio
 
 from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.predict import predict
-
-BIN = Path(sys.executable).parent
+from tests.conftest import predict_cmd
 
 
 def _read(p):
@@ -69,21 +66,7 @@ def test_killed_job_resumes_reusing_finished_blocks(synth, bundles, tmp_path):
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
     staging = tmp_path / "staging"
     out = tmp_path / "map.tif"
-    cmd = [
-        str(BIN / "geoseg"),
-        "predict",
-        str(scene),
-        "--model",
-        str(bundle),
-        "--out",
-        str(out),
-        "--block",
-        "96",
-        "--workers",
-        "2",
-        "--staging",
-        str(staging),
-    ]
+    cmd = predict_cmd(scene, bundle, out, "--block", 96, "--workers", 2, "--staging", staging)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )

@@ -8,29 +8,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from tests.conftest import predict_cmd
 
 
 def _cmd(scene, bundle, out, staging, block=96) -> list[str]:
-    return [
-        str(BIN / "geoseg"),
-        "predict",
-        str(scene),
-        "--model",
-        str(bundle),
-        "--out",
-        str(out),
-        "--block",
-        str(block),
-        "--workers",
-        "2",
-        "--staging",
-        str(staging),
-    ]
+    return predict_cmd(scene, bundle, out, "--block", block, "--workers", 2, "--staging", staging)
 
 
 def _quiet(stderr: str) -> list[str]:

@@ -14,7 +14,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from geoseg.core.classes import ClassInfo, ClassList
 from geoseg.core.radiometry import PERCENTILES
@@ -39,6 +46,20 @@ class Normalization(BaseModel):
     # per-scene: every training scene was standardised by its own band median and IQR first
     # (training.normalize), so predictions do the same with each scene (--normalize scene)
     mode: Literal["global", "per-scene"] = "global"
+    # where mean and std come from: the training pixels (None, the default) or ImageNet's RGB
+    # statistics, which pretrained encoders expect (training.standardize)
+    source: Literal["imagenet"] | None = None
+    # how far (core.radiometry.radiometric_distance) the farthest training scene lies from the
+    # pooled training quantiles: --normalize auto standardises scenes beyond it
+    spread: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        d = handler(self)
+        for k in ("source", "spread"):  # bundles without them stay byte-identical
+            if d.get(k, 0) is None:
+                del d[k]
+        return d
 
     @model_validator(mode="after")
     def _check(self) -> Normalization:

@@ -157,6 +157,29 @@ class EarlyStopping(_Strict):
     min_delta: float = Field(0.0, ge=0)
 
 
+class SemiConfig(_Strict):
+    """Semi-supervised training on pixels without labels (FixMatch, Sohn et al. 2020): each
+    step also draws unlabelled crops; the model's prediction on a weakly augmented view
+    (flips and rotations) gives pseudo-labels where it is at least ``threshold`` confident,
+    and a strongly augmented view of the same crop (per-band gain, offset, gamma, noise and
+    cut-out) is trained towards them with weight ``weight``."""
+
+    scenes: list[str] = Field(min_length=1)  # rasters or glob patterns, relative to root
+    threshold: float = Field(0.9, gt=0, lt=1)
+    weight: float = Field(1.0, gt=0)
+    batch_size: int | None = Field(None, ge=1)  # unlabelled crops per step (default: batch)
+
+
+# Options added after bundles and workflows were first hashed: left out of dumps while at
+# their default, so configs without them keep their provenance and stage hashes.
+_LATE_DEFAULTS = {
+    "encoder_lr": 1.0,
+    "freeze_encoder_epochs": 0,
+    "standardize": "auto",
+    "unlabelled": None,
+}
+
+
 class TrainingConfig(_Strict):
     epochs: int = Field(30, ge=1)
     samples_per_epoch: int = Field(1024, ge=1)
@@ -183,6 +206,23 @@ class TrainingConfig(_Strict):
     # (the statistics 'geoseg predict --normalize scene' computes), so the model learns
     # scene-relative inputs; predictions with the bundle then do the same by default
     normalize: Literal["global", "per-scene"] = "global"
+    # A pretrained start: the encoder learns at encoder_lr x lr (differential learning rates)
+    # and is frozen for the first freeze_encoder_epochs epochs while the decoder settles.
+    encoder_lr: float = Field(1.0, gt=0, le=1)
+    freeze_encoder_epochs: int = Field(0, ge=0)
+    # What the model's inputs are standardised with: the training pixels' band mean and
+    # std (bands), ImageNet's RGB statistics (imagenet), or auto: imagenet where the encoder
+    # starts from ImageNet weights and the scenes are 3-band 8-bit, bands otherwise.
+    standardize: Literal["auto", "bands", "imagenet"] = "auto"
+    unlabelled: SemiConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        d = handler(self)
+        for k, v in _LATE_DEFAULTS.items():
+            if k in d and d[k] == v:
+                del d[k]
+        return d
 
     @field_validator("crop", "val_window")
     @classmethod

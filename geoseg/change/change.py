@@ -105,6 +105,7 @@ def change(
     classes: str | Path | list | None = None,
     dates: tuple[str | None, str | None] | None = None,
     normalize: str = "bundle",
+    adapt: bool = False,
     overwrite: bool = False,
 ) -> ChangeResult:
     """Change from ``before`` to ``after`` (class rasters, or scenes with ``model``) into
@@ -117,8 +118,11 @@ def change(
     overriding those read from the file names. ``normalize``: with ``model``, how each date's
     bands are put onto the training radiometry (``geoseg predict --normalize``), or ``pif``:
     the later scene fitted onto the earlier from pseudo-invariant pixels
-    (:mod:`geoseg.harmonize.pif`)."""
+    (:mod:`geoseg.harmonize.pif`). ``adapt``: with ``model``, the later date is predicted by
+    the bundle fitted to it first (``geoseg adapt``; kept in ``OUT/adapted-model``)."""
     t0 = time.perf_counter()
+    if adapt and model is None:
+        raise GeoSegError("--adapt fits the --model bundle to the later date: pass a bundle")
     _check_params(threshold, mmu_ha, block, design)
     if model is not None:
         if normalize != "pif":  # pif needs both scenes, and is fitted once the cluster runs
@@ -142,7 +146,9 @@ def change(
         with connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c:
             if model is not None:
                 writing = _start_writing(out)
-                maps, pif = _predict(c, model, before, after, out, block, normalize, overwrite)
+                maps, pif = _predict(
+                    c, model, before, after, out, block, normalize, overwrite, adapt
+                )
                 prepared = _prepare(maps, out_grid, classes, probs, reference, reference_field)
             union, dated, notes, gate, ref = prepared
             staging.mkdir(parents=True)
@@ -361,12 +367,24 @@ def _start_writing(out: Path) -> bool:
     return True
 
 
+ADAPTED = "adapted-model"  # the bundle --adapt fitted to the later date
+
+
 def _predict(
-    c: Client, model, before: str, after: str, out: Path, block: int, normalize, overwrite
+    c: Client, model, before: str, after: str, out: Path, block: int, normalize, overwrite, adapt
 ) -> tuple[str, str]:
     """Both dates predicted; with ``pif`` the later one's bands are first fitted onto the
-    earlier one's (the earlier is taken as it is)."""
+    earlier one's (the earlier is taken as it is); with ``adapt`` the later one by the bundle
+    fitted to it (self-training, :mod:`geoseg.train.adapt`)."""
     from geoseg.engine.predict import predict
+
+    models = [str(model), str(model)]
+    if adapt:
+        from geoseg.train.adapt import adapt as fit
+
+        mode = normalize if normalize in ("auto", "bundle", "scene") else "auto"
+        models[1] = str(out / ADAPTED)
+        fit(model, after, models[1], normalize=mode, client=c, overwrite=True)
 
     radiometry, pif = [None, None], None
     if normalize == "pif":
@@ -376,10 +394,10 @@ def _predict(
         normalize = "bundle"
     paths = []
     dsts = _predicted_paths(out, before, after)
-    for scene, dst, rad in zip((before, after), dsts, radiometry, strict=True):
+    for scene, dst, rad, bundle in zip((before, after), dsts, radiometry, models, strict=True):
         res = predict(
             scene,
-            str(model),
+            bundle,
             dst,
             probabilities=True,
             client=c,

@@ -81,10 +81,11 @@ def bundle_stats(
         "files stacked as one scene (as geoseg predict takes them); repeatable.",
     ),
 ):
-    """Add the training band quantiles that --normalize match needs to an older bundle (the
-    weights and the mean/std the model was trained with stay as they are)."""
+    """Add the training band quantiles (and, from several scenes, how far they spread) that
+    --normalize match and auto need to an older bundle (the weights and the mean/std the
+    model was trained with stay as they are)."""
     from geoseg.io.scene import Scene
-    from geoseg.io.stats import band_quantiles
+    from geoseg.io.stats import band_quantiles, spread_of
     from geoseg.model.bundle import Normalization, read_meta, set_normalization
 
     try:
@@ -96,8 +97,9 @@ def bundle_stats(
         for sc in opened:
             sc.check_bands(meta.bands)
         q = band_quantiles(opened, meta.bands)
-        norm = Normalization(
-            mean=meta.normalization.mean, std=meta.normalization.std, quantiles=q.tolist()
+        spread = spread_of(opened, meta.bands, q)
+        norm = Normalization.model_validate(
+            {**meta.normalization.model_dump(), "quantiles": q.tolist(), "spread": spread}
         )
         names = [[Path(p).name for p in sc.paths] for sc in opened]
         set_normalization(path, norm, quantiles_from=names)

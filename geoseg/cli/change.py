@@ -25,6 +25,12 @@ def change_cmd(
         help="With --model: each date's band radiometry, as geoseg predict --normalize "
         "(bundle, scene or match).",
     ),
+    adapt: bool = typer.Option(
+        False,
+        "--adapt",
+        help="With --model: fit the bundle to the later date first (geoseg adapt: "
+        "self-training on its confident pixels) and predict that date with it.",
+    ),
     threshold: float = typer.Option(
         0.7,
         help="Confidence gate: a change needs both dates' "
@@ -68,6 +74,7 @@ def change_cmd(
             out_dir,
             model=model,
             normalize=normalize,
+            adapt=adapt,
             threshold=threshold,
             mmu_ha=mmu,
             grid=grid,

@@ -12,6 +12,7 @@ import typer
 
 from geoseg.cli import (
     accuracy,
+    adapt,
     baseline,
     bundle,
     change,
@@ -51,6 +52,7 @@ def _main(
 app.command()(predict.predict)
 app.add_typer(bundle.bundle_app, name="bundle")
 app.command("train")(train.train_cmd)
+app.command("adapt")(adapt.adapt_cmd)
 app.command()(vector.vectorize)
 app.command()(accuracy.evaluate)
 app.command()(accuracy.sample)

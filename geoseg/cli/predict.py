@@ -68,8 +68,10 @@ def predict(
         "openvino (CPU; converted once and cached under ~/.cache/geoseg/openvino).",
     ),
     normalize: str = typer.Option(
-        "bundle",
-        help="Band radiometry: bundle (the training mean/std as they are), scene (the scene's "
+        "auto",
+        help="Band radiometry: auto (bundle where the scene's band quantiles are near the "
+        "training ones, else scene; says which and why), bundle (the training mean/std as "
+        "they are), scene (the scene's "
         "robust band statistics moved onto the training ones: another date or sensor) or "
         "match (band quantiles matched to the training quantiles).",
     ),
@@ -113,3 +115,5 @@ def predict(
     for k, v in res.outputs.items():
         if k != "classes":
             out.print(f"[green]wrote[/] {v}")
+    if res.normalize_reason:  # --normalize auto: what it chose and why, last
+        out.print(f"normalize auto: {res.normalize} ({res.normalize_reason})", highlight=False)

@@ -56,6 +56,7 @@ class PredictResult:
     block_seconds: list[float] = field(default_factory=list)
     peak_rss_mb: dict[int, float] = field(default_factory=dict)  # per worker process
     normalize: str = "bundle"  # the band radiometry used (GEOSEG_NORMALIZE)
+    normalize_reason: str = ""  # why (--normalize auto decides; GEOSEG_NORMALIZE_REASON)
     radiometry: dict | None = None  # its per-band figures (BandMapping.describe)
     runtime: str = ""  # what the model ran in, e.g. "openvino/bf16" (GEOSEG_RUNTIME)
     runtime_reason: str = ""  # why (model.runtime.choose)
@@ -85,7 +86,7 @@ def plan(
     runtime: str = "auto",
     torch_threads: int = 1,
     tta: str = "none",
-    normalize: str = "bundle",
+    normalize: str = "auto",
     radiometry: BandMapping | None = None,
     overwrite: bool = False,
 ) -> tuple[PredictJob, str, BundleMeta]:
@@ -169,7 +170,7 @@ def predict(
     device: str | None = None,
     torch_threads: int = 1,
     tta: str = "none",
-    normalize: str = "bundle",
+    normalize: str = "auto",
     radiometry: BandMapping | None = None,
     progress: bool = False,
     assets: list[str] | None = None,
@@ -182,7 +183,9 @@ def predict(
     made from ``workers`` / ``scheduler`` / ``gpus`` (default: a local cluster sized to this
     machine).
 
-    ``normalize``: ``bundle`` (the bundle's mean and std as they are), ``scene`` (the scene's
+    ``normalize``: ``auto`` (``bundle`` where the scene's band quantiles are near the
+    training ones, else ``scene``; the choice and why are in the result and the COG tags),
+    ``bundle`` (the bundle's mean and std as they are), ``scene`` (the scene's
     robust band statistics moved onto the training ones) or ``match`` (band quantiles matched
     to the training quantiles), see :mod:`geoseg.core.radiometry`; ``radiometry``: an
     explicit mapping instead (e.g. two dates' pseudo-invariant fit).
@@ -256,8 +259,9 @@ def predict(
         choice = _choose(c, device, precision, runtime)
         args.update(device=choice.device, precision=choice.precision, runtime=choice.runtime)
         mode = check_normalize(normalize, meta, model)
-        if radiometry is None and mode != "bundle":
-            radiometry = radiometry_for(c, job.scene, meta, mode)
+        reason = "a radiometric mapping was given" if radiometry is not None else ""
+        if radiometry is None:
+            radiometry, mode, reason = radiometry_for(c, job.scene, meta, mode)
         job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
         write_manifest(job, key)
         dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
@@ -268,7 +272,9 @@ def predict(
         try:
             stats = run_blocks(c, job, key, progress)
             _check_valid_pixels(job, stats)
-            tags = _tags(job, meta, normalize, _ran_in(stats, choice), date)
+            tags = _tags(job, meta, mode, _ran_in(stats, choice), date)
+            if normalize == "auto":  # what auto chose, and why
+                tags["GEOSEG_NORMALIZE_REASON"] = reason
         except Resumable:  # interrupted, or one block crashed its workers: keep the rest
             raise
         except GeoSegError:  # the scene or the model is at fault: nothing worth resuming
@@ -329,6 +335,7 @@ def _result(job, stats, outs, times, dashboard, tags, choice, keep_staging) -> P
         block_seconds=[s["seconds"] for s in stats],
         peak_rss_mb=_peaks(stats + [outs]),
         normalize=tags["GEOSEG_NORMALIZE"],
+        normalize_reason=tags.get("GEOSEG_NORMALIZE_REASON", ""),
         radiometry=job.radiometry.describe() if job.radiometry else None,
         runtime=tags["GEOSEG_RUNTIME"],
         runtime_reason=choice.reason,

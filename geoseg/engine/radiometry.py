@@ -11,13 +11,19 @@ from __future__ import annotations
 import numpy as np
 from distributed import Client
 
-from geoseg.core.radiometry import BandMapping, match_mapping, quantiles_of, scene_mapping
+from geoseg.core.radiometry import (
+    BandMapping,
+    choose_auto,
+    match_mapping,
+    quantiles_of,
+    scene_mapping,
+)
 from geoseg.errors import GeoSegError
 from geoseg.io.scene import Scene
 from geoseg.io.stats import band_values, sample_windows
 from geoseg.model.bundle import BundleMeta
 
-NORMALIZE_MODES = ("bundle", "scene", "match")
+NORMALIZE_MODES = ("auto", "bundle", "scene", "match")
 SAMPLE_PIXELS = 2_000_000  # pixels of windows read; every 2nd row and column is kept
 SAMPLE_WINDOW = 512
 SAMPLE_STRIDE = 2
@@ -30,7 +36,7 @@ def check_normalize(mode: str, meta: BundleMeta, model: str) -> str:
     stores no training quantiles (before any work starts)."""
     if mode not in NORMALIZE_MODES:
         raise GeoSegError(f"unknown --normalize {mode!r}: use one of {', '.join(NORMALIZE_MODES)}")
-    if mode == "bundle" and meta.normalization.mode == "per-scene":
+    if mode in ("bundle", "auto") and meta.normalization.mode == "per-scene":
         return "scene"  # the bundle's own normalisation is the scene's statistics
     if mode == "match" and meta.normalization.quantiles is None:
         raise GeoSegError(
@@ -54,11 +60,27 @@ def scene_quantiles(client: Client, scene, bands: list[int]) -> np.ndarray:
     return quantiles_of(values)
 
 
-def radiometry_for(client: Client, scene, meta: BundleMeta, mode: str) -> BandMapping | None:
-    """The mapping ``mode`` gives for ``scene`` and the bundle (None for ``bundle``)."""
+def radiometry_for(
+    client: Client, scene, meta: BundleMeta, mode: str
+) -> tuple[BandMapping | None, str, str]:
+    """The mapping ``mode`` gives for ``scene`` and the bundle (None for ``bundle``), the
+    mode it came to (``auto`` decides between ``bundle`` and ``scene`` by comparing the
+    scene's band quantiles with the training ones) and why."""
     if mode == "bundle":
-        return None
+        return None, "bundle", "asked for"
+    norm = meta.normalization
+    if mode == "auto" and norm.quantiles is None:
+        return None, "bundle", "the bundle stores no training quantiles to compare the scene with"
     q = scene_quantiles(client, scene, meta.bands)
+    reason = "asked for"
+    if mode == "auto":
+        mode, reason = choose_auto(q, np.asarray(norm.quantiles), norm.spread)
+        if mode == "bundle":
+            return None, mode, reason
+    return _mapping(q, meta, mode), mode, reason
+
+
+def _mapping(q: np.ndarray, meta: BundleMeta, mode: str) -> BandMapping:
     norm = meta.normalization
     train_q = None if norm.quantiles is None else np.asarray(norm.quantiles)
     if mode == "match":

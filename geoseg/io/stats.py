@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from geoseg.core.grid import Window
-from geoseg.core.radiometry import BandMapping, quantiles_of
+from geoseg.core.radiometry import BandMapping, quantiles_of, radiometric_distance
 from geoseg.errors import GeoSegError
 from geoseg.io.scene import Scene
 
@@ -82,6 +82,29 @@ def band_quantiles(
         v = band_values(s, bands, sample_windows(s, budget, 512, w), stride=2)
         values.append(v if m is None else m.apply(v))
     return quantiles_of(np.concatenate(values, axis=1))
+
+
+def spread_of(
+    scenes: list,
+    bands: list[int],
+    pooled: np.ndarray,
+    windows: list | None = None,
+    mappings: list | None = None,
+    max_pixels: int = 4_000_000,
+) -> float:
+    """How far the farthest of ``scenes`` lies from the ``pooled`` quantiles
+    (:func:`~geoseg.core.radiometry.radiometric_distance`, largest band): the radiometric
+    variety a model trained on them has met, which ``--normalize auto`` allows for. 0 for
+    one scene."""
+    if len(scenes) < 2:
+        return 0.0
+    windows = windows or [None] * len(scenes)
+    mappings = mappings or [None] * len(scenes)
+    budget = max(max_pixels // len(scenes), 65536)
+    return max(
+        float(radiometric_distance(band_quantiles([s], bands, budget, [w], [m]), pooled).max())
+        for s, w, m in zip(scenes, windows, mappings, strict=True)
+    )
 
 
 def stats_from_moments(m: np.ndarray) -> tuple[list[float], list[float]]:

@@ -249,6 +249,7 @@ def _map(p: dict, px: int, where: Where) -> dict:
             "blocks",
             "blocks_reused",
             "normalize",
+            "normalize_reason",
             "runtime",
             "runtime_reason",
         )

@@ -169,6 +169,16 @@ class SemiConfig(_Strict):
     weight: float = Field(1.0, gt=0)
     batch_size: int | None = Field(None, ge=1)  # unlabelled crops per step (default: batch)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _list(cls, v):
+        return {"scenes": v} if isinstance(v, list | str) else v
+
+    @field_validator("scenes", mode="before")
+    @classmethod
+    def _one(cls, v):
+        return [v] if isinstance(v, str) else v
+
 
 # Options added after bundles and workflows were first hashed: left out of dumps while at
 # their default, so configs without them keep their provenance and stage hashes.
@@ -359,8 +369,16 @@ def resolve(cfg: TrainConfig, base: Path) -> TrainConfig:
     classes = cfg.classes
     if isinstance(classes, str):
         classes = q(classes)
+    training = cfg.training
+    if training.unlabelled is not None:
+        u = training.unlabelled
+        found = [f for x in u.scenes for f in _matches(p(x), "training.unlabelled")]
+        training = training.model_copy(
+            update={"unlabelled": u.model_copy(update={"scenes": found})}
+        )
     return cfg.model_copy(
         update={
+            "training": training,
             "scenes": scenes,
             "classes": classes,
             "output": q(cfg.output),
@@ -379,6 +397,18 @@ def _weights(m: ModelConfig, q) -> str | None:
     if w is None or is_weights_name(w, m.encoder, m.architecture):
         return w
     return q(w)
+
+
+def _matches(pattern: str, where: str) -> list[str]:
+    """The files a path or glob pattern names (sorted); a one-line error for none."""
+    if not _GLOB_CHARS & set(pattern):
+        if not (pattern.startswith("/vsi") or "://" in pattern or os.path.exists(pattern)):
+            raise GeoSegError(f"{where}: {pattern} does not exist")
+        return [pattern]
+    found = sorted(glob.glob(pattern))
+    if not found:
+        raise GeoSegError(f"{where}: no file matches {pattern!r}")
+    return found
 
 
 def _expand(s: SceneConfig, i: int, p) -> list[SceneConfig]:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from geoseg.core.classes import ClassList
-from geoseg.core.radiometry import affine_mapping, location_scale, radiometric_distance
+from geoseg.core.radiometry import affine_mapping, location_scale
 from geoseg.engine.radiometry import SAMPLE_PIXELS
 from geoseg.errors import GeoSegError
-from geoseg.io.stats import band_moments, band_quantiles, stats_from_moments
+from geoseg.io.stats import band_moments, band_quantiles, spread_of, stats_from_moments
 from geoseg.train.config import TrainConfig
 from geoseg.train.data import SceneData, open_scenes
 from geoseg.train.sampling import WindowSampler, collect_anchors, split_scene
@@ -75,25 +75,16 @@ def prepare(cfg: TrainConfig, classes: ClassList) -> TrainingData:
         [sp.train for _, sp in with_train],
         [d.radiometry for d, _ in with_train],
     )
-    spread = _spread(with_train, bands, q)
+    spread = spread_of(
+        [d.scene for d, _ in with_train],
+        bands,
+        q,
+        [sp.train for _, sp in with_train],
+        [d.radiometry for d, _ in with_train],
+        STATS_MAX_PIXELS,
+    )
     return TrainingData(
         scenes, splits, sampler, bands, sampler.class_pixels, mean, std, q.tolist(), spread
-    )
-
-
-def _spread(with_train, bands: list[int], pooled: np.ndarray) -> float:
-    """The largest :func:`radiometric_distance` of one training scene from the pooled
-    quantiles: how much radiometric variety the model was trained to absorb."""
-    if len(with_train) < 2:
-        return 0.0
-    budget = max(STATS_MAX_PIXELS // len(with_train), 65536)
-    return max(
-        float(
-            radiometric_distance(
-                band_quantiles([d.scene], bands, budget, [sp.train], [d.radiometry]), pooled
-            ).max()
-        )
-        for d, sp in with_train
     )
 
 

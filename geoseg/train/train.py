@@ -150,11 +150,18 @@ def train(
     progress: bool = False,
     on_epoch=None,
     precision: str | None = None,
+    init_from: str | None = None,
+    normalization: dict | None = None,
+    provenance: dict | None = None,
 ) -> TrainResult:
     """Train the model described by ``config`` (a YAML path, a dict or a TrainConfig) and
     write its bundle. ``resume`` continues from the checkpoint of an interrupted run;
     ``on_epoch(row)`` is called after each epoch's checkpoint is written; ``precision``
-    (auto, fp32, bf16) overrides ``training.precision``."""
+    (auto, fp32, bf16) overrides ``training.precision``. ``init_from``: a bundle whose
+    weights start the whole model (fine-tuning; the config's model must match it);
+    ``normalization``: the model inputs' mean and std (and source) instead of the training
+    pixels' (a fine-tuned model keeps its parent's input contract); ``provenance``: entries
+    added to the bundle's."""
     t_start = time.perf_counter()
     cfg = load_config(config)
     tc = cfg.training
@@ -165,7 +172,8 @@ def train(
     if tc.threads:
         torch.set_num_threads(tc.threads)
     try:
-        return _train(cfg, classes, device, want, resume, progress, on_epoch, t_start)
+        extra = {"init_from": init_from, "normalization": normalization, "provenance": provenance}
+        return _train(cfg, classes, device, want, resume, progress, on_epoch, t_start, extra)
     finally:
         torch.set_num_threads(threads)
 
@@ -179,6 +187,7 @@ def _train(
     progress: bool,
     on_epoch,
     t_start: float,
+    extra: dict,
 ) -> TrainResult:
     tc = cfg.training
     data = prepare(cfg, classes)
@@ -202,10 +211,22 @@ def _train(
         tile=cfg.model.tile,
         overlap=cfg.model.overlap,
     )
+    semi = None
+    if tc.unlabelled is not None:
+        from geoseg.train.semi import Unlabelled
+
+        spare = max(0, cfg.cache_mb * 2**20 - sum(d.nbytes for d in data.scenes if d.cached))
+        semi = Unlabelled(tc.unlabelled, data.bands, tc.crop, spare)
     torch.manual_seed(tc.seed)
     model = build_model(meta)
     init = None
-    if cfg.model.encoder_weights:
+    if extra["init_from"]:
+        from geoseg.model.factory import load_model
+
+        parent, _ = load_model(extra["init_from"])
+        model.load_state_dict(parent.state_dict())
+        init = {"bundle": str(Path(extra["init_from"]).resolve())}
+    elif cfg.model.encoder_weights:
         from geoseg.train.encoder_weights import load_encoder_weights
 
         init = load_encoder_weights(model, cfg.model.encoder_weights, meta)
@@ -271,6 +292,7 @@ def _train(
                 amp_dtype,
                 classes,
                 bar,
+                semi,
             )
             state["seconds"] = seconds_before + time.perf_counter() - t_run
             save_checkpoint(ck, model, opt, state, best=state["best_epoch"] == epoch)
@@ -282,6 +304,7 @@ def _train(
     finally:
         if bar:
             bar.stop()
+    init = {"encoder_init": init, **(extra["provenance"] or {})}
     return _finish(cfg, ck, model, meta, data, vs, state, classes, device, prec, init, t_start)
 
 
@@ -301,6 +324,7 @@ def _epoch(
     amp_dtype,
     classes,
     bar,
+    semi=None,
 ) -> dict:
     tc = cfg.training
     rng = np.random.default_rng([tc.seed, epoch])
@@ -308,16 +332,21 @@ def _epoch(
     model.train()
     freeze_encoder(model, opt, epoch <= tc.freeze_encoder_epochs)
     t0 = time.perf_counter()
-    loss_sum, lr = 0.0, tc.lr
+    loss_sum, lr, confident = 0.0, tc.lr, 0.0
+    urng = np.random.default_rng([tc.seed, epoch, 1])  # its own stream: labelled crops as before
     for s in range(steps):
         lr = lr_at((epoch - 1) * steps + s, total, tc)
         set_lr(opt, lr)
         x, y = _batch(data, meta, cfg, rng)
         x = x.to(device, non_blocking=True, memory_format=memory_format(device))
         y = y.to(device, non_blocking=True)
-        with autocast(device, amp_dtype):
-            logits = model(x)
-        loss = loss_fn(logits, y)
+        if semi is None:
+            with autocast(device, amp_dtype):
+                logits = model(x)
+            loss = loss_fn(logits, y)
+        else:
+            loss, share = _semi_step(model, x, y, semi, meta, tc, urng, loss_fn, device, amp_dtype)
+            confident += share / steps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -335,6 +364,8 @@ def _epoch(
         time.perf_counter() - t0,
         steps * tc.batch_size / seconds,
     )
+    if semi is not None:
+        row["unlabelled_confident"] = round(confident, 4)
     state = {**state, "epoch": epoch, "history": [*state["history"], row]}
     es = tc.early_stopping
     delta = es.min_delta if es else 0.0
@@ -345,6 +376,27 @@ def _epoch(
         state["bad"] += 1
         state["stopped"] = es is not None and state["bad"] >= es.patience
     return state
+
+
+def _semi_step(model, x, y, semi, meta, tc, rng, loss_fn, device, amp_dtype):
+    """One FixMatch step (:mod:`geoseg.train.semi`): the labelled loss plus the weighted
+    loss of the strong views towards the weak views' confident pseudo-labels."""
+    from geoseg.train.semi import fixmatch_loss, pseudo_labels
+
+    u = semi.cfg
+    weak, strong, valid = semi.batch(u.batch_size or tc.batch_size, meta, rng)
+    fmt = memory_format(device)
+    weak, strong = (t.to(device, memory_format=fmt) for t in (weak, strong))
+    valid = valid.to(device)
+    model.eval()  # the teacher's view: running statistics, no gradients
+    with torch.no_grad(), autocast(device, amp_dtype):
+        label, mask = pseudo_labels(model(weak), valid, u.threshold)
+    model.train()
+    with autocast(device, amp_dtype):
+        logits = model(torch.cat([x, strong]))
+    n = x.shape[0]
+    loss = loss_fn(logits[:n], y) + u.weight * fixmatch_loss(logits[n:], label, mask, valid)
+    return loss, float(mask.float().mean())
 
 
 def _finish(
@@ -358,9 +410,10 @@ def _finish(
     classes: ClassList,
     device,
     prec: dict,
-    init,
+    init: dict,
     t_start,
 ) -> TrainResult:
+    """The best epoch's bundle; ``init``: how the model started, and provenance to add."""
     final = read_state(ck)
     model.load_state_dict(load_tensors(ck, final, "best"))
     history = final["history"]
@@ -399,7 +452,7 @@ def _finish(
                 c.name: int(v) for c, v in zip(classes.classes, data.class_pixels, strict=True)
             },
             "val_pixels": vs.pixels,
-            "encoder_init": init,
+            **init,
         }
     )
     meta = meta.model_copy(update={"provenance": prov})

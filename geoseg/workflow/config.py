@@ -65,7 +65,7 @@ class PredictSection(_Strict):
     batch_size: int | None = Field(None, ge=1)
     torch_threads: int = Field(1, ge=1)
     tta: Literal["none", "flips", "d4"] = "none"  # test-time augmentation (4 or 8 views)
-    normalize: Literal["bundle", "scene", "match"] = "bundle"  # band radiometry (--normalize)
+    normalize: Literal["auto", "bundle", "scene", "match"] = "auto"  # band radiometry (--normalize)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # --precision
     runtime: Literal["auto", "torch", "openvino"] = "auto"  # --runtime
 

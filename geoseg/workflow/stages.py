@@ -69,7 +69,7 @@ def predict_stage(
     batch_size: int | None,
     torch_threads: int,
     tta: str = "none",
-    normalize: str = "bundle",
+    normalize: str = "auto",
     precision: str = "auto",
     runtime: str = "auto",
 ) -> tuple[list[str], dict]:
@@ -107,6 +107,7 @@ def predict_stage(
         "blocks_reused": res.blocks_reused,
         "peak_worker_rss_mb": peak,
         "normalize": res.normalize,
+        **({"normalize_reason": res.normalize_reason} if res.normalize_reason else {}),
         "radiometry": res.radiometry,
         "runtime": res.runtime,
         "runtime_reason": res.runtime_reason,

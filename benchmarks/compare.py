@@ -17,6 +17,13 @@ Dubai (tiles 1-6 train, test tile 8, as examples/train/dubai.yaml):
     python benchmarks/compare.py                       # everything (~15-25 min on 2 cores)
     python benchmarks/compare.py --only nc --sweep     # NC with the sweep
     python benchmarks/compare.py --reuse               # baselines kept, comparison redone
+    python benchmarks/compare.py --only dubai --reuse \
+        --deep "lite0=examples/train/{name}-lite0.yaml" --deep "random=examples/train/{name}.yaml"
+
+``--deep LABEL=CONFIG`` (repeatable) names the deep models to compare, each by the training
+config whose bundle and held-out maps to use, ``{name}`` standing for the data set (default:
+the baseline's own training config, labelled DeepLabV3+); a config whose bundle is missing is
+reported as pending.
 
 Writes bench-output/baseline/<name>/..., bench-output/baseline/benchmark.json, and prints the
 Markdown tables of BENCHMARKS.md.
@@ -48,6 +55,12 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true", help="NC: SLIC size sweep")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
+        "--deep",
+        action="append",
+        default=[],
+        help="LABEL=TRAINING_CONFIG of a deep model to compare (repeatable)",
+    )
+    ap.add_argument(
         "--reuse",
         action="store_true",
         help="keep the baselines of an earlier "
@@ -59,7 +72,9 @@ def main() -> int:
     results = _load()
     with connect(ClusterOptions(workers=args.workers)) as client:
         for name in args.only.split(","):
-            results[name] = run_set(name, client, results.get(name) if args.reuse else None)
+            deep = dict(d.split("=", 1) for d in args.deep)
+            earlier = results.get(name) if args.reuse else None
+            results[name] = run_set(name, client, earlier, deep)
             _save(results)
         if args.sweep:
             results["nc_sweep"] = sweep(client)
@@ -68,7 +83,7 @@ def main() -> int:
     return 0
 
 
-def run_set(name: str, client, earlier: dict | None = None) -> dict:
+def run_set(name: str, client, earlier: dict | None = None, deep: dict | None = None) -> dict:
     from geoseg.baseline.heldout import write_heldout_reference
     from geoseg.baseline.obia import run_obia
     from geoseg.baseline.pixel import run_pixel_rf
@@ -89,29 +104,38 @@ def run_set(name: str, client, earlier: dict | None = None) -> dict:
         pixel = run_pixel_rf(ROOT / config, out / "pixel-rf", client=client, overwrite=True)
         res["pixel_rf"] = {"seconds": pixel.seconds}
         maps = {"OBIA": obia.map_paths, "pixel-RF": pixel.map_paths}
-    deep = deeplab_maps(name, config, refs, out, client)
-    if deep:
-        maps = {"DeepLabV3+": deep["maps"], **maps}
-        res["deeplab"] = {k: v for k, v in deep.items() if k != "maps"}
+    res["deeplab"] = {}
+    for label, train_config in reversed(list((deep or {"DeepLabV3+": None}).items())):
+        train_config = train_config and train_config.format(name=name)
+        d = deeplab_maps(name, config, refs, out, client, train_config, label)
+        if d:
+            maps = {label: d["maps"], **maps}
+            res["deeplab"][label] = {k: v for k, v in d.items() if k != "maps"}
     res["compare"] = pooled_compare(maps, refs, out / "compare", client)
     if otsu_bands:
         res["otsu"] = otsu_task(name, otsu_bands, water, maps, refs, out, client)
     return res
 
 
-def deeplab_maps(name, config, refs, out, client) -> dict | None:
-    """The DeepLabV3+ maps of the mapped scenes (from benchmarks/train.py, else predicted)."""
+def deeplab_maps(
+    name, config, refs, out, client, train_config=None, label="DeepLabV3+"
+) -> dict | None:
+    """A deep model's maps of the mapped scenes (from benchmarks/train.py, else predicted):
+    the bundle of ``train_config`` (default: the baseline's training config)."""
     from geoseg.baseline.config import load_baseline
     from geoseg.engine.predict import predict
     from geoseg.model.bundle import read_meta
+    from geoseg.train.config import load_config
 
     b = load_baseline(ROOT / config)
-    bundle = Path(b.train.output)
+    if train_config:
+        bundle, stem = Path(load_config(ROOT / train_config).output), Path(train_config).stem
+    else:
+        bundle, stem = Path(b.train.output), Path(b.cfg.train_config).stem
     if not (bundle / "bundle.json").exists():
-        print(f"{name}: no DeepLabV3+ bundle at {bundle} yet: comparison pending")
+        print(f"{name}: no bundle for {label} at {bundle} yet: comparison pending")
         return None
     meta = read_meta(bundle)
-    stem = Path(b.cfg.train_config).stem
     made = ROOT / "bench-output" / "train" / f"{stem}-maps"
     maps, seconds = [], 0.0
     for ref in refs:
@@ -120,8 +144,16 @@ def deeplab_maps(name, config, refs, out, client) -> dict | None:
             from geoseg.baseline.scenes import plan
 
             scene = next(s for s in plan(b).mapped if ref.name.startswith(f"{s.index:03d}_"))
-            path = out / "deeplab" / ref.name
-            r = predict(scene.scene, str(bundle), path, client=client, block=1024, overwrite=True)
+            path = out / "deeplab" / stem / ref.name
+            r = predict(
+                scene.scene,
+                str(bundle),
+                path,
+                client=client,
+                block=1024,
+                normalize="bundle",
+                overwrite=True,
+            )
             seconds += r.seconds
         maps.append(path)
     prov = meta.provenance or {}
@@ -337,11 +369,11 @@ def print_tables(results: dict) -> None:
         )
         print("|---" * (len(classes) + 4) + "|")
         times = {"OBIA": r["obia"]["seconds"], "pixel-RF": r["pixel_rf"]["seconds"]}
-        if "deeplab" in r:
-            d = r["deeplab"]
-            times["DeepLabV3+"] = (
-                f"train {d['train_seconds']:.0f} + predict {d['predict_seconds']:.1f}"
-            )
+        deep = r.get("deeplab", {})
+        if "train_seconds" in deep:  # written before --deep: one model, labelled DeepLabV3+
+            deep = {"DeepLabV3+": deep}
+        for label, d in deep.items():
+            times[label] = f"train {d['train_seconds']:.0f} + predict {d['predict_seconds']:.1f}"
         for m, v in c["per_map"].items():
             f1 = " | ".join("-" if v["f1"][k] is None else f"{v['f1'][k]:.3f}" for k in classes)
             t = times.get(m)

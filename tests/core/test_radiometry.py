@@ -75,3 +75,29 @@ def test_quantiles_and_errors():
         match_mapping(q, q[:2])
     with pytest.raises(GeoSegError, match="3 bands"):
         affine_mapping([1, 1, 1], [0, 0, 0]).apply(np.zeros((2, 4)))
+
+
+def test_radiometric_distance_and_the_auto_choice():
+    from geoseg.core.radiometry import (
+        AUTO_FLOOR,
+        PERCENTILES,
+        choose_auto,
+        radiometric_distance,
+    )
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(100, 20, size=(3, 50_000))
+    q = np.percentile(x, PERCENTILES, axis=1).T
+    assert np.allclose(radiometric_distance(q, q), 0)
+    # a shift of one training spread in band 2, and a doubled spread in band 3
+    y = x.copy()
+    y[1] += 20
+    y[2] = 100 + (y[2] - 100) * 2
+    d = radiometric_distance(np.percentile(y, PERCENTILES, axis=1).T, q)
+    assert d[0] < 0.02 and abs(d[1] - 1) < 0.05 and abs(d[2] - np.log(2)) < 0.05
+    mode, why = choose_auto(np.percentile(y, PERCENTILES, axis=1).T, q, None)
+    assert mode == "scene" and why.startswith("band 2 is 1.0")
+    assert choose_auto(q, q, None)[0] == "bundle"
+    near = x + 0.2 * 20  # 0.2 spreads: below the floor
+    assert choose_auto(np.percentile(near, PERCENTILES, axis=1).T, q, 0)[0] == "bundle"
+    assert AUTO_FLOOR > 0.2

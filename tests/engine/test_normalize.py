@@ -125,3 +125,62 @@ def test_match_without_quantiles_is_one_line_error_and_no_output(synth, bundles,
     )
     assert r.exit_code == 2 and "unknown --normalize 'histogram'" in r.output
     assert list(out.iterdir()) == []
+
+
+def test_auto_keeps_the_bundle_on_its_own_scene_and_standardises_a_shifted_one(
+    client, synth, bundles, tmp_path
+):
+    scene, _ = synth(300, 340, seed=4, nodata_fraction=0.05)
+    shifted = _shifted(scene, tmp_path / "shifted.tif")
+    bundle = _with_quantiles(bundles("pixelnet", tile=128, overlap=32), scene, tmp_path / "b")
+    for src, want in ((scene, "bundle"), (shifted, "scene")):
+        explicit, _ = _read(
+            predict(src, bundle, tmp_path / f"{want}.tif", normalize=want, client=client).path
+        )
+        res = predict(src, bundle, tmp_path / f"auto-{want}.tif", client=client)  # the default
+        cls, tags = _read(res.path)
+        assert res.normalize == tags["GEOSEG_NORMALIZE"] == want
+        assert want in ("bundle", "scene") and "training radiometry" in res.normalize_reason
+        assert tags["GEOSEG_NORMALIZE_REASON"] == res.normalize_reason
+        assert np.array_equal(cls, explicit)  # the same map as asking for it
+    # the CLI's last line says what auto chose and why
+    r = CliRunner().invoke(
+        app,
+        ["predict", str(shifted), "--model", str(bundle), "--out", str(tmp_path / "c.tif")]
+        + ["--workers", "1"],
+    )
+    assert r.exit_code == 0, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("normalize auto: scene (band ") and "training radiometry" in last
+
+
+def test_auto_without_training_quantiles_keeps_the_bundle(client, synth, bundles, tmp_path):
+    scene, _ = synth(300, 340, seed=4, nodata_fraction=0.05)
+    bundle = bundles("pixelnet", tile=128, overlap=32)
+    assert read_meta(bundle).normalization.quantiles is None
+    res = predict(scene, bundle, tmp_path / "a.tif", client=client)
+    assert res.normalize == "bundle" and "no training quantiles" in res.normalize_reason
+
+
+def test_a_bundle_trained_on_varied_scenes_tolerates_as_much(synth, bundles, tmp_path):
+    """auto's threshold grows with the spread of the bundle's own training scenes, which
+    geoseg bundle stats records from several scenes."""
+    from geoseg.core.radiometry import AUTO_FLOOR, auto_threshold, choose_auto
+
+    scene, _ = synth(300, 340, seed=4)
+    shifted = _shifted(scene, tmp_path / "shifted.tif", gain=np.full(4, 1.6), offset=np.zeros(4))
+    b = tmp_path / "b"
+    shutil.copytree(bundles("pixelnet", tile=128, overlap=32), b)
+    r = CliRunner().invoke(app, ["bundle", "stats", str(b), "--from", str(scene)])
+    assert r.exit_code == 0, r.output
+    one = read_meta(b).normalization
+    assert one.spread == 0 and auto_threshold(one.spread) == AUTO_FLOOR
+    r = CliRunner().invoke(
+        app, ["bundle", "stats", str(b), "--from", str(scene), "--from", str(shifted)]
+    )
+    assert r.exit_code == 0, r.output
+    two = read_meta(b).normalization
+    assert two.spread > AUTO_FLOOR and two.mean == one.mean
+    q = band_quantiles([Scene.of(shifted)], [1, 2, 3, 4])
+    assert choose_auto(q, np.asarray(one.quantiles), one.spread)[0] == "scene"
+    assert choose_auto(q, np.asarray(two.quantiles), two.spread)[0] == "bundle"

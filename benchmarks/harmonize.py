@@ -1,14 +1,16 @@
 """Radiometric transfer: a model applied to a scene whose bands were brightened, darkened and
 bent, predicted with each ``--normalize`` mode.
 
-    python benchmarks/harmonize.py [--bundle examples/models/nc-deeplabv3plus]
+    python benchmarks/harmonize.py [--bundle examples/models/nc-deeplabv3plus] [--adapt]
 
 The NC 2000 Landsat scene is shifted per band (gains 0.7-1.4, offsets up to +-20 DN and a
 gamma; a fixed seed, so the shift is the same each run) and written as float32 band files.
 The bundle predicts the original scene (mode bundle: the reference) and the shifted one in
 each mode. Printed per mode: pixel agreement with the reference prediction and overall
 accuracy / mIoU against examples/data/nc/strata.tif (geoseg evaluate), and the seconds of the
-prediction. Results go in BENCHMARKS.md ("Radiometric transfer").
+prediction. ``auto`` (the default mode) is run on both scenes and prints what it chose. With
+``--adapt``, ``geoseg adapt`` also fits the bundle to the shifted scene (its defaults) and the
+adapted bundle maps it. Results go in BENCHMARKS.md ("Radiometric transfer").
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main() -> int:
     ap.add_argument("--bundle", default=str(ROOT / "examples/models/nc-deeplabv3plus"))
     ap.add_argument("--out", default=str(ROOT / "bench-output/harmonize"))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--adapt", action="store_true", help="also geoseg adapt to the shifted scene")
     args = ap.parse_args()
 
     from geoseg.accuracy.evaluate import evaluate
@@ -64,11 +67,11 @@ def main() -> int:
     rows = []
     with connect(ClusterOptions(workers=args.workers)) as client:
 
-        def run(scene, mode: str, name: str) -> dict:
+        def run(scene, mode: str, name: str, bundle: str = args.bundle) -> dict:
             t0 = time.perf_counter()
             res = predict(
                 scene,
-                args.bundle,
+                bundle,
                 out / f"{name}.tif",
                 block=256,
                 normalize=mode,
@@ -88,7 +91,7 @@ def main() -> int:
             iou = [c["iou"] for c in rep["per_class"] if c["iou"] is not None]
             return {
                 "name": name,
-                "mode": mode,
+                "mode": mode if mode != "auto" else f"auto -> {res.normalize}",
                 "classes": cls,
                 "seconds": secs,
                 "oa": rep["overall"]["overall_accuracy"],
@@ -97,21 +100,33 @@ def main() -> int:
 
         ref = run(original, "bundle", "original-bundle")
         rows.append(ref)
-        for mode in ("scene", "match"):
+        for mode in ("scene", "match", "auto"):
             rows.append(run(original, mode, f"original-{mode}"))
-        for mode in ("bundle", "scene", "match"):
+        for mode in ("bundle", "scene", "match", "auto"):
             rows.append(run(shifted, mode, f"shifted-{mode}"))
+        if args.adapt:
+            from geoseg.train.adapt import adapt
+
+            t0 = time.perf_counter()
+            fit = adapt(args.bundle, shifted, out / "adapted", client=client, overwrite=True)
+            print(
+                f"geoseg adapt: {time.perf_counter() - t0:.0f} s, pseudo-labels on "
+                f"{fit['pseudo_labelled_share']:.1%} of the pixels ({fit['normalize']})"
+            )
+            rows.append(run(shifted, "auto", "shifted-adapted", str(out / "adapted")))
     print(
         "shift per band: "
         + json.dumps(
             [{k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()} for s in shifts]
         )
     )
-    print(f"{'scene / mode':<22} {'agree':>7} {'OA':>7} {'mIoU':>7} {'dOA':>7} {'s':>6}")
+    print(
+        f"{'scene / mode':<22} {'used':<16} {'agree':>7} {'OA':>7} {'mIoU':>7} {'dOA':>7} {'s':>6}"
+    )
     for r in rows:
         agree = float((r["classes"] == ref["classes"]).mean())
         print(
-            f"{r['name']:<22} {agree:7.4f} {r['oa']:7.4f} {r['miou']:7.4f} "
+            f"{r['name']:<22} {r['mode']:<16} {agree:7.4f} {r['oa']:7.4f} {r['miou']:7.4f} "
             f"{r['oa'] - ref['oa']:+7.4f} {r['seconds']:6.1f}"
         )
     return 0

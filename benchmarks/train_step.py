@@ -1,7 +1,7 @@
 """Training-step throughput on this machine: DeepLabV3+ encoders, in the default (NCHW) and the
 channels_last memory format that `geoseg train` uses on a CPU, in fp32 and bf16 autocast.
 
-    python benchmarks/train_step.py                    # resnet18, mobilenet_v2, efficientnet-b0
+    python benchmarks/train_step.py    # resnet18, mobilenet_v2, efficientnet-b0, lite0 (timm)
     python benchmarks/train_step.py --encoders resnet34 --crop 384 --batch 4
 
 Random batches (forward, cross-entropy, backward, AdamW step); the first step is a warm-up.
@@ -18,7 +18,9 @@ import time
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--encoders", default="resnet18,mobilenet_v2,efficientnet-b0")
+    ap.add_argument(
+        "--encoders", default="resnet18,mobilenet_v2,efficientnet-b0,tu-tf_efficientnet_lite0"
+    )
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=4)

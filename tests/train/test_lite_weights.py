@@ -22,8 +22,7 @@ from geoseg.model.bundle import read_meta
 from geoseg.train import lite_weights
 from geoseg.train.config import load_config
 from geoseg.train.encoder_weights import load_encoder_weights
-
-CLASSES = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(3)]
+from tests.train.tiny import tiny_config
 
 
 def _encoder(n: int, bands: int = 3):
@@ -122,29 +121,11 @@ class _Meta:
         self.in_channels = bands
 
 
+LITE0 = {"encoder": "tu-tf_efficientnet_lite0", "encoder_weights": "efficientnet-lite0"}
+
+
 def _config(out, scene, labels, **training) -> dict:
-    return {
-        "classes": CLASSES,
-        "scenes": [{"image": str(scene), "labels": str(labels)}],
-        "split": {"mode": "blocks", "block": 64, "val_fraction": 0.25, "buffer": 8},
-        "model": {
-            "encoder": "tu-tf_efficientnet_lite0",
-            "encoder_weights": "efficientnet-lite0",
-            "tile": 64,
-            "overlap": 16,
-        },
-        "training": {
-            "epochs": 2,
-            "samples_per_epoch": 4,
-            "batch_size": 2,
-            "crop": 64,
-            "val_window": 64,
-            "threads": 1,
-            "early_stopping": None,
-            **training,
-        },
-        "output": str(out),
-    }
+    return tiny_config(out, scene, labels, LITE0, **training)
 
 
 def test_a_wrong_encoder_for_the_weights_is_a_config_error(tmp_path):

@@ -12,28 +12,13 @@ import torch
 from geoseg.errors import GeoSegError
 from geoseg.train.config import TrainingConfig, load_config
 from geoseg.train.semi import fixmatch_loss, pseudo_labels, strong_view
+from tests.train.tiny import tiny_config
 
-CLASSES = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(3)]
+UNET = {"architecture": "unet", "encoder": "resnet18"}
 
 
 def _config(out, scene, labels, unlabelled) -> dict:
-    return {
-        "classes": CLASSES,
-        "scenes": [{"image": str(scene), "labels": str(labels)}],
-        "split": {"mode": "blocks", "block": 64, "val_fraction": 0.25, "buffer": 8},
-        "model": {"architecture": "unet", "encoder": "resnet18", "tile": 64, "overlap": 16},
-        "training": {
-            "epochs": 2,
-            "samples_per_epoch": 4,
-            "batch_size": 2,
-            "crop": 64,
-            "val_window": 64,
-            "threads": 1,
-            "early_stopping": None,
-            "unlabelled": unlabelled,
-        },
-        "output": str(out),
-    }
+    return tiny_config(out, scene, labels, UNET, unlabelled=unlabelled)
 
 
 def test_the_config_takes_a_list_or_a_mapping_and_checks_the_files(synth, tmp_path):

@@ -56,7 +56,11 @@ def scene_quantiles(client: Client, scene, bands: list[int]) -> np.ndarray:
     futures = [
         client.submit(band_values, scene, bands, ch, SAMPLE_STRIDE, pure=False) for ch in chunks
     ]
-    values = np.concatenate([f.result() for f in futures], axis=1)
+    try:
+        values = np.concatenate([f.result() for f in futures], axis=1)
+    except BaseException:  # the first failure is the answer: the others would only repeat it
+        client.cancel(futures)
+        raise
     return quantiles_of(values)
 
 

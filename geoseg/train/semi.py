@@ -17,8 +17,6 @@ geoseg's own augmentation (:mod:`geoseg.train.augment`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,15 +25,13 @@ from geoseg.core.grid import Window
 from geoseg.io.scene import Scene
 from geoseg.model.bundle import BundleMeta
 from geoseg.model.runner import normalize
-from geoseg.train.augment import apply_per_band
-from geoseg.train.config import SemiConfig
+from geoseg.train.augment import apply_per_band, draw_per_band
+from geoseg.train.config import PerBandConfig, SemiConfig
 from geoseg.train.data import SceneData
 
 # The strong view's distortions (on standardised bands): wider than the labelled
 # augmentation's defaults, as FixMatch's RandAugment is wider than its weak flips.
-STRONG_GAIN = (0.6, 1.6)
-STRONG_OFFSET = 0.5  # +- band standard deviations
-STRONG_GAMMA = (0.6, 1.6)
+STRONG = PerBandConfig(gain=(0.6, 1.6), offset=(-0.5, 0.5), gamma=(0.6, 1.6), p=1.0)
 STRONG_NOISE = 0.1  # standard deviation of added Gaussian noise
 CUTOUT = (0.25, 0.5)  # side of the cut-out square, as a share of the crop
 
@@ -86,12 +82,7 @@ class Unlabelled:
 def strong_view(x: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per-band gain, offset and gamma, noise and a cut-out square (set to the mean, 0)."""
     bands, h, w = x.shape
-
-    def log_uniform(r):
-        return np.exp(rng.uniform(math.log(r[0]), math.log(r[1]), size=bands)).astype(np.float32)
-
-    offset = rng.uniform(-STRONG_OFFSET, STRONG_OFFSET, size=bands).astype(np.float32)
-    y = apply_per_band(x, valid, log_uniform(STRONG_GAIN), offset, log_uniform(STRONG_GAMMA))
+    y = apply_per_band(x, valid, *draw_per_band(bands, STRONG, rng))
     y = y + rng.normal(0, STRONG_NOISE, size=y.shape).astype(np.float32) * valid
     side = int(round(rng.uniform(*CUTOUT) * min(h, w)))
     r0, c0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))

@@ -1,7 +1,7 @@
 """Reference data for an accuracy assessment, put on the map's grid.
 
 * a class raster: read window by window; if its CRS or grid differ from the map's, each
-  window is reprojected onto the map grid with nearest neighbour (a WarpedVRT per task);
+  window is reprojected onto the map grid with nearest neighbour (``io.grid.nearest_vrt``);
 * polygons with a class field: the features touching a block are rasterised onto the map grid
   there (pixel centres inside a polygon; where polygons overlap the later feature wins);
 * points with a class field: each point is compared with the map pixel it falls in.
@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyogrio
 import rasterio
-from rasterio.enums import Resampling
 from rasterio.features import rasterize
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window as RioWindow
 from rasterio.windows import bounds as window_bounds
 
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import NO_VALUE, UNKNOWN, ClassMap, lookup, read_classes
-from geoseg.io.scene import _open
+from geoseg.io.grid import nearest_vrt
+from geoseg.io.scene import open_raster
 
 # Class fields looked for in a vector reference, in order (case-insensitive).
 REF_FIELDS = ("ref_class", "reference", "class", "class_id", "classid", "classvalue", "code")
@@ -74,7 +73,7 @@ class RasterReference:
 
     @classmethod
     def open(cls, path: str, cmap: ClassMap, table: dict[int, int]) -> RasterReference:
-        with _open(path) as src:
+        with open_raster(path) as src:
             crs, transform, shape = src.crs, src.transform, (src.height, src.width)
             res = (abs(transform.a), abs(transform.e))
         same_crs = crs == cmap.crs or crs is None or cmap.crs is None
@@ -105,15 +104,7 @@ class RasterReference:
             if not self.warp:
                 return read_classes(src, window, self.table)
             nodata = src.nodata if src.nodata is not None else 0
-            with WarpedVRT(
-                src,
-                crs=cmap.crs,
-                transform=cmap.transform,
-                width=cmap.width,
-                height=cmap.height,
-                resampling=Resampling.nearest,
-                nodata=nodata,
-            ) as vrt:
+            with nearest_vrt(src, cmap, nodata) as vrt:
                 return read_classes(vrt, window, self.table)
 
 

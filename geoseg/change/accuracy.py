@@ -27,12 +27,12 @@ import pyogrio
 
 from geoseg.accuracy.reference import VectorReference, _read_strata
 from geoseg.change.blocks import RasterRef
-from geoseg.change.grid import Layer, RasterGrid
 from geoseg.change.style import CHANGED, STATUS_CLASSES, UNCERTAIN, UNCHANGED, code
 from geoseg.core import metrics as mx
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import NO_VALUE, ClassMap, lookup
-from geoseg.io.scene import _open
+from geoseg.io.grid import Layer, RasterGrid
+from geoseg.io.scene import open_raster
 
 FIELDS = (
     "ref_change",
@@ -103,7 +103,7 @@ def open_change_reference(
 
 
 def _raster_reference(source: str, ids, grid: RasterGrid) -> RasterRef:
-    with _open(source) as src:  # a decimated look tells change labels from codes
+    with open_raster(source) as src:  # a decimated look tells change labels from codes
         f = max(1, max(src.height, src.width) // 1024)
         data = src.read(1, out_shape=(max(1, src.height // f), max(1, src.width // f)), masked=True)
     values = data.compressed()

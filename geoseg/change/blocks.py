@@ -1,7 +1,7 @@
 """Worker side of change detection: one task per block window, then one assembly task.
 
 A block task reads both dates' classes (and confidences) over its window of the output grid,
-warping where a date is on another grid (:mod:`geoseg.change.grid`), and computes:
+warping where a date is on another grid (:mod:`geoseg.io.grid`), and computes:
 
 * the from-to code ``from_id * 100 + to_id`` (UInt16, 65535 where either date has no class);
 * the status: unchanged (same class), changed (classes differ and both dates' largest class
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.change.grid import Layer, RasterGrid
 from geoseg.change.style import (
     CHANGED,
     CODE_FACTOR,
@@ -41,6 +40,7 @@ from geoseg.change.style import (
 from geoseg.core import metrics as mx
 from geoseg.core.classes import ClassList
 from geoseg.core.grid import BlockGrid, TileGrid, Window
+from geoseg.io.grid import Layer, RasterGrid
 
 CONF_BINS = 255  # confidence histogram bins: round(p * 254), 0..254
 

@@ -5,7 +5,7 @@ false change. Inputs are two class rasters (with their ``_probabilities.tif`` si
 present, or explicit probability rasters), or two scenes and a model bundle, which are first
 predicted with the engine (class + probability COGs). Both dates go onto one grid, the first
 date's (or one the user names), cropped to the common footprint; a date on another grid is
-warped window by window inside the tasks (:mod:`geoseg.change.grid`). Block tasks
+warped window by window inside the tasks (:mod:`geoseg.io.grid`). Block tasks
 (:mod:`geoseg.change.blocks`) stage codes and statuses and return counts; one task assembles
 the COGs; change pixels are polygonized (:mod:`geoseg.change.polygons`); tables, plots and
 report.json follow (:mod:`geoseg.change.summary`, :mod:`geoseg.change.files`).
@@ -36,7 +36,6 @@ from distributed import Client, as_completed
 from geoseg.change.accuracy import PointRef, assess, open_change_reference, points_by_window
 from geoseg.change.blocks import ChangeJob, DateInput, assemble_change, change_block
 from geoseg.change.files import write_change_report
-from geoseg.change.grid import Layer, RasterGrid, common_grid, date_of
 from geoseg.change.polygons import change_polygons
 from geoseg.change.style import CODE_NODATA, MAX_CLASS_ID, transition_legend
 from geoseg.change.summary import status_pixels, summarize
@@ -46,8 +45,10 @@ from geoseg.engine.radiometry import check_normalize
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import check_output
+from geoseg.io.dates import acquisition_date
 from geoseg.io.files import clean
-from geoseg.io.scene import _open
+from geoseg.io.grid import Layer, RasterGrid, common_grid
+from geoseg.io.scene import open_raster
 from geoseg.io.stac import item_path
 from geoseg.io.style import check_style_free
 from geoseg.model.bundle import read_meta
@@ -133,8 +134,9 @@ def change(
     g_before, g_after = RasterGrid.of(before), RasterGrid.of(after)
     base, grid_name = _base_grid(grid, g_before, g_after)
     out_grid = common_grid(base, [(f"before {before}", g_before), (f"after {after}", g_after)])
-    dates = dates or (None, None)
-    date_b, date_a = date_of(before, dates[0]), date_of(after, dates[1])
+    dates = dates or (None, None)  # else in the file name (S2_20200831), else in its tags
+    date_b = acquisition_date(before, dates[0], name_first=True)
+    date_a = acquisition_date(after, dates[1], name_first=True)
     probs = (before_probabilities, after_probabilities)
     maps, prepared, pif = (before, after), None, None
     if model is None:  # everything checked before any output or cluster
@@ -450,7 +452,7 @@ def _probabilities(path: str, explicit, n_classes: int) -> str | None:
         )
         if p is None:
             return None
-    with _open(str(p)) as src:
+    with open_raster(p) as src:
         count = src.count
     if count not in (1, n_classes):
         raise GeoSegError(

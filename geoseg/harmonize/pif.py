@@ -20,11 +20,11 @@ import numpy as np
 from distributed import Client
 from rasterio.windows import Window as RioWindow
 
-from geoseg.change.grid import Layer, RasterGrid, common_grid
 from geoseg.core.grid import Window
 from geoseg.core.radiometry import BandMapping, affine_mapping
 from geoseg.errors import GeoSegError
-from geoseg.io.scene import Scene, _open
+from geoseg.io.grid import Layer, RasterGrid, common_grid, nearest_vrt
+from geoseg.io.scene import Scene, open_raster
 from geoseg.io.stats import sample_windows
 
 PIF_FRACTION = 0.25  # share of the sampled pixels kept as pseudo-invariant
@@ -60,9 +60,9 @@ def read_on_grid(
     if not layer.warp:
         shifted = Window(w.row + layer.offset[0], w.col + layer.offset[1], w.height, w.width)
         return scene.read(shifted, bands)
-    with _open(scene.paths[0]) as src:
+    with open_raster(scene.paths[0]) as src:
         nodata = src.nodata if src.nodata is not None else 0
-        with layer.vrt(src, grid, nodata) as vrt:
+        with nearest_vrt(src, grid, nodata) as vrt:
             rw = RioWindow(w.col, w.row, w.width, w.height)
             data = vrt.read(bands, window=rw, out_dtype="float32")
             valid = vrt.read_masks(1, window=rw) > 0

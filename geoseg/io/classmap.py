@@ -23,7 +23,7 @@ from rasterio.windows import transform as window_transform
 from geoseg.core.classes import ClassList, load_classes
 from geoseg.core.grid import BlockGrid, TileGrid, Window
 from geoseg.errors import GeoSegError
-from geoseg.io.scene import _open
+from geoseg.io.scene import open_raster
 
 NO_VALUE = -1  # nodata / masked / unlabelled / outside
 UNKNOWN = -2  # a value that is not a known class id
@@ -118,7 +118,7 @@ class ClassMap:
         classes: str | Path | list | ClassList | None = None,
     ) -> ClassMap:
         p = str(path)
-        with _open(p) as src:
+        with open_raster(p) as src:
             if src.count < 1:
                 raise GeoSegError(f"{p} has no bands: pass a class raster")
             tag = src.tags(1).get("CLASSES")

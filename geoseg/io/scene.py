@@ -58,7 +58,7 @@ class Scene:
         """(file index, band within file) for each stacked band, 0-based file, 1-based band."""
         out = []
         for fi, p in enumerate(self.paths):
-            with _open(p) as src:
+            with open_raster(p) as src:
                 out.extend((fi, b) for b in range(1, src.count + 1))
         return out
 
@@ -67,7 +67,7 @@ class Scene:
         first = None
         dtypes, names = [], []
         for p in self.paths:
-            with _open(p) as src:
+            with open_raster(p) as src:
                 if first is None:
                     first = (src.height, src.width, src.crs, src.transform)
                 elif (src.height, src.width) != first[:2]:
@@ -123,7 +123,7 @@ class Scene:
             by_file.setdefault(fi, []).append((k, fb))
         for fi, items in by_file.items():
             failed = None
-            with _open(self.paths[fi]) as src:
+            with open_raster(self.paths[fi]) as src:
                 try:
                     idx = [fb for _, fb in items]
                     arr = src.read(idx, window=rw, out_dtype="float32")
@@ -190,8 +190,11 @@ def _gdal_message(e: BaseException, default: str) -> str:
     return text.splitlines()[0] if text else default
 
 
-def _open(path: str):
-    """Open a raster for reading with a one-line error for anything GDAL cannot read."""
+def open_raster(path: str | os.PathLike, *, warn_no_crs: bool = True):
+    """Open a raster (a path, URL or ``/vsi`` name) for reading, with a one-line error for
+    anything GDAL cannot read and, with ``warn_no_crs``, a warning (once per path) for one
+    without a CRS."""
+    path = os.fspath(path)
     if not path.startswith("/vsi") and "://" not in path and not os.path.exists(path):
         raise GeoSegError(f"input {path} does not exist: check the path")
     msg = None
@@ -208,8 +211,10 @@ def _open(path: str):
             f"cannot read {path} as a raster ({msg}): pass a GeoTIFF, COG, VRT or "
             "another format GDAL reads"
         )
-    if any(issubclass(w.category, NotGeoreferencedWarning) for w in caught) and (
-        path not in _warned_no_crs
+    if (
+        warn_no_crs
+        and any(issubclass(w.category, NotGeoreferencedWarning) for w in caught)
+        and path not in _warned_no_crs
     ):
         _warned_no_crs.add(path)
         warnings.warn(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from geoseg.core.classes import ClassInfo, ClassList, load_classes
-from geoseg.io.scene import _open
+from geoseg.io.scene import open_raster
 
 
 def data_uri(png: bytes) -> str:
@@ -147,7 +147,7 @@ def class_preview(
     """A figure about ``width_px`` wide of the class raster ``path`` (:meth:`Preview.png`),
     with map coordinates, a scale bar, the CRS and a legend of the classes present; None when
     its classes are unknown. ``max_px``: at most this many raster pixels on the longer side."""
-    with _open(str(path)) as src:
+    with open_raster(path) as src:
         cl = classes or _classes_of(src)
         if cl is None:
             return None

@@ -1,7 +1,7 @@
 """Training labels on an image's pixel grid, as class indices (0..n-1, ``IGNORE`` = unlabelled).
 
 * a class raster on the image grid is read window by window; on another grid or CRS it is
-  reprojected onto the image grid (nearest neighbour, a WarpedVRT);
+  reprojected onto the image grid (nearest neighbour, ``io.grid.nearest_vrt``);
 * vector polygons or points with a class field (numeric ids, or class names) are reprojected
   to the image CRS and rasterised per window (pixel centres inside polygons; the pixel holding
   each point; where features overlap the later one wins).
@@ -17,18 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window as RioWindow
 from rasterio.windows import transform as window_transform
 
 from geoseg.core.classes import ClassList
 from geoseg.core.grid import Window, symmetric_index
 from geoseg.errors import GeoSegError
-from geoseg.io.scene import SceneInfo
+from geoseg.io.grid import nearest_vrt
+from geoseg.io.scene import SceneInfo, open_raster
 
 IGNORE = 255  # class index of unlabelled pixels (uint8)
 VECTOR_SUFFIXES = {
@@ -112,7 +109,7 @@ class LabelSource:
     # --- rasters -------------------------------------------------------------------------
     def _check_raster(self) -> None:
         info = self.info
-        with _open_raster(self.path) as src:
+        with open_raster(self.path, warn_no_crs=False) as src:
             same_grid = (src.height, src.width) == (info.height, info.width) and (
                 src.transform == info.transform or (src.crs is None and info.crs is None)
             )
@@ -126,16 +123,9 @@ class LabelSource:
 
     def _read_raster(self, w: Window) -> np.ndarray:
         info = self.info
-        with _open_raster(self.path) as src:
+        with open_raster(self.path, warn_no_crs=False) as src:
             if self.warp:
-                with WarpedVRT(
-                    src,
-                    crs=info.crs,
-                    transform=info.transform,
-                    width=info.width,
-                    height=info.height,
-                    resampling=Resampling.nearest,
-                ) as vrt:
+                with nearest_vrt(src, info) as vrt:
                     return self._masked(vrt, w)
             return self._masked(src, w)
 
@@ -232,15 +222,3 @@ def _guess_field(gdf, path: str) -> str:
         f"labels {path}: say which field holds the class (label_field); fields: "
         f"{', '.join(cols.values())}"
     )
-
-
-def _open_raster(path: str):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as e:
-        raise GeoSegError(
-            f"cannot read labels {path} as a raster or vector layer "
-            f"({str(e).splitlines()[0][:160]})"
-        ) from None

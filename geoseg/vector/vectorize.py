@@ -28,6 +28,7 @@ from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.dates import acquisition_date, check_date, date_from_tags, parse_date
 from geoseg.io.remote import is_remote, local_staging
+from geoseg.io.scene import open_raster
 from geoseg.io.style import vector_qml
 from geoseg.io.vector import (
     GEOM,
@@ -263,12 +264,7 @@ class _Source:
 
 
 def _open(raster: str | Path) -> _Source:
-    try:
-        with warnings.catch_warnings():  # no georeferencing: _units says what that means
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            ds = rasterio.open(raster)
-    except rasterio.errors.RasterioIOError as e:
-        raise GeoSegError(f"cannot open the class raster {raster} ({e})") from None
+    ds = open_raster(raster, warn_no_crs=False)  # no georeferencing: _units says what it means
     if ds.count < 1 or np.dtype(ds.dtypes[0]).kind not in "ui":
         ds.close()
         raise GeoSegError(

@@ -296,8 +296,8 @@ def _plain(obj: Any) -> Any:
 
 
 def _megapixels(raster: str) -> float | None:
-    from geoseg.io.scene import _open
+    from geoseg.io.scene import open_raster
 
-    with contextlib.suppress(Exception), _open(raster) as src:
+    with contextlib.suppress(Exception), open_raster(raster) as src:
         return src.height * src.width / 1e6
     return None

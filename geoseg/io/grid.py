@@ -1,12 +1,13 @@
-"""One grid for two dates: the common footprint, and each date's rasters read onto it.
+"""Georeferenced grids (CRS, transform, shape), the common grid of several rasters, and
+rasters read onto a grid.
 
-The output grid is the first date's (or one the user names), cropped to the pixels whose
-centres lie inside both dates' footprints. A raster that shares the grid's CRS, pixel size and
-pixel lattice is read with a plain window offset; any other one is warped onto the grid window
-by window inside the block task (a rasterio ``WarpedVRT``), with **nearest neighbour for class
-rasters and for probabilities alike**: the confidence that gates a pixel must be the one of the
-very source pixel whose label is compared (bilinear would blend in neighbours across class
-edges, where confidence dips).
+The common grid is a base grid (the first date's, or one the user names) cropped to the pixels
+whose centres lie inside every raster's footprint. A raster that shares the grid's CRS, pixel
+size and pixel lattice is read with a plain window offset; any other one is warped onto the
+grid window by window (:func:`nearest_vrt`), with **nearest neighbour for class rasters and
+for probabilities alike**: the confidence that gates a pixel must be the one of the very source
+pixel whose label is compared (bilinear would blend in neighbours across class edges, where
+confidence dips).
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ from rasterio.windows import Window as RioWindow
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import read_classes
-from geoseg.io.dates import acquisition_date
-from geoseg.io.scene import _open
+from geoseg.io.scene import open_raster
 
 _EPS = 1e-6  # pixels: tolerance for "on the same lattice" and footprint edges
 
 
 @dataclass(frozen=True)
 class RasterGrid:
-    """CRS, transform and size of a raster (or of the output grid)."""
+    """A georeferenced grid: CRS, transform and size of a raster (or of an output)."""
 
     crs: object
     transform: Affine
@@ -44,7 +44,7 @@ class RasterGrid:
 
     @classmethod
     def of(cls, path: str | Path) -> RasterGrid:
-        with _open(str(path)) as src:
+        with open_raster(path) as src:
             return cls(src.crs, src.transform, src.height, src.width)
 
     @property
@@ -165,18 +165,6 @@ class Layer:
     def _rio_window(self, w: Window) -> RioWindow:
         return RioWindow(w.col + self.offset[1], w.row + self.offset[0], w.width, w.height)
 
-    def vrt(self, src, grid: RasterGrid, nodata) -> WarpedVRT:
-        """``src`` warped onto ``grid`` with nearest neighbour (``nodata`` outside it)."""
-        return WarpedVRT(
-            src,
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=Resampling.nearest,
-            nodata=nodata,
-        )
-
     def read_classes(
         self,
         grid: RasterGrid,
@@ -192,7 +180,7 @@ class Layer:
                     table,
                 )
             nodata = src.nodata if src.nodata is not None else _free_value(src.dtypes[0], table)
-            with self.vrt(src, grid, nodata) as vrt:
+            with nearest_vrt(src, grid, nodata) as vrt:
                 return read_classes(vrt, w, table)
 
     def read_confidence(self, grid: RasterGrid, w: Window) -> np.ndarray:
@@ -206,7 +194,7 @@ class Layer:
                 scales = np.full(src.count, 1 / 254)
             nodata = src.nodata if src.nodata is not None else (255 if uint8 else math.nan)
             if self.warp:
-                with self.vrt(src, grid, nodata) as vrt:
+                with nearest_vrt(src, grid, nodata) as vrt:
                     data = vrt.read(window=RioWindow(w.col, w.row, w.width, w.height))
             else:
                 data = src.read(window=self._rio_window(w))
@@ -230,7 +218,17 @@ def _free_value(dtype: str, table: dict[int, int]) -> float:
     raise GeoSegError(f"no free value in {dtype} for nodata")  # pragma: no cover
 
 
-def date_of(path: str | Path, explicit: str | None = None) -> str | None:
-    """ISO date of a date's raster: ``explicit``, else one in the file name (naip_2009-08-18,
-    S2_20200831), else the raster's acquisition tags (io.dates); None if there is none."""
-    return acquisition_date(path, explicit, name_first=True)
+def nearest_vrt(src, grid, nodata: float | None = None) -> WarpedVRT:
+    """The open raster ``src`` reprojected onto ``grid`` (anything with ``crs``,
+    ``transform``, ``height`` and ``width``: a :class:`RasterGrid`, a ClassMap, a SceneInfo)
+    with nearest neighbour; pixels outside ``src`` are ``nodata`` (None: ``src``'s own)."""
+    fill = {} if nodata is None else {"nodata": nodata}
+    return WarpedVRT(
+        src,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=Resampling.nearest,
+        **fill,
+    )

@@ -13,8 +13,6 @@ size and seed: same sample.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import check_output
+from geoseg.io.files import atomic_path
 from geoseg.io.style import vector_qml
 from geoseg.io.vector import add_layer_style
 
@@ -177,8 +176,7 @@ def _write(out: Path, cmap: ClassMap, rows, cols, cls, pixels, alloc, seed: int)
         "geoseg_seed": str(seed),
         "geoseg_design": "stratified random sample, strata = map classes",
     }
-    tmp = out.with_name(f".{out.stem}.part{os.getpid()}.gpkg")
-    try:
+    with atomic_path(out, suffix=".gpkg") as tmp:
         pyogrio.write_dataframe(
             gdf,
             tmp,
@@ -192,11 +190,3 @@ def _write(out: Path, cmap: ClassMap, rows, cols, cls, pixels, alloc, seed: int)
         add_layer_style(
             tmp, POINTS_LAYER, vector_qml(cmap.classes, field="map_class", geometry="point")
         )
-        os.replace(tmp, out)
-    except OSError as e:
-        raise GeoSegError(
-            f"cannot write {out} ({e.strerror or e}): check free space and permissions"
-        ) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()

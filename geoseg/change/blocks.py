@@ -18,8 +18,6 @@ the COGs. The client never holds a raster.
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,7 @@ from geoseg.core import metrics as mx
 from geoseg.core.classes import ClassList
 from geoseg.core.grid import BlockGrid, TileGrid, Window
 from geoseg.io.grid import Layer, RasterGrid
+from geoseg.io.staged import save_npz
 
 CONF_BINS = 255  # confidence histogram bins: round(p * 254), 0..254
 
@@ -138,7 +137,7 @@ def change_block(
         rows, cols = points[0] - w.row, points[1] - w.col
         res["point_status"] = status[rows, cols]
         res["point_transition"] = trans[rows, cols]
-    _save_atomic(job.block_path(w), {"code": code, "status": status})
+    save_npz(job.block_path(w), code=code, status=status)
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -158,13 +157,6 @@ def _compare_raster(job: ChangeJob, w: Window, status, differ, valid, trans) -> 
     if ref.kind == "transitions":
         out["ref_transitions"] = mx.confusion_matrix(trans, r, n * n)
     return out
-
-
-def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def assemble_change(

@@ -25,6 +25,7 @@ from geoseg.core.blend import add_patch, finalize
 from geoseg.core.grid import Block, BlockGrid, Window
 from geoseg.engine.prefetch import RowPrefetch
 from geoseg.io.stac import write_products
+from geoseg.io.staged import save_npz
 from geoseg.model.bundle import read_meta
 
 log = logging.getLogger(__name__)
@@ -89,13 +90,6 @@ def _strips(b: Block, blocks: BlockGrid) -> dict[str, Window]:
     if right > 0 and below > 0:
         out["spill_corner"] = Window(reg.row_end, reg.col_end, below, right)
     return out
-
-
-def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def _tiles(b: Block, grid, src: RowPrefetch, origin, stats: dict):
@@ -172,7 +166,7 @@ def predict_block(job, bi: int, bj: int) -> dict:
         return stats
     _crash_hook(b.key)
     arrays = block_arrays(job, b, job.scene, stats)
-    _save_atomic(path, arrays)
+    save_npz(path, **arrays)
     stats["seconds"] = time.perf_counter() - t0
     stats.update(peak_rss())
     return stats

@@ -25,6 +25,7 @@ from geoseg.core.classes import ClassList
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
 from geoseg.io.crs import with_authority
+from geoseg.io.files import atomic_files
 from geoseg.io.style import category_aux_xml, check_style_free, raster_qml
 
 
@@ -139,9 +140,8 @@ class CogWriter:
                     ),
                 )
             self.close()
-            part = out.with_name(f".{out.name}.part{os.getpid()}")
-            sidecars: list[tuple[Path, Path]] = []
-            try:
+            with atomic_files(out) as add:  # the COG is renamed last, after its sidecars
+                part = add(out)
                 with rasterio.open(self.tmp) as src:
                     rio_copy(
                         src,
@@ -158,34 +158,12 @@ class CogWriter:
                     Path(f"{part}.aux.xml").unlink()
                 if classes is not None:
                     check_style_free(out, "raster")
-                    for suffix, text in (
-                        (".aux.xml", category_aux_xml(classes.category_names())),
-                        (".qml", raster_qml(classes)),
-                    ):
-                        final = (
-                            Path(f"{out}{suffix}")
-                            if suffix == ".aux.xml"
-                            else out.with_suffix(".qml")
-                        )
-                        tmp = final.with_name(f".{final.name}.part{os.getpid()}")
-                        sidecars.append((tmp, final))  # before writing: removed if that fails
-                        tmp.write_text(text)
+                    add(Path(f"{out}.aux.xml")).write_text(
+                        category_aux_xml(classes.category_names())
+                    )
+                    add(out.with_suffix(".qml")).write_text(raster_qml(classes))
                 if before_rename is not None:
                     before_rename()
-                for tmp, final in sidecars:
-                    os.replace(tmp, final)
-                os.replace(part, out)
-            except BaseException as e:
-                for tmp, _ in sidecars:
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-                with contextlib.suppress(FileNotFoundError):
-                    part.unlink()
-                if not isinstance(e, OSError):
-                    raise
-                raise GeoSegError(
-                    f"cannot write {out} ({e.strerror or e}): check free space and permissions"
-                ) from None
         finally:
             self.abort()
         return out

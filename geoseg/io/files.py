@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import math
 import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +40,61 @@ def clean(obj):
     return obj
 
 
+def part_path(path: Path, suffix: str | None = None) -> Path:
+    """The hidden temporary name ``path`` is written under, beside it: ``.NAME.partPID-TID``,
+    or ``.STEM.partPID-TID{suffix}`` for writers that tell a format by the file's suffix."""
+    tag = f"part{os.getpid()}-{threading.get_ident()}"
+    if suffix is not None:
+        return path.with_name(f".{path.stem}.{tag}{suffix}")
+    return path.with_name(f".{path.name}.{tag}")
+
+
+@contextlib.contextmanager
+def atomic_files(out: Path, *, user_error: bool = True) -> Iterator[Callable[..., Path]]:
+    """Files written under hidden temporary names and renamed into place together when the
+    ``with`` block completes (the first one added last). It yields ``add(final,
+    suffix=None)``, which returns the temporary path of ``final`` (:func:`part_path`).
+    If the block fails, every file whose name starts with a temporary name (a Shapefile's
+    parts, GDAL's ``.aux.xml``) is removed, and with ``user_error`` an ``OSError`` becomes a
+    one-line :class:`GeoSegError` about ``out``."""
+    pairs: list[tuple[Path, Path, str]] = []  # temporary, final, start of the temporaries
+
+    def add(final: Path, suffix: str | None = None) -> Path:
+        tmp = part_path(Path(final), suffix)
+        pairs.append((tmp, Path(final), tmp.name.removesuffix(suffix or "")))
+        return tmp
+
+    try:
+        yield add
+        for tmp, final, _ in reversed(pairs):
+            os.replace(tmp, final)
+    except BaseException as e:
+        for tmp, _, start in pairs:
+            for p in [tmp, *tmp.parent.glob(glob.escape(start) + ".*")]:
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+        if user_error and isinstance(e, OSError):
+            raise GeoSegError(
+                f"cannot write {out} ({e.strerror or e}): check free space and permissions"
+            ) from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, *, suffix: str | None = None, user_error: bool = True):
+    """A temporary path to write ``path`` to, renamed into place when the ``with`` block
+    completes (:func:`atomic_files` with one file)."""
+    with atomic_files(path, user_error=user_error) as add:
+        yield add(path, suffix)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` under a temporary name, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise GeoSegError(
-            f"cannot write {path} ({e.strerror or e}): check free space and permissions"
-        ) from None
 
 
 def _cell(v) -> str:

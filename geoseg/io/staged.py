@@ -4,9 +4,7 @@ class COG like the engine's (palette, CLASSES tag, category names, QGIS style) f
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import numpy as np
 from geoseg.core.classes import ClassList
 from geoseg.core.grid import BlockGrid, TileGrid, Window
 from geoseg.io.cog import CogWriter, RasterSpec
+from geoseg.io.files import atomic_path
 
 
 def block_windows(height: int, width: int, block: int) -> list[tuple[int, int, Window]]:
@@ -37,12 +36,10 @@ def staging(parent: Path, method: str) -> Iterator[Path]:
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """Stage arrays under a temporary name, renamed when complete."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
-    with open(tmp, "wb") as f:
+    """Stage arrays under a temporary name, renamed when complete (an ``OSError``, a full
+    disk, is left to the caller, who names the staging folder)."""
+    with atomic_path(Path(path), user_error=False) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def class_ids_of(classes: ClassList) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import check_output
 from geoseg.io.crs import wkt_with_authority
+from geoseg.io.files import atomic_files
 from geoseg.io.style import check_style_free
 
 GEOM = "geom"
@@ -131,41 +131,29 @@ def write_polygons(
         check_style_free(out, "vector")
     if fmt.name == "shp":
         _shp_checks(table, out)
-    pid = os.getpid()
-    stem = f".{out.stem}.part{pid}"
-    tmp = out.with_name(stem + fmt.suffix)
-    renames: list[tuple[Path, Path]] = []
-    try:
-        if fmt.driver is None:
-            _write_parquet(tmp, table, crs_wkt)
-        else:
-            _write_ogr(
-                tmp, table, fmt, layer=out.stem, crs_wkt=crs_wkt, geometry_type=geometry_type
-            )
-        if fmt.name == "gpkg" and qml is not None:
-            add_layer_style(tmp, out.stem, qml)
-        if fmt.name == "shp":
-            renames += [
-                (tmp.with_suffix(e), out.with_suffix(e))
-                for e in SHP_COMPONENTS
-                if tmp.with_suffix(e).exists()
-            ]
-        if sidecar:
-            q = out.with_name(stem + ".qml")
-            q.write_text(qml, encoding="utf-8")
-            renames.append((q, out.with_suffix(".qml")))
-        renames.append((tmp, out))
-        if fmt.name == "shp":  # stale components of a replaced Shapefile would not match
-            for e in SHP_COMPONENTS + (".qix", ".sbn", ".sbx"):
-                if not tmp.with_suffix(e).exists():
-                    with contextlib.suppress(FileNotFoundError):
-                        out.with_suffix(e).unlink()
-        for src, dst in renames:
-            os.replace(src, dst)
-    except BaseException as e:
-        for p in out.parent.glob(f"{stem}.*"):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+    try:  # the layer is renamed last, after its Shapefile parts and style
+        with atomic_files(out, user_error=False) as add:
+            tmp = add(out, fmt.suffix)
+            if fmt.driver is None:
+                _write_parquet(tmp, table, crs_wkt)
+            else:
+                _write_ogr(
+                    tmp, table, fmt, layer=out.stem, crs_wkt=crs_wkt, geometry_type=geometry_type
+                )
+            if fmt.name == "gpkg" and qml is not None:
+                add_layer_style(tmp, out.stem, qml)
+            if fmt.name == "shp":
+                for e in SHP_COMPONENTS:
+                    if tmp.with_suffix(e).exists():
+                        add(out.with_suffix(e), e)
+            if sidecar:
+                add(out.with_suffix(".qml"), ".qml").write_text(qml, encoding="utf-8")
+            if fmt.name == "shp":  # stale components of a replaced Shapefile would not match
+                for e in SHP_COMPONENTS + (".qix", ".sbn", ".sbx"):
+                    if not tmp.with_suffix(e).exists():
+                        with contextlib.suppress(FileNotFoundError):
+                            out.with_suffix(e).unlink()
+    except Exception as e:
         if isinstance(e, OSError) or type(e).__module__.startswith("pyogrio"):
             raise GeoSegError(
                 f"cannot write {out} ({e}): check free space and permissions"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from pydantic import (
 from geoseg.core.classes import ClassInfo, ClassList
 from geoseg.core.radiometry import PERCENTILES
 from geoseg.errors import GeoSegError
+from geoseg.io.files import atomic_files, atomic_write
 from geoseg.version import __version__
 
 FORMAT = "geoseg-bundle"
@@ -169,19 +169,22 @@ def save_bundle(model, meta: BundleMeta, out_dir: str | Path) -> BundleMeta:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp_w = out / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp_w), metadata={"format": FORMAT})
-    meta = meta.model_copy(update={"weights_sha256": sha256_file(tmp_w)})
-    prov = dict(meta.provenance)
-    prov.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-    prov.setdefault("geoseg_version", __version__)
-    meta = meta.model_copy(update={"provenance": prov})
-    tmp_m = out / f".{META_FILE}.tmp{os.getpid()}"
-    tmp_m.write_text(json.dumps(meta.model_dump(), indent=2) + "\n")
-    os.replace(tmp_w, out / WEIGHTS_FILE)
-    os.replace(tmp_m, out / META_FILE)
+    with atomic_files(out / META_FILE, user_error=False) as add:
+        tmp_m = add(out / META_FILE)  # renamed last, after the weights
+        tmp_w = add(out / WEIGHTS_FILE)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp_w), metadata={"format": FORMAT})
+        meta = meta.model_copy(update={"weights_sha256": sha256_file(tmp_w)})
+        prov = dict(meta.provenance)
+        prov.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+        prov.setdefault("geoseg_version", __version__)
+        meta = meta.model_copy(update={"provenance": prov})
+        tmp_m.write_bytes(_meta_json(meta))
     return meta
+
+
+def _meta_json(meta: BundleMeta) -> bytes:
+    return (json.dumps(meta.model_dump(), indent=2) + "\n").encode()
 
 
 def set_normalization(path: str | Path, normalization: Normalization, **provenance) -> BundleMeta:
@@ -191,13 +194,7 @@ def set_normalization(path: str | Path, normalization: Normalization, **provenan
     prov = {**meta.provenance, **provenance}
     meta = meta.model_copy(update={"normalization": normalization, "provenance": prov})
     d = Path(path) if Path(path).is_dir() else Path(path).parent
-    tmp = d / f".{META_FILE}.tmp{os.getpid()}"
-    try:
-        tmp.write_text(json.dumps(meta.model_dump(), indent=2) + "\n")
-        os.replace(tmp, d / META_FILE)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise GeoSegError(f"cannot write {d / META_FILE} ({e.strerror or e})") from None
+    atomic_write(d / META_FILE, _meta_json(meta))
     return meta
 
 

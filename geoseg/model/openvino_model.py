@@ -14,13 +14,13 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from geoseg.errors import GeoSegError
+from geoseg.io.files import atomic_path
 from geoseg.model.bundle import BundleMeta, read_meta, sha256_file, weights_path
 
 HINTS = {"fp32": "f32", "bf16": "bf16"}
@@ -93,20 +93,17 @@ def _convert(bundle: str, meta: BundleMeta, batch: int, tile: int, final: Path) 
     model, _ = load_model(bundle)
     net = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
     example = torch.zeros(batch, meta.in_channels, tile, tile)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        # torch.jit's deprecation notes would reach the user's terminal from every worker
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            om = ov.convert_model(net, example_input=example, input=[tuple(example.shape)])
-        tmp.mkdir(parents=True)
-        ov.save_model(om, str(tmp / "model.xml"), compress_to_fp16=False)
-        os.replace(tmp, final)
+        with atomic_path(final, user_error=False) as tmp:
+            # torch.jit's deprecation notes would reach the user's terminal from every worker
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                om = ov.convert_model(net, example_input=example, input=[tuple(example.shape)])
+            tmp.mkdir(parents=True, exist_ok=True)
+            ov.save_model(om, str(tmp / "model.xml"), compress_to_fp16=False)
     except GeoSegError:
         raise
     except Exception as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise GeoSegError(
             f"cannot convert {meta.architecture}/{meta.encoder} to OpenVINO "
             f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}): "

@@ -9,7 +9,6 @@ only remote URLs, GDAL ``/vsi`` paths and paths on another drive stay as they ar
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from geoseg.errors import GeoSegError
+from geoseg.io.files import atomic_write
 from geoseg.report.figures import class_preview, data_uri, file_uri
 from geoseg.report.tables import (
     accuracy_tables,
@@ -62,16 +61,7 @@ def write_report(
         folder=out.parent,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part{os.getpid()}")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as e:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise GeoSegError(
-            f"cannot write {out} ({e.strerror or e}): check free space and permissions"
-        ) from None
+    atomic_write(out, html.encode("utf-8"))
     return out
 
 

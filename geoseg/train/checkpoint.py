@@ -11,7 +11,6 @@ checkpoint whole; files no longer named are removed afterwards.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from geoseg.errors import GeoSegError
+from geoseg.io.files import atomic_path
 from geoseg.model.bundle import sha256_file
 
 STATE = "state.json"
@@ -53,9 +53,8 @@ def join_optimizer(tensors: dict[str, torch.Tensor], rest: dict[str, Any]) -> di
 
 
 def _write(d: Path, name: str, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
-    tmp = d / f".{name}.tmp{os.getpid()}"
-    save_file(_tensors(tensors), str(tmp))
-    os.replace(tmp, d / name)
+    with atomic_path(d / name, user_error=False) as tmp:
+        save_file(_tensors(tensors), str(tmp))
     return {"file": name, "sha256": sha256_file(d / name)}
 
 
@@ -81,9 +80,8 @@ def save_checkpoint(
         files["best"] = _write(d, f"best-{tag}.safetensors", model.state_dict())
     else:
         files["best"] = old["best"]
-    tmp = d / f".{STATE}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps({**state, "optimizer": opt_rest, "files": files}, indent=1))
-    os.replace(tmp, d / STATE)
+    with atomic_path(d / STATE, user_error=False) as tmp:
+        tmp.write_text(json.dumps({**state, "optimizer": opt_rest, "files": files}, indent=1))
     keep = {f["file"] for f in files.values()}
     for f in d.glob("*.safetensors"):
         if f.name not in keep:

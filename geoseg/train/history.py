@@ -6,6 +6,8 @@ import csv
 import math
 from pathlib import Path
 
+from geoseg.io.files import atomic_path
+
 CSV_NAME = "training_history.csv"
 PNG_NAME = "training_curves.png"
 
@@ -15,13 +17,11 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path, user_error=False) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    tmp.replace(path)
     return path
 
 
@@ -52,7 +52,8 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
     ax2.legend(fontsize=7, ncol=2)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path, suffix=path.suffix, user_error=False) as tmp:
+        fig.savefig(tmp, dpi=110)
     return path
 
 

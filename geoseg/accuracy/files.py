@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geoseg.core.numbers import number
 from geoseg.io.files import atomic_write, clean, csv_bytes, matrix_csv, png_bytes
 
 
@@ -94,8 +95,6 @@ def _heatmap_png(report: dict) -> bytes:
     figure grows with the number of classes (a fixed cell size), so it is read at its own
     size rather than shrunk."""
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state
-
-    from geoseg.report.numbers import number
 
     names = [c["name"] for c in report["classes"]]
     cm = np.asarray(report["confusion_matrix"]["counts"], dtype=float)

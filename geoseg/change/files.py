@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geoseg.core.numbers import decimals_for
 from geoseg.io.files import atomic_write, clean, csv_bytes, png_bytes
 
 CORNER = "from \\ to (ha)"
@@ -83,8 +84,6 @@ def _plot(report: dict) -> bytes:
     net change per class. The figure grows with the number of classes (a fixed cell size),
     so it is read at its own size rather than shrunk."""
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state
-
-    from geoseg.report.numbers import decimals_for
 
     names = [c["name"] for c in report["classes"]]
     m = np.asarray(report["transitions"]["matrix_ha"], dtype=float)

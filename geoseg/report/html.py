@@ -281,18 +281,10 @@ def _reference(rep: dict, where: Where) -> str | None:
 
 
 def _change(rep: dict, px: int, where: Where) -> dict:
-    from geoseg.change.style import STATUS_CLASSES
-
     files = rep.get("files") or {}
     images = []
-    if files.get("mask") and Path(files["mask"]).exists():
-        images += _preview(
-            files["mask"],
-            "Change mask",
-            classes=STATUS_CLASSES,
-            max_px=px,
-            width_px=MAIN_PX,
-        )
+    if files.get("mask") and Path(files["mask"]).exists():  # its legend from its CLASSES tag
+        images += _preview(files["mask"], "Change mask", max_px=px, width_px=MAIN_PX)
     for kind, title in (("before_classes", "Earlier date"), ("after_classes", "Later date")):
         if files.get(kind) and Path(files[kind]).exists():
             images += _preview(files[kind], title, max_px=px, width_px=SIDE_PX, title=title)

@@ -2,7 +2,7 @@
 
 A table is ``{"caption", "columns", "rows"}`` with cells already formatted: ``{"text",
 "num"}`` (numbers are right-aligned; a cell may carry an ``href``), so the template only lays
-them out. Each column has a kind of number (:mod:`geoseg.report.numbers`), so every cell of
+them out. Each column has a kind of number (:mod:`geoseg.core.numbers`), so every cell of
 a column is written the same way; a column of kind None is text (names, settings as given).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from geoseg.report.numbers import DASH, kind_of, number
+from geoseg.core.numbers import DASH, kind_of, number
 
 
 def text(v: Any) -> str:
@@ -57,7 +57,7 @@ def table(
 
 def key_values(caption: str, d: dict, kinds: dict[str, str | None] | None = None) -> dict:
     """A two-column table of named values; each value's kind from ``kinds`` by name, else
-    from its name and type (:func:`geoseg.report.numbers.kind_of`)."""
+    from its name and type (:func:`geoseg.core.numbers.kind_of`)."""
     kinds = kinds or {}
     return {
         "caption": caption,

@@ -1,4 +1,5 @@
-"""One number format per kind of quantity, for every table (and figure label) of the report.
+"""One number format per kind of quantity, for every table (and figure label) of the report
+and the features' figures.
 
 A table column holds one kind of quantity, and every cell of it is written the same way:
 counts as integers with thousands separators, areas in hectares with 2 decimals, ratios

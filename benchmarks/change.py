@@ -121,7 +121,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from geoseg.change.change import change
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
 
     t0 = time.perf_counter()
     classes_dir = args.out / "classes"

@@ -32,7 +32,7 @@ def _slow_exit() -> None:
 
 
 def one_round(fast: bool) -> float:
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.engine.predict import predict
 
     with connect(ClusterOptions(workers=2)) as c:

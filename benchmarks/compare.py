@@ -67,7 +67,7 @@ def main() -> int:
         "run (their maps and timings) and redo only the comparison",
     )
     args = ap.parse_args()
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
 
     results = _load()
     with connect(ClusterOptions(workers=args.workers)) as client:

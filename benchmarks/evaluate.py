@@ -111,7 +111,7 @@ def main() -> None:
     map_path, ref, ref20 = make_inputs(args.side)
 
     from geoseg.accuracy.evaluate import evaluate
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
 
     mpx = args.side * args.side / 1e6
     print(f"{mpx:.0f} Mpx class map, block {args.block}, {args.workers} worker(s)")

@@ -228,7 +228,7 @@ def _worker_device() -> str:
 
 def end_to_end(args, scene: Path, bundle: Path, work: Path, blocks: list[int]) -> None:
     """predict() at each block size in turn on one cluster, started (and timed) once."""
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.engine.predict import predict
 
     cuda, e = args.device == "cuda", R["e2e"]

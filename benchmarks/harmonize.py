@@ -59,7 +59,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from geoseg.accuracy.evaluate import evaluate
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.engine.predict import predict
 
     out = Path(args.out)

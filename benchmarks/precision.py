@@ -91,7 +91,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.model.runtime import cpu_bf16, cpu_name, openvino_version
 
     combos = [c for c in COMBOS if c[0] == "torch" or openvino_version()]

@@ -155,7 +155,7 @@ def end_to_end(
     import dask
     from distributed import Client, LocalCluster
 
-    from geoseg.engine.cluster import CLUSTER_CONFIG, PRELOAD, unset_malloc_trim
+    from geoseg.cluster.setup import CLUSTER_CONFIG, PRELOAD, unset_malloc_trim
     from geoseg.engine.predict import predict
 
     kw = dict(block=block, overwrite=True, torch_threads=threads)
@@ -198,7 +198,7 @@ def _row(res) -> dict:
 def bench_runtimes(args, results):
     import subprocess
 
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.model.runtime import openvino_version
 
     scene = scene_path(args.side)
@@ -405,7 +405,7 @@ def bench_zarr(args, results):
     task writing its own chunks of a Zarr store, on the same scene (pixelnet, 2 workers)."""
     import shutil
 
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.engine.predict import predict
 
     bundle = bundle_path("pixelnet", "none")

@@ -170,7 +170,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.model.runtime import cpu_name
 
     inputs = make_inputs(OUT / "inputs")

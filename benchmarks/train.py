@@ -139,7 +139,7 @@ def main() -> int:
 
 
 def _cores() -> int:
-    from geoseg.engine.cluster import usable_cores
+    from geoseg.cluster.setup import usable_cores
 
     return usable_cores()
 

@@ -197,7 +197,7 @@ def main() -> int:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"gdal_polygonize: {gdal_version}; geoseg's rasterio GDAL {rasterio.__gdal_version__}"
     )
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
 
     t = time.perf_counter()
     with connect(ClusterOptions(workers=2)):

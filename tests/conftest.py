@@ -33,7 +33,7 @@ CLASSES5 = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(5)]
 @pytest.fixture(scope="session")
 def client():
     """A LocalCluster of two worker processes, shared by the whole test session."""
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
 
     with connect(ClusterOptions(workers=2)) as c:
         yield c

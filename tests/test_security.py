@@ -69,7 +69,7 @@ def test_predict_over_a_tls_cluster_equals_the_plain_run(client, synth, bundles,
     pytest.importorskip("cryptography")
     from distributed.security import Security
 
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.engine.predict import predict
 
     scene, _ = synth(200, 240, seed=61)

@@ -25,9 +25,9 @@ from geoseg.accuracy.reference import (
     rasterize_index,
     unknown_ids_error,
 )
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core import metrics as mx
 from geoseg.core.grid import Window
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import NO_VALUE, ClassMap
 from geoseg.io.cog import check_output

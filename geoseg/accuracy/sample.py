@@ -21,9 +21,9 @@ import numpy as np
 from distributed import Client
 
 from geoseg.accuracy.reference import STRATA_LAYER
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core import metrics as mx
 from geoseg.core.grid import Window
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import check_output

@@ -36,7 +36,7 @@ from geoseg.baseline.result import (
 )
 from geoseg.baseline.scenes import band_stats_of, grid_of, outputs, plan
 from geoseg.baseline.stitch import components, joined_classes, seam_pairs
-from geoseg.engine.cluster import ClusterOptions, connect
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.io.staged import block_windows, class_ids_of, staging, write_class_cog
 
 ObiaResult = BaselineResult

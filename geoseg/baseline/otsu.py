@@ -18,9 +18,9 @@ from distributed import Client
 
 from geoseg.baseline.features import normalised_difference
 from geoseg.baseline.result import finish, report_path, tags
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.classes import load_classes
 from geoseg.core.grid import Window
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.cog import check_output
 from geoseg.io.scene import Scene

@@ -26,8 +26,8 @@ from geoseg.baseline.result import (
     tags,
 )
 from geoseg.baseline.scenes import Plan, grid_of, outputs, plan
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.grid import Window
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.io.scene import Scene
 from geoseg.io.staged import block_windows, class_ids_of, save_npz, staging, write_class_cog
 from geoseg.train.labels import IGNORE

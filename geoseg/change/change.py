@@ -39,8 +39,8 @@ from geoseg.change.files import write_change_report
 from geoseg.change.polygons import change_polygons
 from geoseg.change.style import CODE_NODATA, MAX_CLASS_ID, transition_legend
 from geoseg.change.summary import status_pixels, summarize
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.classes import ClassList
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.radiometry import check_normalize
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import ClassMap

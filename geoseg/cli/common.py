@@ -30,7 +30,7 @@ def setup(debug: bool, dashboard_address: str | None = None) -> None:
     """The app's callback: logging and warnings for this run (Dask's and the workers' log lines
     only with --debug), and where local clusters put their dashboard."""
     _state["debug"] = debug
-    from geoseg.engine.cluster import configure
+    from geoseg.cluster.setup import configure
 
     try:
         configure(dashboard=dashboard_address, verbose=debug)

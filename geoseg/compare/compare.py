@@ -28,10 +28,10 @@ from geoseg.accuracy.reference import (
     rasterize_index,
     unknown_ids_error,
 )
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.compare.files import disagreement_legend, write_compare
 from geoseg.compare.summary import outcome_counts, pair_code, summarize
 from geoseg.core.grid import Window
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.classmap import NO_VALUE, ClassMap
 from geoseg.io.cog import check_output

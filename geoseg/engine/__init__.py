@@ -1,2 +1,2 @@
-"""The distributed engine: cluster set-up, prediction jobs, block tasks and the assembly
-(``geoseg predict``, :func:`geoseg.engine.predict.predict`)."""
+"""The distributed engine: prediction jobs, block tasks and the assembly (``geoseg predict``,
+:func:`geoseg.engine.predict.predict`), on the cluster of :mod:`geoseg.cluster`."""

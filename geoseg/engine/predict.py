@@ -16,10 +16,10 @@ from pathlib import Path
 
 from distributed import Client
 
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.core.radiometry import BandMapping
 from geoseg.engine.blocks import assemble, cancel_flag, remove_staging
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
 from geoseg.engine.radiometry import check_normalize, radiometry_for
 from geoseg.engine.supervise import run_blocks, stop_assembly

@@ -1,20 +1,19 @@
-"""Running a prediction job's block tasks on the cluster and stopping them cleanly: the
-progress bar, Ctrl-C (cancel, say what is staged), a block that keeps killing its worker (one
-line naming it), and an assembly stopped before it renames anything."""
+"""Running a prediction job's block tasks on the cluster (:func:`geoseg.cluster.tasks.run_tasks`:
+the progress bar, Ctrl-C, a block that keeps killing its worker) and an assembly stopped
+before it renames anything."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-from distributed import Client, KilledWorker, as_completed
+from distributed import Client
 from distributed import wait as distributed_wait
 
+from geoseg.cluster.progress import BlockProgress
+from geoseg.cluster.tasks import Staged, rows_columns, run_tasks
 from geoseg.engine.blocks import predict_block
-from geoseg.engine.cluster import ALLOWED_FAILURES
 from geoseg.engine.job import PredictJob
-from geoseg.engine.progress import BlockProgress
-from geoseg.errors import Interrupted, Resumable
 
 
 def stop_assembly(c: Client, fut, flag: Path, wait_s: float = 60.0) -> None:
@@ -33,45 +32,27 @@ def stop_assembly(c: Client, fut, flag: Path, wait_s: float = 60.0) -> None:
 
 
 def run_blocks(c: Client, job: PredictJob, key: str, progress: bool) -> list[dict]:
+    """Every block task of ``job`` (keys ``geoseg-KEY-BLOCK``), with the progress bar; their
+    statistics, in block order."""
     blocks = list(job.blocks)
-    futures = {
-        c.submit(predict_block, job, b.bi, b.bj, key=f"geoseg-{key}-{b.key}"): b for b in blocks
+    bar = BlockProgress(len(blocks), sum(b.region.size for b in blocks)) if progress else None
+    return run_tasks(
+        c,
+        predict_block,
+        [(b.bi, b.bj) for b in blocks],
+        args=(job,),
+        keys=[f"geoseg-{key}-{b.key}" for b in blocks],
+        progress=bar,
+        doing="reading or predicting that window",
+        advice="check the scene there (or try a smaller --block)",
+        **block_naming(job, blocks),
+    )
+
+
+def block_naming(job: PredictJob, blocks: list) -> dict:
+    """``run_tasks``' ``describe`` and ``resume`` for tasks one per block of ``job``, in the
+    order of ``blocks``: each named by its key and window, their staged files counted."""
+    return {
+        "describe": lambda i: f"block {blocks[i].key} ({rows_columns(blocks[i].region)})",
+        "resume": Staged(lambda: sum(job.block_path(b.key).exists() for b in blocks)),
     }
-    total_px = sum(b.region.size for b in blocks)
-    stats: list[dict] = []
-    bar = BlockProgress(len(blocks), total_px) if progress else None
-    fut = None
-    try:
-        for fut in as_completed(futures):
-            s = fut.result()
-            stats.append(s)
-            if bar:
-                bar.advance(s)
-    except KeyboardInterrupt:
-        with contextlib.suppress(BaseException):
-            c.cancel(list(futures))
-        raise Interrupted(
-            f"interrupted: {_staged(job, blocks)} of {len(blocks)} blocks staged; run the same "
-            "command again to resume"
-        ) from None
-    except KilledWorker as e:
-        with contextlib.suppress(BaseException):
-            c.cancel(list(futures))
-        deaths = (getattr(e, "allowed_failures", None) or ALLOWED_FAILURES) + 1
-        b = futures[fut]
-        w = b.region
-        raise Resumable(
-            f"block {b.key} (rows {w.row}-{w.row_end - 1}, columns {w.col}-{w.col_end - 1}) "
-            f"killed its worker {deaths} times, a crash in native code or out "
-            f"of memory while reading or predicting that window: {_staged(job, blocks)} of "
-            f"{len(blocks)} blocks stay staged; check the scene there (or try a smaller "
-            "--block), then run the same command again to resume"
-        ) from None
-    finally:
-        if bar:
-            bar.close()
-    return stats
-
-
-def _staged(job: PredictJob, blocks) -> int:
-    return sum(job.block_path(b.key).exists() for b in blocks)

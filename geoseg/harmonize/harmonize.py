@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from distributed import Client
 
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.grid import Window
 from geoseg.core.radiometry import BandMapping
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.harmonize.pif import pif_mapping
 from geoseg.io.cog import CogWriter, RasterSpec, check_output

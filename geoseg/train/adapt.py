@@ -47,7 +47,7 @@ def adapt(
 ) -> dict:
     """Fit ``bundle`` to ``scene`` (a path or band files) and write the adapted bundle to
     ``out``; returns a summary (normalisation used, pixels kept, the training result)."""
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.engine.predict import predict
     from geoseg.io.scene import Scene
     from geoseg.train.train import train

@@ -19,9 +19,9 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window as RioWindow
 
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.classes import load_classes
 from geoseg.core.metrics import ConfusionAccumulator, accuracy
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.engine.predict import predict
 from geoseg.train.config import load_config
 from geoseg.train.data import open_scenes

@@ -23,8 +23,8 @@ import rasterio
 import shapely
 from distributed import Client, as_completed
 
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.classes import ClassList, load_classes
-from geoseg.engine.cluster import ClusterOptions, connect
 from geoseg.errors import GeoSegError
 from geoseg.io.dates import acquisition_date, check_date, date_from_tags, parse_date
 from geoseg.io.remote import is_remote, local_staging

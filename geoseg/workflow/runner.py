@@ -181,7 +181,7 @@ class _LazyClient:
 
     def get(self):
         if self.client is None:
-            from geoseg.engine.cluster import ClusterOptions, connect
+            from geoseg.cluster.setup import ClusterOptions, connect
 
             c = self.cfg.cluster
             opts = ClusterOptions(

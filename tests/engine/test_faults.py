@@ -13,7 +13,7 @@ import time
 import numpy as np
 import rasterio
 
-from geoseg.engine.cluster import ClusterOptions, connect
+from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.engine.predict import predict
 from tests.conftest import predict_cmd
 

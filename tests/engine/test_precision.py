@@ -35,7 +35,7 @@ def _skip_without(rt):
 def test_bit_identical_for_any_block_size_and_worker_count(
     rt, precision, client, synth, bundles, tmp_path
 ):
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
 
     _skip_without(rt)
     scene, _ = synth(300, 420, seed=61)

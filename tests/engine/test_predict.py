@@ -69,7 +69,7 @@ def test_tiled_equals_whole_image_for_a_per_pixel_model(client, synth, bundles, 
 
 
 def test_bit_identical_whatever_block_size_and_workers(client, synth, bundles, tmp_path):
-    from geoseg.engine.cluster import ClusterOptions, connect
+    from geoseg.cluster.setup import ClusterOptions, connect
 
     scene, _ = synth(517, 643, seed=2)
     bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet18")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from geoseg.engine.cluster import ClusterOptions, connect
+from geoseg.cluster.setup import ClusterOptions, connect
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -146,7 +146,7 @@ def test_predict_normalize_reruns_predict_and_reaches_the_tags_and_report(landco
 def test_all_stages_share_one_client_from_the_cluster_section(landcover, client, monkeypatch):
     """cluster.scheduler: the running test cluster, reached through its address; one
     connection serves every stage."""
-    import geoseg.engine.cluster as cluster
+    import geoseg.cluster.setup as cluster
 
     path, doc, write = landcover
     opened = []

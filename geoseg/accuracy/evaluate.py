@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from distributed import Client, as_completed
+from distributed import Client
 
 from geoseg.accuracy.files import write_assessment
 from geoseg.accuracy.reference import (
@@ -26,6 +26,7 @@ from geoseg.accuracy.reference import (
     unknown_ids_error,
 )
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core import metrics as mx
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
@@ -145,24 +146,24 @@ def _run(
     }
     if points is not None:
         total["point_map"] = np.full(len(points[0]), NO_VALUE, dtype=np.int16)
+
+    def add(i: int, res: dict) -> None:
+        total["map_counts"] += res["map_counts"]
+        for key in ("unknown_map", "unknown_ref"):
+            for v, k in res[key].items():
+                total[key][v] = total[key].get(v, 0) + k
+        if "point_map" in res:
+            total["point_map"][tasks[i][3]] = res["point_map"]
+        else:
+            total["matrix"].add_matrix(res["matrix"])
+            total["map_missing"] += res["map_missing"]
+            total["ref_missing"] += res["ref_missing"]
+
     with connect(opts, client) as c:
-        futures = {
-            c.submit(evaluate_block, cmap, spec, w, payload, pure=False): sel
-            for w, spec, payload, sel in tasks
-        }
-        for fut in as_completed(futures):
-            res = fut.result()
-            total["map_counts"] += res["map_counts"]
-            for key in ("unknown_map", "unknown_ref"):
-                for v, k in res[key].items():
-                    total[key][v] = total[key].get(v, 0) + k
-            if "point_map" in res:
-                total["point_map"][futures[fut]] = res["point_map"]
-            else:
-                total["matrix"].add_matrix(res["matrix"])
-                total["map_missing"] += res["map_missing"]
-                total["ref_missing"] += res["ref_missing"]
-            fut.release()
+        items = [(spec, w, payload) for w, spec, payload, _ in tasks]
+        run_tasks(
+            c, evaluate_block, items, args=(cmap,), on_result=add, describe=name_windows(windows)
+        )
     if points is not None:
         total["points_inside"] = points[1]
     return total

@@ -22,6 +22,7 @@ from distributed import Client
 
 from geoseg.accuracy.reference import STRATA_LAYER
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core import metrics as mx
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
@@ -71,10 +72,11 @@ def sample(
     if n is not None and n < 1:
         raise GeoSegError(f"--n must be a positive number of points, got {n}")
     windows = cmap.windows(block)
+    named = name_windows(windows)
     t0 = time.perf_counter()
     with connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c:
-        futs = [c.submit(cmap.class_counts, w, pure=False) for w in windows]
-        per_block = np.stack([f.result()[0] for f in futs])
+        counts = run_tasks(c, cmap.class_counts, [(w,) for w in windows], describe=named)
+        per_block = np.stack([r[0] for r in counts])
         pixels = per_block.sum(axis=0)
         if not pixels.any():
             raise GeoSegError(
@@ -82,10 +84,14 @@ def sample(
             )
         alloc = _allocation(pixels, n, min_per_class, expected_ua, target_se)
         requests = _ranks(per_block, alloc, np.random.default_rng(seed))
-        futs = [
-            c.submit(pick, cmap, windows[b], req, pure=False) for b, req in sorted(requests.items())
-        ]
-        picked = [f.result() for f in futs]
+        asked = sorted(requests.items())
+        picked = run_tasks(
+            c,
+            pick,
+            [(windows[b], req) for b, req in asked],
+            args=(cmap,),
+            describe=lambda i: named(asked[i][0]),
+        )
     rows, cols, cls = (np.concatenate([p[k] for p in picked]) for k in range(3))
     order = np.random.default_rng([seed, 1]).permutation(len(rows))  # interleave classes
     _write(out, cmap, rows[order], cols[order], cls[order], pixels, alloc, seed)

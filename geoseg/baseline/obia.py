@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from distributed import Client, as_completed
+from distributed import Client
 
 from geoseg.baseline.classifier import fit
 from geoseg.baseline.config import load_baseline
@@ -37,6 +37,7 @@ from geoseg.baseline.result import (
 from geoseg.baseline.scenes import band_stats_of, grid_of, outputs, plan
 from geoseg.baseline.stitch import components, joined_classes, seam_pairs
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import rows_columns, run_tasks
 from geoseg.io.staged import block_windows, class_ids_of, staging, write_class_cog
 
 ObiaResult = BaselineResult
@@ -82,31 +83,36 @@ def run_obia(
             str(stage),
         )
         blocks = {s.index: block_windows(s.info.height, s.info.width, cfg.block) for s in p.scenes}
-        futs = [
-            c.submit(block_objects, job, s, bi, bj, w, pure=False)
-            for s in p.scenes
-            for bi, bj, w in blocks[s.index]
-        ]
+        items = [(s, bi, bj, w) for s in p.scenes for bi, bj, w in blocks[s.index]]
+        named = {  # (scene, bi, bj) -> the block as a worker's death names it
+            (s.index, bi, bj): f"block of scene {s.name} ({rows_columns(w)})"
+            for s, bi, bj, w in items
+        }
         results = {}
-        for f in as_completed(futs):
-            r = f.result()
+
+        def keep(i: int, r: dict) -> None:
             results[(r["scene"], r["bi"], r["bj"])] = r
-            f.release()
+
+        keys = list(named)
+        run_tasks(
+            c, block_objects, items, args=(job,), on_result=keep, describe=lambda i: named[keys[i]]
+        )
         marks["segment"] = time.perf_counter()
         model, counts = _fit(cfg, p, spec, results)
         marks["fit"] = time.perf_counter()
         j = Joins.of(results, {s.index for s in p.mapped})
-        joined, predict_s = _classify(c, job, model, j, results)
+        joined, predict_s = _classify(c, job, model, j, results, named)
         marks["predict"] = time.perf_counter()
         t = tags(
             "obia",
             segmentation=json.dumps(cfg.segmentation.model_dump()),
             classifier=cfg.classifier.kind,
         )
-        c.gather(
+        run_tasks(
+            c,
+            write_class_cog,
             [
-                c.submit(
-                    write_class_cog,
+                (
                     str(path),
                     _items(job, j, joined, s, blocks, p),
                     p.classes,
@@ -114,10 +120,11 @@ def run_obia(
                     {**t, "GEOSEG_SOURCE": ",".join(s.scene.paths)},
                     str(stage),
                     paint,
-                    pure=False,
                 )
                 for s, path in zip(p.mapped, maps, strict=True)
-            ]
+            ],
+            describe=lambda i: f"the class map {maps[i].name}",
+            doing="writing it",
         )
         marks["assemble"] = time.perf_counter()
     report = base_report("obia", b, p, maps)
@@ -170,22 +177,26 @@ def _fit(cfg, p, spec, results: dict):
     return fit(cfg.classifier, cfg.seed, x, y, [c.name for c in p.classes.classes])
 
 
-def _classify(c, job: ObiaJob, model, j: Joins, results: dict) -> tuple[np.ndarray, float]:
+def _classify(
+    c, job: ObiaJob, model, j: Joins, results: dict, named: dict
+) -> tuple[np.ndarray, float]:
     """Every mapped block's objects predicted on the workers; the class of each joined part
     (from its component's area-weighted probabilities) and the seconds spent in the tasks."""
     remote = c.scatter(model, broadcast=True)
-    futs = {
-        c.submit(block_classify, job, remote, job.path(k), j.local[k], pure=False): k
-        for k in j.keys
-    }
     probs = np.zeros((len(j.nodes), job.n_classes), dtype=np.float32)
     area = np.zeros(len(j.nodes))
     seconds = 0.0
-    for f in as_completed(futs):
-        k = futs[f]
-        r = f.result()
+
+    def add(i: int, r: dict) -> None:
+        nonlocal seconds
+        k = j.keys[i]
         probs[j.at(k)], area[j.at(k)] = r["probs"], results[k]["area"][j.local[k]]
         seconds += r["seconds"]
+
+    items = [(remote, job.path(k), j.local[k]) for k in j.keys]
+    run_tasks(
+        c, block_classify, items, args=(job,), on_result=add, describe=lambda i: named[j.keys[i]]
+    )
     return joined_classes(j.comp, probs, area), seconds
 
 

@@ -19,6 +19,7 @@ from distributed import Client
 from geoseg.baseline.features import normalised_difference
 from geoseg.baseline.result import finish, report_path, tags
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core.classes import load_classes
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
@@ -93,8 +94,11 @@ def run_otsu(
         staging(out.parent, "otsu") as stage,
         connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c,
     ):
+        named = name_windows([w for _, _, w in windows])
         counts = sum(
-            c.gather([c.submit(index_histogram, sc, pair, w, pure=False) for _, _, w in windows])
+            run_tasks(
+                c, index_histogram, [(w,) for _, _, w in windows], args=(sc, pair), describe=named
+            )
         )
         if not counts.sum():
             raise GeoSegError(f"{sc.paths[0]} has no valid pixels to threshold")
@@ -103,11 +107,12 @@ def run_otsu(
         t = otsu if threshold is None else float(threshold)
         items = [(w, str(stage / f"b{bi:05d}_{bj:05d}.npz"), None) for bi, bj, w in windows]
         above = sum(
-            c.gather(
-                [
-                    c.submit(classify_block, sc, pair, t, classes.nodata, w, npz, pure=False)
-                    for w, npz, _ in items
-                ]
+            run_tasks(
+                c,
+                classify_block,
+                [(w, npz) for w, npz, _ in items],
+                args=(sc, pair, t, classes.nodata),
+                describe=named,
             )
         )
         c.submit(

@@ -27,6 +27,7 @@ from geoseg.baseline.result import (
 )
 from geoseg.baseline.scenes import Plan, grid_of, outputs, plan
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import rows_columns, run_tasks
 from geoseg.core.grid import Window
 from geoseg.io.scene import Scene
 from geoseg.io.staged import block_windows, class_ids_of, save_npz, staging, write_class_cog
@@ -72,38 +73,30 @@ def run_pixel_rf(
                 for bi, bj, w in blocks
             ]
             scenes.append((s, path, items))
-        c.gather(
-            [
-                c.submit(
-                    classify_block,
-                    remote,
-                    s.scene,
-                    p.bands,
-                    indices,
-                    ids,
-                    nodata,
-                    w,
-                    npz,
-                    pure=False,
-                )
-                for s, _, items in scenes
-                for w, npz, _ in items
-            ]
+        tasks = [(s, w, npz) for s, _, items in scenes for w, npz, _ in items]
+        run_tasks(
+            c,
+            classify_block,
+            [(s.scene, p.bands, indices, ids, nodata, w, npz) for s, w, npz in tasks],
+            args=(remote,),
+            describe=lambda i: f"block of scene {tasks[i][0].name} ({rows_columns(tasks[i][1])})",
         )
-        c.gather(
+        run_tasks(
+            c,
+            write_class_cog,
             [
-                c.submit(
-                    write_class_cog,
+                (
                     str(path),
                     items,
                     p.classes,
                     grid_of(s),
                     tags("pixel-rf", source=",".join(s.scene.paths)),
                     str(stage),
-                    pure=False,
                 )
                 for s, path, items in scenes
-            ]
+            ],
+            describe=lambda i: f"the class map {maps[i].name}",
+            doing="writing it",
         )
     seconds = time.perf_counter() - t0
     report = base_report("pixel-rf", b, p, maps)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from distributed import Client, as_completed
+from distributed import Client
 
 from geoseg.change.accuracy import PointRef, assess, open_change_reference, points_by_window
 from geoseg.change.blocks import ChangeJob, DateInput, assemble_change, change_block
@@ -40,6 +40,7 @@ from geoseg.change.polygons import change_polygons
 from geoseg.change.style import CODE_NODATA, MAX_CLASS_ID, transition_legend
 from geoseg.change.summary import status_pixels, summarize
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core.classes import ClassList
 from geoseg.engine.radiometry import check_normalize
 from geoseg.errors import GeoSegError
@@ -514,12 +515,8 @@ def _run_blocks(c: Client, job: ChangeJob, ref) -> dict:
     if isinstance(ref, PointRef):
         tot["point_status"] = np.zeros(len(ref.rows), np.uint8)
         tot["point_transition"] = np.full(len(ref.rows), -1, np.int64)
-    futures = {
-        c.submit(change_block, job, w, p[1] if p else None, pure=False): p
-        for w, p in zip(windows, payloads, strict=True)
-    }
-    for fut in as_completed(futures):
-        res, p = fut.result(), futures[fut]
+
+    def add(i: int, res: dict) -> None:
         for k, v in res.items():
             if k.startswith("unknown_"):
                 for val, cnt in v.items():
@@ -527,8 +524,10 @@ def _run_blocks(c: Client, job: ChangeJob, ref) -> dict:
             elif k in ("pairs", "uncertain", "hist") or k.startswith("ref_"):
                 tot[k] = tot.get(k, 0) + v
             elif k.startswith("point_"):
-                tot[k][p[0]] = v
-        fut.release()
+                tot[k][payloads[i][0]] = v
+
+    items = [(w, p[1] if p else None) for w, p in zip(windows, payloads, strict=True)]
+    run_tasks(c, change_block, items, args=(job,), on_result=add, describe=name_windows(windows))
     tot["transition_pixels"] = tot["pairs"][:n, :n].ravel()
     return tot
 

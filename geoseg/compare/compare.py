@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from distributed import Client, as_completed
+from distributed import Client
 
 from geoseg.accuracy.evaluate import block_tasks
 from geoseg.accuracy.reference import (
@@ -29,6 +29,7 @@ from geoseg.accuracy.reference import (
     unknown_ids_error,
 )
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.compare.files import disagreement_legend, write_compare
 from geoseg.compare.summary import outcome_counts, pair_code, summarize
 from geoseg.core.grid import Window
@@ -84,28 +85,29 @@ def compare(
         staging(out, "compare") as stage,
         connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c,
     ):
-        futs = {
-            c.submit(
-                compare_block,
-                cmaps,
-                spec,
-                w,
-                payload,
-                pairs,
-                None if rasters is None else str(stage / f"w{k:05d}.npz"),
-                pure=False,
-            ): (k, sel)
-            for k, (w, spec, payload, sel) in enumerate(tasks)
-        }
-        tot = _merge(futs, cmaps, pairs, points)
+        tot = _totals(cmaps, pairs, points)
+        run_tasks(
+            c,
+            compare_block,
+            [
+                (spec, w, payload, pairs, None if rasters is None else str(stage / f"w{k:05d}.npz"))
+                for k, (w, spec, payload, _) in enumerate(tasks)
+            ],
+            args=(cmaps,),
+            on_result=lambda i, res: _add(tot, res, tasks[i][3]),
+            describe=name_windows(windows),
+        )
+        if points is not None:
+            tot["points_inside"] = points[1]
         _check(tot, cmaps, names, str(reference))
         if rasters is not None:
             grid = (cmaps[0].height, cmaps[0].width, cmaps[0].crs, cmaps[0].transform)
             items = [(w, str(stage / f"w{k:05d}.npz"), None) for k, (w, *_) in enumerate(tasks)]
-            c.gather(
+            run_tasks(
+                c,
+                write_class_cog,
                 [
-                    c.submit(
-                        write_class_cog,
+                    (
                         str(path),
                         [(w, p, i) for w, p, _ in items],
                         disagreement_legend(names[a], names[b]),
@@ -113,10 +115,11 @@ def compare(
                         {"GEOSEG_METHOD": "compare", "GEOSEG_A": paths[a], "GEOSEG_B": paths[b]},
                         str(stage),
                         pair_codes,
-                        pure=False,
                     )
                     for i, ((a, b), path) in enumerate(zip(pairs, rasters, strict=True))
-                ]
+                ],
+                describe=lambda i: f"the disagreement map {rasters[i].name}",
+                doing="writing it",
             )
     seconds = time.perf_counter() - t0
     report = summarize(cmaps, names, ref, str(reference), class_map, tot, pairs, rasters)
@@ -219,7 +222,8 @@ def pair_codes(arrays: dict, i: int) -> np.ndarray:
     return arrays["codes"][i]
 
 
-def _merge(futs: dict, cmaps: list[ClassMap], pairs, points) -> dict:
+def _totals(cmaps: list[ClassMap], pairs, points) -> dict:
+    """Zero totals of the block tasks' counts."""
     k, n = len(cmaps), cmaps[0].n
     tot = {
         "matrices": np.zeros((k, n, n), dtype=np.int64),
@@ -230,22 +234,21 @@ def _merge(futs: dict, cmaps: list[ClassMap], pairs, points) -> dict:
     }
     if points is not None:
         tot["point_maps"] = np.full((k, len(points[0])), NO_VALUE, dtype=np.int16)
-    for fut in as_completed(futs):
-        res = fut.result()
-        for i, u in enumerate(res["unknown_map"]):
-            for v, c in u.items():
-                tot["unknown_map"][i][v] = tot["unknown_map"][i].get(v, 0) + c
-        for v, c in res["unknown_ref"].items():
-            tot["unknown_ref"][v] = tot["unknown_ref"].get(v, 0) + c
-        if "points" in res:
-            tot["point_maps"][:, futs[fut][1]] = res["points"]
-        else:
-            for key in ("matrices", "pairs", "left_out"):
-                tot[key] += res[key]
-        fut.release()
-    if points is not None:
-        tot["points_inside"] = points[1]
     return tot
+
+
+def _add(tot: dict, res: dict, sel) -> None:
+    """One block task's counts (``sel``: its points, for a point reference) into ``tot``."""
+    for i, u in enumerate(res["unknown_map"]):
+        for v, c in u.items():
+            tot["unknown_map"][i][v] = tot["unknown_map"][i].get(v, 0) + c
+    for v, c in res["unknown_ref"].items():
+        tot["unknown_ref"][v] = tot["unknown_ref"].get(v, 0) + c
+    if "points" in res:
+        tot["point_maps"][:, sel] = res["points"]
+    else:
+        for key in ("matrices", "pairs", "left_out"):
+            tot[key] += res[key]
 
 
 def _check(tot: dict, cmaps: list[ClassMap], names: list[str], source: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from distributed import Client
 
+from geoseg.cluster.tasks import run_tasks
 from geoseg.core.radiometry import (
     BandMapping,
     choose_auto,
@@ -53,15 +54,11 @@ def scene_quantiles(client: Client, scene, bands: list[int]) -> np.ndarray:
     windows = sample_windows(scene, SAMPLE_PIXELS, SAMPLE_WINDOW)
     n = max(1, min(SAMPLE_TASKS, len(windows)))
     chunks = [windows[i::n] for i in range(n)]
-    futures = [
-        client.submit(band_values, scene, bands, ch, SAMPLE_STRIDE, pure=False) for ch in chunks
-    ]
-    try:
-        values = np.concatenate([f.result() for f in futures], axis=1)
-    except BaseException:  # the first failure is the answer: the others would only repeat it
-        client.cancel(futures)
-        raise
-    return quantiles_of(values)
+    # the first failure is the answer (the others, cancelled, would only repeat it)
+    items = [(ch, SAMPLE_STRIDE) for ch in chunks]
+    doing = "reading sample windows of the scene"
+    values = run_tasks(client, band_values, items, args=(scene, bands), doing=doing)
+    return quantiles_of(np.concatenate(values, axis=1))
 
 
 def radiometry_for(

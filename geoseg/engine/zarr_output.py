@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from distributed import Client, as_completed
+from distributed import Client
 
+from geoseg.cluster.tasks import run_tasks
 from geoseg.engine.blocks import _staged_file, complete_block, peak_rss
+from geoseg.engine.supervise import block_naming
 from geoseg.io.crs import with_authority
 from geoseg.io.zarr import create_store, publish, write_region
 from geoseg.model.bundle import read_meta
@@ -55,8 +57,8 @@ def write_zarr(c: Client, job, out: Path, tags: dict[str, str]) -> dict:
         attrs=tags,
     )
     try:
-        futures = [c.submit(zarr_block, job, b.bi, b.bj, str(part), pure=False) for b in blocks]
-        stats = [f.result() for f in as_completed(futures)]
+        items = [(b.bi, b.bj, str(part)) for b in blocks]
+        stats = run_tasks(c, zarr_block, items, args=(job,), **block_naming(job, list(blocks)))
         publish(part, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

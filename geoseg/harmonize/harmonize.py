@@ -18,6 +18,7 @@ import numpy as np
 from distributed import Client
 
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core.grid import Window
 from geoseg.core.radiometry import BandMapping
 from geoseg.errors import GeoSegError
@@ -66,10 +67,13 @@ def harmonize(
                 (w, str(st / f"b{bi}_{bj}.npz"))
                 for bi, bj, w in block_windows(info.height, info.width, block)
             ]
-            futures = [
-                c.submit(apply_block, later_s, bands, mapping, w, p, pure=False) for w, p in items
-            ]
-            c.gather(futures)
+            run_tasks(
+                c,
+                apply_block,
+                items,
+                args=(later_s, bands, mapping),
+                describe=name_windows([w for w, _ in items]),
+            )
             tags = {
                 "GEOSEG_HARMONIZE": json.dumps(report),
                 "GEOSEG_SOURCE": ",".join(later_s.paths),

@@ -20,6 +20,7 @@ import numpy as np
 from distributed import Client
 from rasterio.windows import Window as RioWindow
 
+from geoseg.cluster.tasks import run_tasks
 from geoseg.core.grid import Window
 from geoseg.core.radiometry import BandMapping, affine_mapping
 from geoseg.errors import GeoSegError
@@ -143,10 +144,10 @@ def pif_mapping(client: Client, later, earlier, bands: list[int]) -> tuple[BandM
         Scene.of(earlier), SAMPLE_PIXELS, 512, [Window(0, 0, grid.height, grid.width)]
     )
     n = max(1, min(SAMPLE_TASKS, len(cut)))
-    futures = [
-        client.submit(sample_pairs, later, earlier, bands, cut[i::n], pure=False) for i in range(n)
-    ]
-    pairs = np.concatenate([f.result() for f in futures], axis=2).astype(np.float64)
+    doing = "reading sample windows of both dates"
+    items = [(cut[i::n],) for i in range(n)]
+    parts = run_tasks(client, sample_pairs, items, args=(later, earlier, bands), doing=doing)
+    pairs = np.concatenate(parts, axis=2).astype(np.float64)
     if pairs.shape[2] < MIN_PIF:
         raise GeoSegError(
             f"the dates share only {pairs.shape[2]} valid pixels: they must overlap with data"

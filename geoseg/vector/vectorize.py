@@ -21,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 import rasterio
 import shapely
-from distributed import Client, as_completed
+from distributed import Client
 
 from geoseg.cluster.setup import ClusterOptions, connect
+from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core.classes import ClassList, load_classes
 from geoseg.errors import GeoSegError
 from geoseg.io.dates import acquisition_date, check_date, date_from_tags, parse_date
@@ -173,14 +174,14 @@ def vectorize(
 def _run_blocks(c: Client, job: VectorJob) -> list[BlockResult]:
     token = uuid.uuid4().hex[:12]
     wins = job.windows()
-    futures = {
-        c.submit(polygonize_block, job, w, key=f"geoseg-vectorize-{token}-{i}", pure=False): i
-        for i, w in enumerate(wins)
-    }
-    results: list[BlockResult | None] = [None] * len(wins)
-    for fut in as_completed(futures):
-        results[futures[fut]] = fut.result()
-        fut.release()
+    results = run_tasks(
+        c,
+        polygonize_block,
+        [(w,) for w in wins],
+        args=(job,),
+        keys=[f"geoseg-vectorize-{token}-{i}" for i in range(len(wins))],
+        describe=name_windows(wins),
+    )
     secs = [r.seconds for r in results if r]
     log.info("polygonized %d blocks (%.2f-%.2f s each)", len(secs), min(secs), max(secs))
     return [r for r in results if r is not None]

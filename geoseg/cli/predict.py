@@ -5,9 +5,12 @@ from __future__ import annotations
 import typer
 
 from geoseg.cli.common import fail, out
+from geoseg.cli.options import with_options
+from geoseg.engine.options import PredictOptions
 from geoseg.errors import GeoSegError
 
 
+@with_options(PredictOptions)
 def predict(
     scene: list[str] = typer.Argument(
         ...,
@@ -31,50 +34,13 @@ def predict(
     date: str = typer.Option(
         None, help="Acquisition date YYYY-MM-DD to record (default: from the scene or Item)."
     ),
-    block: int = typer.Option(
-        2048,
-        help="Output block size in pixels (rounded to a whole "
-        "number of tile strides); one Dask task per block.",
-    ),
-    tile: int = typer.Option(None, help="Tile size (default: the bundle's)."),
-    overlap: int = typer.Option(None, help="Tile overlap (default: the bundle's)."),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
     gpus: bool = typer.Option(False, "--gpus", help="One dask-cuda worker per GPU."),
-    probabilities: bool = typer.Option(
-        False, "--probabilities", help="Also write per-class probability and confidence COGs."
-    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     staging: str = typer.Option(None, help="Staging folder (default: beside the output)."),
     keep_staging: bool = typer.Option(False, help="Keep staged blocks after success."),
-    batch_size: int = typer.Option(
-        None, help="Tiles per model call (default: 1 on CPU, 16 on GPU)."
-    ),
-    torch_threads: int = typer.Option(
-        1, help="Model threads per CPU worker (1 keeps results bit-identical for any worker count)."
-    ),
-    tta: str = typer.Option(
-        "none",
-        help="Test-time augmentation: none, flips (4 views, 4x the model time) or d4 (8 views).",
-    ),
-    precision: str = typer.Option(
-        "auto",
-        help="Model arithmetic: auto (bf16 on GPUs and on CPUs with AMX or AVX-512 BF16, "
-        "else fp32), fp32, bf16 or fp16 (GPUs).",
-    ),
-    runtime: str = typer.Option(
-        "auto",
-        help="Model runtime: auto (OpenVINO on CPUs where installed, else torch), torch or "
-        "openvino (CPU; converted once and cached under ~/.cache/geoseg/openvino).",
-    ),
-    normalize: str = typer.Option(
-        "auto",
-        help="Band radiometry: auto (bundle where the scene's band quantiles are near the "
-        "training ones, else scene; says which and why), bundle (the training mean/std as "
-        "they are), scene (the scene's "
-        "robust band statistics moved onto the training ones: another date or sensor) or "
-        "match (band quantiles matched to the training quantiles).",
-    ),
+    opts: PredictOptions = None,
 ):
     """Predict a scene into a georeferenced class COG (with palette, class names, .qml)."""
     from geoseg.engine.predict import predict as run
@@ -84,22 +50,13 @@ def predict(
             scene if len(scene) > 1 else scene[0],
             model,
             out_path,
-            block=block,
-            tile=tile,
-            overlap=overlap,
+            opts,
             workers=workers,
             scheduler=scheduler,
             gpus=gpus,
-            probabilities=probabilities,
             overwrite=overwrite,
             staging=staging,
             keep_staging=keep_staging,
-            batch_size=batch_size,
-            torch_threads=torch_threads,
-            tta=tta,
-            normalize=normalize,
-            precision=precision,
-            runtime=runtime,
             progress=True,
             assets=[a.strip() for a in assets.split(",") if a.strip()] if assets else None,
             date=date,

@@ -98,14 +98,15 @@ def finalize(
     want_probs: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Class raster (uint8 ids; ``nodata`` where not ``valid``) and, if asked, per-class
-    probabilities scaled to uint8 0..254 (255 = nodata) from fixed-point sums (C+1 x h x w)."""
-    n = sums.shape[0] - 1
+    probabilities scaled to uint8 0..254 (255 = nodata) from fixed-point sums (C+1 x h x w;
+    channels after the classes' are other heads' and the last is the weight)."""
+    n = len(class_ids)
     idx = np.argmax(sums[:n], axis=0)  # ties: lowest class index, deterministic
     cls = class_ids.astype(np.uint8)[idx]
     cls[~valid] = nodata
     probs = None
     if want_probs:
-        wsum = np.maximum(sums[n], 1).astype(np.float64)
+        wsum = np.maximum(sums[-1], 1).astype(np.float64)
         probs = np.rint(sums[:n] / wsum * 254.0).clip(0, 254).astype(np.uint8)
         probs[:, ~valid] = 255
     return cls, probs

@@ -24,6 +24,8 @@ import numpy as np
 
 from geoseg.errors import GeoSegError
 
+# how a scene's band values are brought to the bundle's (--normalize; engine.radiometry)
+NORMALIZE_MODES = ("auto", "bundle", "scene", "match")
 PERCENTILES = tuple(float(p) for p in range(101))  # quantiles a bundle stores per band
 IQR_SIGMA = 1.3489795  # interquartile range of a standard normal distribution
 

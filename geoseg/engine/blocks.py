@@ -40,16 +40,17 @@ def get_predictor(job):
 
     from geoseg.model.runner import TilePredictor
 
-    device = job.device
+    o = job.options
+    device = o.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (os.path.abspath(job.bundle), device, job.batch_size, job.precision, job.runtime)
-    key += (job.tta, job.tile)
+    key = (os.path.abspath(job.bundle), device, o.batch_size, o.precision, o.runtime)
+    key += (o.tta, job.tile)
     with _lock:
         p = _predictors.get(key)
         if p is None:
             if device == "cpu":
-                torch.set_num_threads(job.torch_threads)
+                torch.set_num_threads(o.torch_threads)
             if os.environ.get("MALLOC_TRIM_THRESHOLD_"):
                 log.warning(
                     "MALLOC_TRIM_THRESHOLD_ is set in this worker's environment; the "
@@ -59,11 +60,11 @@ def get_predictor(job):
             p = TilePredictor(
                 job.bundle,
                 device=device,
-                batch_size=job.batch_size,
-                precision=None if job.precision == "auto" else job.precision,
-                runtime="torch" if job.runtime == "auto" else job.runtime,
-                tta=job.tta,
-                threads=job.torch_threads,
+                batch_size=o.batch_size,
+                precision=None if o.precision == "auto" else o.precision,
+                runtime="torch" if o.runtime == "auto" else o.runtime,
+                tta=o.tta,
+                threads=o.torch_threads,
                 tile=job.tile,
             )
             _predictors[key] = p
@@ -199,7 +200,7 @@ def block_arrays(job, b: Block, scene, stats: dict) -> dict[str, np.ndarray]:
         normalize(d, v, meta)
 
     src = RowPrefetch(scene, b.read, meta.bands, cuts, prepare=prepare)
-    acc = _accumulator(pred, b.extent, meta.n_classes)
+    acc = _accumulator(pred, b.extent, meta.n_outputs)  # every head's channels alike
     bs = pred.batch_size
     batch: list[tuple[Window, tuple[int, int]]] = []
     for tw, tij in _tiles(b, grid, src, origin, stats):
@@ -215,7 +216,7 @@ def block_arrays(job, b: Block, scene, stats: dict) -> dict[str, np.ndarray]:
     rs = reg.slices(origin)
     class_ids = np.asarray([c.id for c in meta.classes])
     nodata = meta.class_list.nodata
-    cls, probs = _finalize(acc, reg, class_ids, valid[rs], nodata, job.probabilities)
+    cls, probs = _finalize(acc, reg, class_ids, valid[rs], nodata, job.options.probabilities)
     arrays: dict[str, np.ndarray] = {"cls": cls}
     if probs is not None:
         arrays["probs"] = probs
@@ -319,7 +320,7 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
             "cls",
         )
     }
-    if job.probabilities:
+    if job.options.probabilities:
         names = [c.name for c in classes.classes]
         writers["probs"] = CogWriter(
             RasterSpec(
@@ -359,7 +360,7 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
                 conf[cls == nodata] = 255
                 writers["conf"].write(b.region, conf)
         outs = {"classes": str(writers["cls"].finish(out, before_rename=proceed))}
-        if job.probabilities:
+        if job.options.probabilities:
             stem = Path(out)
             for k, suffix in (("probs", "_probabilities"), ("conf", "_confidence")):
                 p = stem.with_name(stem.stem + suffix + stem.suffix)

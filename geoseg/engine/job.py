@@ -10,6 +10,8 @@ from pathlib import Path
 
 from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.core.radiometry import BandMapping
+from geoseg.engine.options import PredictOptions
+from geoseg.errors import GeoSegError
 from geoseg.io.scene import Scene
 from geoseg.version import __version__
 
@@ -28,14 +30,21 @@ class PredictJob:
     overlap: int
     tiles_per_block: int
     staging: str
-    probabilities: bool = False
-    device: str = "auto"  # "cpu", "cuda" or "auto" (cuda where the worker has it)
-    batch_size: int | None = None
-    precision: str = "auto"  # fp32 | bf16 | fp16, decided once per job (model.runtime)
-    runtime: str = "auto"  # torch | openvino, likewise
-    torch_threads: int = 1  # per worker; a fixed count keeps results bit-identical
-    tta: str = "none"  # test-time augmentation: none | flips | d4 (runner.TTA_VIEWS)
+    options: PredictOptions = PredictOptions()  # as asked, with the job's runtime choice
     radiometry: BandMapping | None = None  # applied to band values before the bundle's
+
+    def key_params(self, bands: list[int]) -> dict:
+        """Every value that changes the output, for :func:`job_key`."""
+        params = {
+            "tile": self.tile,
+            "overlap": self.overlap,
+            "tiles_per_block": self.tiles_per_block,
+            "bands": bands,
+            **self.options.key_params(),
+        }
+        if self.radiometry is not None:  # absent by default: older staging stays valid
+            params["radiometry"] = self.radiometry.to_json()
+        return params
 
     @property
     def grid(self) -> TileGrid:
@@ -47,6 +56,39 @@ class PredictJob:
 
     def block_path(self, key: str) -> Path:
         return Path(self.staging) / f"{key}.npz"
+
+
+def make_job(
+    scene: Scene | None,
+    height: int,
+    width: int,
+    bundle: str,
+    meta,
+    options: PredictOptions,
+    staging: str = "",
+    radiometry: BandMapping | None = None,
+) -> PredictJob:
+    """The job for a ``height`` x ``width`` input: the tile grid (the bundle's tile and overlap
+    unless the options give them) and its blocks, checked. The one planner of the file path
+    (:func:`geoseg.engine.predict.plan`) and the array path (:mod:`geoseg.xarray.predict`)."""
+    tile = options.tile or meta.tile
+    overlap = meta.overlap if options.overlap is None else options.overlap
+    try:
+        blocks = BlockGrid.from_block_size(TileGrid(height, width, tile, overlap), options.block)
+    except ValueError as e:
+        raise GeoSegError(f"invalid tiling: {e}") from None
+    return PredictJob(
+        scene=scene,
+        bundle=str(Path(bundle).resolve()),
+        height=height,
+        width=width,
+        tile=tile,
+        overlap=overlap,
+        tiles_per_block=blocks.tiles_per_block,
+        staging=staging,
+        options=options,
+        radiometry=radiometry,
+    )
 
 
 def _file_identity(path: str) -> dict:
@@ -82,6 +124,7 @@ def write_manifest(job: PredictJob, key: str) -> None:
         tmp = d / f".job.json.{os.getpid()}"
         doc = {"key": key, **asdict(job)}
         doc["scene"] = list(job.scene.paths)
+        doc["options"] = job.options.model_dump()
         doc["radiometry"] = job.radiometry and job.radiometry.to_json()
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, man)

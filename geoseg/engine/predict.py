@@ -11,16 +11,22 @@ import errno
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from distributed import Client
 
 from geoseg.cluster.setup import ClusterOptions, connect
-from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.core.radiometry import BandMapping
 from geoseg.engine.blocks import assemble, cancel_flag, remove_staging
-from geoseg.engine.job import PredictJob, default_staging_root, job_key, write_manifest
+from geoseg.engine.job import (
+    PredictJob,
+    default_staging_root,
+    job_key,
+    make_job,
+    write_manifest,
+)
+from geoseg.engine.options import PredictOptions
 from geoseg.engine.radiometry import check_normalize, radiometry_for
 from geoseg.engine.supervise import run_blocks, stop_assembly
 from geoseg.engine.zarr_output import write_zarr
@@ -35,8 +41,7 @@ from geoseg.io.stac import item_path, scene_from_item
 from geoseg.io.style import check_style_free
 from geoseg.io.zarr import is_zarr
 from geoseg.model.bundle import BundleMeta, read_meta
-from geoseg.model.runtime import Choice, check_options, choose, probe
-from geoseg.model.tta import check_tta
+from geoseg.model.runtime import Choice, choose, probe
 
 log = logging.getLogger(__name__)
 
@@ -74,88 +79,36 @@ def plan(
     scene,
     model: str,
     out: str | Path,
+    options: PredictOptions | None = None,
     *,
-    block: int = 2048,
-    tile: int | None = None,
-    overlap: int | None = None,
-    probabilities: bool = False,
     staging: str | None = None,
-    device: str = "auto",
-    batch_size: int | None = None,
-    precision: str = "auto",
-    runtime: str = "auto",
-    torch_threads: int = 1,
-    tta: str = "none",
-    normalize: str = "auto",
     radiometry: BandMapping | None = None,
     overwrite: bool = False,
+    **changes,
 ) -> tuple[PredictJob, str, BundleMeta]:
-    """Validate everything that can be checked before work starts, and describe the job."""
-    check_tta(tta)
-    check_options(precision, runtime)
+    """Validate everything that can be checked before work starts, and describe the job
+    (``options`` with ``changes``, e.g. ``block=1024``)."""
+    opts = PredictOptions.of(options, **changes)
     scene = Scene.of(scene)
     meta = read_meta(model)
-    check_normalize(normalize, meta, model)
+    check_normalize(opts.normalize, meta, model)
     info = scene.info
     scene.check_bands(meta.bands)
     out_path = check_output(out, overwrite)
     if not is_zarr(out_path):
         check_style_free(out_path, "raster")
-    tile = tile or meta.tile
-    overlap = meta.overlap if overlap is None else overlap
-    try:
-        grid = TileGrid(info.height, info.width, tile, overlap)
-        blocks = BlockGrid.from_block_size(grid, block)
-    except ValueError as e:
-        raise GeoSegError(f"invalid tiling: {e}") from None
-    params = {
-        "tile": tile,
-        "overlap": overlap,
-        "tiles_per_block": blocks.tiles_per_block,
-        "probabilities": probabilities,
-        "bands": meta.bands,
-        "device": device,
-        "batch_size": batch_size,
-        "precision": precision,
-        "runtime": runtime,
-        "torch_threads": torch_threads,
-    }
-    if tta != "none":  # absent by default: staging made before TTA existed stays valid
-        params["tta"] = tta
-    if radiometry is not None:  # likewise
-        params["radiometry"] = radiometry.to_json()
-    key = job_key(scene, meta.weights_sha256, params)
+    job = make_job(scene, info.height, info.width, model, meta, opts, radiometry=radiometry)
+    key = job_key(scene, meta.weights_sha256, job.key_params(meta.bands))
     root = Path(staging) if staging else default_staging_root(out_path)
-    job = PredictJob(
-        scene=scene,
-        bundle=str(Path(model).resolve()),
-        height=info.height,
-        width=info.width,
-        tile=tile,
-        overlap=overlap,
-        tiles_per_block=blocks.tiles_per_block,
-        staging=str(root / key),
-        probabilities=probabilities,
-        device=device,
-        batch_size=batch_size,
-        precision=precision,
-        runtime=runtime,
-        torch_threads=torch_threads,
-        tta=tta,
-        radiometry=radiometry,
-    )
-    return job, key, meta
+    return replace(job, staging=str(root / key)), key, meta
 
 
 def predict(
     scene,
     model: str,
     out: str | Path,
+    options: PredictOptions | None = None,
     *,
-    block: int = 2048,
-    tile: int | None = None,
-    overlap: int | None = None,
-    probabilities: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
     gpus: bool = False,
@@ -163,18 +116,12 @@ def predict(
     staging: str | None = None,
     keep_staging: bool = False,
     overwrite: bool = False,
-    batch_size: int | None = None,
-    precision: str = "auto",
-    runtime: str = "auto",
     amp: str | None = None,
-    device: str | None = None,
-    torch_threads: int = 1,
-    tta: str = "none",
-    normalize: str = "auto",
     radiometry: BandMapping | None = None,
     progress: bool = False,
     assets: list[str] | None = None,
     date: str | None = None,
+    **changes,
 ) -> PredictResult:
     """Predict ``scene`` (a path, band files to stack, or a STAC Item JSON whose ``assets``
     are stacked in the order given) with the bundle ``model`` into the class COG (or Zarr
@@ -183,19 +130,22 @@ def predict(
     made from ``workers`` / ``scheduler`` / ``gpus`` (default: a local cluster sized to this
     machine).
 
+    ``options`` (a :class:`~geoseg.engine.options.PredictOptions`) and ``changes`` (its
+    fields as keywords, e.g. ``tile=512, tta="flips"``) say how: tiling, probabilities, batch
+    size, threads, test-time augmentation, ``precision`` and ``runtime`` (decided once for
+    the whole job from what every worker reports, :mod:`geoseg.model.runtime`) and
     ``normalize``: ``auto`` (``bundle`` where the scene's band quantiles are near the
     training ones, else ``scene``; the choice and why are in the result and the COG tags),
-    ``bundle`` (the bundle's mean and std as they are), ``scene`` (the scene's
-    robust band statistics moved onto the training ones) or ``match`` (band quantiles matched
-    to the training quantiles), see :mod:`geoseg.core.radiometry`; ``radiometry``: an
-    explicit mapping instead (e.g. two dates' pseudo-invariant fit).
-
-    ``precision`` (auto, fp32, bf16, fp16) and ``runtime`` (auto, torch, openvino): what the
-    model runs in, decided once for the whole job from what every worker reports
-    (:mod:`geoseg.model.runtime`); ``amp`` is the former name of ``precision`` ("none" =
-    fp32)."""
-    if amp is not None and precision == "auto":
-        precision = {"none": "fp32"}.get(amp, amp)
+    ``bundle``, ``scene`` or ``match`` (:mod:`geoseg.core.radiometry`). ``radiometry``: an
+    explicit band mapping instead (e.g. two dates' pseudo-invariant fit). ``amp`` is the
+    former name of ``precision`` ("none" = fp32)."""
+    if amp is not None and changes.get("precision", "auto") == "auto":
+        changes["precision"] = {"none": "fp32"}.get(amp, amp)
+    if changes.get("device") is None:  # None: the former "unset"
+        changes.pop("device", None)
+    opts = PredictOptions.of(options, **changes)
+    if gpus and opts.device == "auto":
+        opts = PredictOptions.of(opts, device="cuda")
     if stac_item(scene):
         scene, item_date = scene_from_item(scene, assets)
         date = date or item_date
@@ -207,10 +157,7 @@ def predict(
                 scene,
                 model,
                 st.local,
-                block=block,
-                tile=tile,
-                overlap=overlap,
-                probabilities=probabilities,
+                opts,
                 workers=workers,
                 scheduler=scheduler,
                 gpus=gpus,
@@ -218,51 +165,34 @@ def predict(
                 staging=staging or str(remote_staging_root()),
                 keep_staging=keep_staging,
                 overwrite=True,
-                batch_size=batch_size,
-                precision=precision,
-                runtime=runtime,
-                device=device,
-                torch_threads=torch_threads,
-                tta=tta,
-                normalize=normalize,
                 radiometry=radiometry,
                 progress=progress,
                 date=date,
             )
         res.outputs = {k: st.url(v) for k, v in res.outputs.items()}
         return res
-    device = device or ("cuda" if gpus else "auto")
-    args = dict(
-        block=block,
-        tile=tile,
-        overlap=overlap,
-        probabilities=probabilities,
-        staging=staging,
-        device=device,
-        batch_size=batch_size,
-        precision=precision,
-        runtime=runtime,
-        torch_threads=torch_threads,
-        tta=tta,
-        normalize=normalize,
-        overwrite=overwrite,
+    job, key, meta = plan(
+        scene, model, out, opts, staging=staging, radiometry=radiometry, overwrite=overwrite
     )
-    job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
-    opts = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
+    where = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
     t0 = time.perf_counter()
-    with connect(opts, client) as c:
+    with connect(where, client) as c:
         if not c.scheduler_info(n_workers=-1)["workers"]:
             raise GeoSegError(
                 "the Dask cluster has no workers: start some with 'dask worker "
                 "ADDRESS' or use the local cluster"
             )
-        choice = _choose(c, device, precision, runtime)
-        args.update(device=choice.device, precision=choice.precision, runtime=choice.runtime)
-        mode = check_normalize(normalize, meta, model)
+        choice = _choose(c, opts.device, opts.precision, opts.runtime)
+        ran = PredictOptions.of(
+            opts, device=choice.device, precision=choice.precision, runtime=choice.runtime
+        )
+        mode = check_normalize(opts.normalize, meta, model)
         reason = "a radiometric mapping was given" if radiometry is not None else ""
         if radiometry is None:
             radiometry, mode, reason = radiometry_for(c, job.scene, meta, mode)
-        job, key, meta = plan(scene, model, out, radiometry=radiometry, **args)
+        job, key, meta = plan(
+            scene, model, out, ran, staging=staging, radiometry=radiometry, overwrite=overwrite
+        )
         write_manifest(job, key)
         dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
         if progress and dashboard:
@@ -273,7 +203,7 @@ def predict(
             stats = run_blocks(c, job, key, progress)
             _check_valid_pixels(job, stats)
             tags = _tags(job, meta, mode, _ran_in(stats, choice), date)
-            if normalize == "auto":  # what auto chose, and why
+            if opts.normalize == "auto":  # what auto chose, and why
                 tags["GEOSEG_NORMALIZE_REASON"] = reason
         except Resumable:  # interrupted, or one block crashed its workers: keep the rest
             raise
@@ -293,7 +223,7 @@ def predict(
             outs = write_zarr(c, job, Path(out).resolve(), tags)
             t1 = time.perf_counter()
             return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
-        finals = _final_files(Path(out).resolve(), probabilities)
+        finals = _final_files(Path(out).resolve(), opts.probabilities)
         before = {p: _identity(p) for p in finals}
         flag = cancel_flag(job)
         flag.unlink(missing_ok=True)
@@ -370,7 +300,7 @@ def _tags(
         "GEOSEG_ARCH": f"{meta.architecture}/{meta.encoder}",
         "GEOSEG_TILE": str(job.tile),
         "GEOSEG_OVERLAP": str(job.overlap),
-        "GEOSEG_TTA": job.tta,
+        **job.options.tags(),
         "GEOSEG_NORMALIZE": job.radiometry.mode if job.radiometry else normalize,
         "GEOSEG_SOURCE": ",".join(job.scene.paths),
     }

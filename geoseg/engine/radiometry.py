@@ -8,11 +8,14 @@ workers; the client reads no pixel itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from distributed import Client
 
 from geoseg.cluster.tasks import run_tasks
 from geoseg.core.radiometry import (
+    NORMALIZE_MODES,
     BandMapping,
     choose_auto,
     match_mapping,
@@ -24,7 +27,6 @@ from geoseg.io.scene import Scene
 from geoseg.io.stats import band_values, sample_windows
 from geoseg.model.bundle import BundleMeta
 
-NORMALIZE_MODES = ("auto", "bundle", "scene", "match")
 SAMPLE_PIXELS = 2_000_000  # pixels of windows read; every 2nd row and column is kept
 SAMPLE_WINDOW = 512
 SAMPLE_STRIDE = 2
@@ -67,12 +69,20 @@ def radiometry_for(
     """The mapping ``mode`` gives for ``scene`` and the bundle (None for ``bundle``), the
     mode it came to (``auto`` decides between ``bundle`` and ``scene`` by comparing the
     scene's band quantiles with the training ones) and why."""
+    return mapping_for(meta, mode, lambda: scene_quantiles(client, scene, meta.bands))
+
+
+def mapping_for(
+    meta: BundleMeta, mode: str, quantiles: Callable[[], np.ndarray]
+) -> tuple[BandMapping | None, str, str]:
+    """:func:`radiometry_for` for any input: ``quantiles()`` gives its band quantiles, and
+    is called only where the mode needs them."""
     if mode == "bundle":
         return None, "bundle", "asked for"
     norm = meta.normalization
     if mode == "auto" and norm.quantiles is None:
         return None, "bundle", "the bundle stores no training quantiles to compare the scene with"
-    q = scene_quantiles(client, scene, meta.bands)
+    q = quantiles()
     reason = "asked for"
     if mode == "auto":
         mode, reason = choose_auto(q, np.asarray(norm.quantiles), norm.spread)

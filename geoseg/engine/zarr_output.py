@@ -53,7 +53,7 @@ def write_zarr(c: Client, job, out: Path, tags: dict[str, str]) -> dict:
         crs=with_authority(info.crs),
         transform=info.transform,
         classes=meta.class_list,
-        probabilities=job.probabilities,
+        probabilities=job.options.probabilities,
         attrs=tags,
     )
     try:

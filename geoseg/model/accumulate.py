@@ -110,7 +110,7 @@ def finalize_torch(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`geoseg.core.blend.finalize` computed on ``sums``' device; results on the CPU."""
     dev = sums.device
-    n = sums.shape[0] - 1
+    n = len(class_ids)  # other heads' channels follow the classes'; the weight is last
     ok = torch.from_numpy(np.ascontiguousarray(valid, dtype=bool)).to(dev)
     idx = torch.argmax(sums[:n], dim=0)  # ties: first maximal index, as numpy
     cls = torch.from_numpy(np.ascontiguousarray(class_ids.astype(np.uint8))).to(dev)[idx]
@@ -118,7 +118,7 @@ def finalize_torch(
     probs = None
     if want_probs:
         # float64 throughout (CUDA divides doubles correctly rounded), as the numpy path
-        wsum = torch.clamp(sums[n], min=1).to(torch.float64)
+        wsum = torch.clamp(sums[-1], min=1).to(torch.float64)
         p = torch.round(sums[:n].to(torch.float64) / wsum * 254.0).clamp(0, 254).to(torch.uint8)
         p[:, ~ok] = 255
         probs = p.cpu().numpy()

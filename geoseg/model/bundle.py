@@ -79,6 +79,17 @@ class Normalization(BaseModel):
         return self
 
 
+class Head(BaseModel):
+    """One named output of a model: its channels, and how its logits become values
+    (``softmax`` across its channels, or ``sigmoid`` per channel). The engine blends every
+    head's channels alike; the ``classes`` head gives the class map."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    channels: int = Field(ge=1)
+    activation: Literal["softmax", "sigmoid"] = "softmax"
+
+
 class BundleMeta(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     format: str = FORMAT
@@ -97,6 +108,15 @@ class BundleMeta(BaseModel):
     overlap: int = 64
     weights_sha256: str = ""
     provenance: dict[str, Any] = Field(default_factory=dict)
+    # the model's outputs in channel order; absent: one ``classes`` head (bundles before heads)
+    heads: list[Head] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        if out.get("heads") is None:  # one classes head: bundle.json stays as it was
+            out.pop("heads", None)
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> BundleMeta:
@@ -114,7 +134,33 @@ class BundleMeta(BaseModel):
         if len(self.normalization.mean) != self.in_channels:
             raise ValueError("normalization has a different number of bands than in_channels")
         ClassList(classes=self.classes)  # validates ids and fills colours
+        if self.heads is not None:
+            first, names = self.heads[0], [h.name for h in self.heads]
+            if first.name != "classes" or first.channels != len(self.classes):
+                raise ValueError(
+                    f"the first head must be 'classes' with {len(self.classes)} channels"
+                )
+            if len(set(names)) != len(names):
+                raise ValueError(f"head names repeat: {', '.join(names)}")
         return self
+
+    @property
+    def output_heads(self) -> list[Head]:
+        """The declared heads, or the one ``classes`` head."""
+        return self.heads or [Head(name="classes", channels=self.n_classes)]
+
+    @property
+    def n_outputs(self) -> int:
+        """Channels of every head together: what the network outputs."""
+        return sum(h.channels for h in self.output_heads)
+
+    def head_slices(self) -> dict[str, slice]:
+        """Each head's channels in the model's output."""
+        out, at = {}, 0
+        for h in self.output_heads:
+            out[h.name] = slice(at, at + h.channels)
+            at += h.channels
+        return out
 
     @property
     def class_list(self) -> ClassList:

@@ -48,7 +48,7 @@ def build_model(meta: BundleMeta):
     if arch == "pixelnet":
         hidden = int(meta.arch_kwargs.get("hidden", 16))
         return nn.Sequential(
-            nn.Conv2d(meta.in_channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, meta.n_classes, 1)
+            nn.Conv2d(meta.in_channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, meta.n_outputs, 1)
         )
     import segmentation_models_pytorch as smp
 
@@ -63,7 +63,7 @@ def build_model(meta: BundleMeta):
             encoder_name=meta.encoder,
             encoder_weights=None,
             in_channels=meta.in_channels,
-            classes=meta.n_classes,
+            classes=meta.n_outputs,
             **meta.arch_kwargs,
         )
     except (KeyError, ValueError, TypeError) as e:

@@ -46,6 +46,8 @@ def cache_key(meta: BundleMeta, sha256: str, batch: int, tile: int) -> str:
         "classes": meta.n_classes,
         "openvino": openvino.get_version(),
     }
+    if meta.heads:  # declared heads change the graph's activations (absent: as before)
+        graph["heads"] = [h.model_dump() for h in meta.heads]
     h = hashlib.sha256(json.dumps(graph, sort_keys=True).encode()).hexdigest()[:8]
     return f"{sha256[:24]}-{h}-b{batch}-t{tile}"
 
@@ -89,9 +91,10 @@ def _convert(bundle: str, meta: BundleMeta, batch: int, tile: int, final: Path) 
     import torch
 
     from geoseg.model.factory import load_model
+    from geoseg.model.heads import Activation
 
     model, _ = load_model(bundle)
-    net = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
+    net = torch.nn.Sequential(model, Activation(meta)).eval()
     example = torch.zeros(batch, meta.in_channels, tile, tile)
     try:
         with atomic_path(final, user_error=False) as tmp:

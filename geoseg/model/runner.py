@@ -13,6 +13,7 @@ import torch
 
 from geoseg.model.bundle import BundleMeta, read_meta
 from geoseg.model.factory import load_model
+from geoseg.model.heads import Activation
 from geoseg.model.tta import TTA_VIEWS, check_tta
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class TilePredictor:
             self.model, self.meta = load_model(bundle, device=device)
             self.model = self.model.to(memory_format=memory_format(self.device))
             self.amp_dtype = DTYPES.get(precision)
+        self.activation = Activation(self.meta)
 
     @property
     def n_classes(self) -> int:
@@ -91,7 +93,7 @@ class TilePredictor:
         return f"{self.runtime}/{self.precision}"
 
     def _probs(self, v: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities (float32) of one view of a batch."""
+        """Every head's values (float32; class probabilities first) of one view of a batch."""
         if self.runtime == "openvino":
             if v.shape[-1] != self.tile or v.shape[-2] != self.tile:
                 raise ValueError(f"this OpenVINO model takes {self.tile}-pixel tiles")
@@ -102,7 +104,7 @@ class TilePredictor:
                 logits = self.model(v)
         else:
             logits = self.model(v)
-        return torch.softmax(logits.float(), dim=1)
+        return self.activation(logits)
 
     def _batch(self, x: np.ndarray) -> torch.Tensor:
         """Probabilities of one batch (at most ``batch_size`` tiles), on the model's device."""

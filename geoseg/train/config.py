@@ -61,6 +61,15 @@ class SplitConfig(_Strict):
     seed: int = 0
 
 
+class HeadConfig(_Strict):
+    """An output beyond the classes (``geoseg.train.heads``): ``boundary``, the border of the
+    thing classes' objects within ``width`` pixels, weighted ``weight`` in the loss."""
+
+    name: Literal["boundary"] = "boundary"
+    width: int = Field(2, ge=1, le=16)
+    weight: float = Field(1.0, gt=0)
+
+
 class ModelConfig(_Strict):
     architecture: str = "deeplabv3plus"
     encoder: str = "resnet18"
@@ -70,6 +79,14 @@ class ModelConfig(_Strict):
     encoder_weights: str | None = None
     tile: int = Field(512, ge=32)  # prediction tile stored in the bundle
     overlap: int = Field(64, ge=0)
+    heads: list[HeadConfig] = Field(default_factory=list)  # outputs beyond the classes
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        d = handler(self)
+        if not d.get("heads"):  # configs without extra heads dump and hash as before
+            d.pop("heads", None)
+        return d
 
     @field_validator("encoder_weights")
     @classmethod
@@ -268,6 +285,15 @@ class TrainConfig(_Strict):
         if v is not None and (not v or min(v) < 1):
             raise ValueError("bands are 1-based band numbers, e.g. [1, 2, 3]")
         return v
+
+    @model_validator(mode="after")
+    def _heads_alone(self) -> TrainConfig:
+        if self.model.heads and self.training.unlabelled is not None:
+            raise ValueError(
+                "model.heads and training.unlabelled do not combine yet: train the extra "
+                "heads without unlabelled scenes"
+            )
+        return self
 
     _given: dict | None = PrivateAttr(default=None)  # as written, before paths are resolved
 

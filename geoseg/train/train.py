@@ -34,6 +34,7 @@ from geoseg.train.checkpoint import (
     save_checkpoint,
 )
 from geoseg.train.config import TrainConfig, load_config
+from geoseg.train.heads import ClassesOnly, HeadsLoss, bundle_heads
 from geoseg.train.history import CSV_NAME, PNG_NAME, plot_curves, write_csv
 from geoseg.train.losses import SegmentationLoss, class_weights
 from geoseg.train.optim import freeze_encoder, lr_at, make_optimizer, set_lr
@@ -210,6 +211,7 @@ def _train(
         classes=classes.classes,
         tile=cfg.model.tile,
         overlap=cfg.model.overlap,
+        heads=bundle_heads(cfg.model.heads, len(classes.classes)),
     )
     semi = None
     if tc.unlabelled is not None:
@@ -240,6 +242,14 @@ def _train(
     opt = make_optimizer(model, tc)
     weights = class_weights(tc.loss, data.class_pixels)
     loss_fn = SegmentationLoss(tc.loss, weights).to(device)
+    if cfg.model.heads:  # one loss per head; validation reads the classes head alone
+        things = [i for i, c in enumerate(classes.classes) if c.thing]
+        if not things:
+            raise GeoSegError(
+                "model.heads need thing classes: mark the countable classes with thing: true "
+                "in the class list"
+            )
+        loss_fn = HeadsLoss(loss_fn, len(classes.classes), cfg.model.heads, things)
     vs = build_val_set(data.scenes, data.splits, meta, tc.val_window, tc.val_max_pixels, tc.seed)
     if not len(vs):
         raise GeoSegError("the validation pixels hold no labels: check the labels and split")
@@ -354,7 +364,12 @@ def _epoch(
         if bar:
             bar.advance(epoch, tc.batch_size, loss.item())
     seconds = time.perf_counter() - t0
-    val = evaluate(model, vs, len(classes.classes), loss_fn, device=device, amp_dtype=amp_dtype)
+    n = len(classes.classes)
+    if isinstance(loss_fn, HeadsLoss):
+        val_model, val_loss = ClassesOnly(model, n), loss_fn.classes
+    else:
+        val_model, val_loss = model, loss_fn
+    val = evaluate(val_model, vs, n, val_loss, device=device, amp_dtype=amp_dtype)
     row = _row(
         epoch,
         lr,

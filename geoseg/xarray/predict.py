@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.core.grid import BlockGrid, TileGrid
+from geoseg.core.radiometry import quantiles_of
 from geoseg.engine.blocks import block_arrays, complete_block
-from geoseg.engine.job import PredictJob
+from geoseg.engine.job import make_job
+from geoseg.engine.options import PredictOptions
+from geoseg.engine.radiometry import check_normalize, mapping_for
 from geoseg.errors import GeoSegError
 from geoseg.model.bundle import read_meta
-from geoseg.model.runtime import check_options, choose, probe
-from geoseg.model.tta import check_tta
+from geoseg.model.runtime import choose, probe
 from geoseg.xarray.attrs import class_attrs
 from geoseg.xarray.scene import ArraySlab, as_bands, georeference, nodata_of, source_span
 
@@ -30,18 +31,11 @@ from geoseg.xarray.scene import ArraySlab, as_bands, georeference, nodata_of, so
 def predict(
     data,
     model: str | Path,
+    options: PredictOptions | None = None,
     *,
-    tile: int | None = None,
-    overlap: int | None = None,
-    block: int = 2048,
-    probabilities: bool = False,
-    precision: str = "auto",
-    runtime: str = "auto",
-    device: str = "auto",
-    batch_size: int | None = None,
-    tta: str = "none",
     nodata: float | None = None,
     client=None,
+    **changes,
 ):
     """Classify ``data`` (a (band, y, x) DataArray, numpy- or dask-backed, any chunking) with
     the bundle ``model``. Returns a lazy, dask-backed DataArray (y, x) of class ids with the
@@ -49,16 +43,19 @@ def predict(
     ``attrs`` (also as CF ``flag_values`` / ``flag_meanings``); with ``probabilities``, a
     second DataArray (class, y, x) of probabilities (uint8, scale 1/254, 255 = nodata).
 
-    The runtime and precision are chosen once, from every worker of ``client`` (default: the
-    current distributed client, else this process), as for ``geoseg predict``.
+    ``options`` and ``changes`` are :func:`geoseg.predict`'s
+    (:class:`~geoseg.engine.options.PredictOptions`), planned by the same code. The runtime
+    and precision are chosen once, from every worker of ``client`` (default: the current
+    distributed client, else this process), as for ``geoseg predict``. ``normalize`` other
+    than ``bundle`` computes the array's band quantiles first (a strided sample).
     """
     import dask
     import dask.array as dsa
 
-    check_tta(tta)
-    check_options(precision, runtime)
+    opts = PredictOptions.of(options, **changes)
     data = as_bands(data)
     meta = read_meta(model)
+    mode = check_normalize(opts.normalize, meta, str(model))
     n_bands, height, width = data.shape
     bad = [b for b in meta.bands if not 1 <= b <= n_bands]
     if bad:
@@ -66,29 +63,18 @@ def predict(
             f"the model reads bands {meta.bands} but the array has {n_bands}: pass the bands "
             "the model was trained on, in its order (see 'geoseg bundle info')"
         )
-    tile, overlap = tile or meta.tile, meta.overlap if overlap is None else overlap
-    try:
-        blocks = BlockGrid.from_block_size(TileGrid(height, width, tile, overlap), block)
-    except ValueError as e:
-        raise GeoSegError(f"invalid tiling: {e}") from None
-    choice = choose(precision, runtime, _probes(client, device))
-    job = PredictJob(
-        scene=None,  # the blocks read ArraySlabs
-        bundle=str(Path(model).resolve()),
-        height=height,
-        width=width,
-        tile=tile,
-        overlap=overlap,
-        tiles_per_block=blocks.tiles_per_block,
-        staging="",
-        probabilities=probabilities,
-        device=choice.device,
-        batch_size=batch_size,
-        precision=choice.precision,
-        runtime=choice.runtime,
-        tta=tta,
+    choice = choose(opts.precision, opts.runtime, _probes(client, opts.device))
+    ran = PredictOptions.of(
+        opts, device=choice.device, precision=choice.precision, runtime=choice.runtime
     )
     nd = nodata_of(data, nodata)
+    radiometry = None
+    if mode != "bundle":
+        radiometry, mode, _ = mapping_for(
+            meta, mode, lambda: quantiles_of(_sample(data, meta.bands, nd))
+        )
+    job = make_job(None, height, width, str(model), meta, ran, radiometry=radiometry)
+    blocks = job.blocks  # the blocks read ArraySlabs
     source = data.data if isinstance(data.data, dsa.Array) else dsa.from_array(data.values)
     staged = {}
     for b in blocks:
@@ -111,7 +97,7 @@ def predict(
             )
             h, w = b.region.height, b.region.width
             row_cls.append(dsa.from_delayed(done[0], (h, w), dtype=np.uint8))
-            if probabilities:
+            if opts.probabilities:
                 shape = (len(class_ids), h, w)
                 row_probs.append(dsa.from_delayed(done[1], shape, dtype=np.uint8))
         rows_cls.append(row_cls)
@@ -121,12 +107,23 @@ def predict(
     # one chunk per block, but a last block may reach up to an overlap beyond the block size,
     # and Zarr (to_zarr) takes no last chunk larger than the others: that one is split
     classes = _wrap(_regular(dsa.block(rows_cls), size), data, crs, transform, meta, ("y", "x"))
-    if not probabilities:
+    if not opts.probabilities:
         return classes
     # np.block semantics: two levels of nesting join the last two axes (y, x)
     probs = _regular(dsa.block(rows_probs), size)
     probs = _wrap(probs, data, crs, transform, meta, ("class", "y", "x"))
     return classes, probs
+
+
+def _sample(data, bands: list[int], nodata) -> np.ndarray:
+    """Valid values of ``bands`` (1-based) on a strided sample of about a million pixels."""
+    _, h, w = data.shape
+    step = max(1, int(np.sqrt(h * w / 1e6)))
+    v = np.asarray(data[[b - 1 for b in bands], ::step, ::step].values, dtype=np.float32)
+    ok = np.isfinite(v).all(axis=0)
+    if nodata is not None:
+        ok &= ~(v == nodata).all(axis=0)
+    return v[:, ok]
 
 
 def _regular(arr, size: int):

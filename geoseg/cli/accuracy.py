@@ -47,6 +47,15 @@ def evaluate(
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
+    instances: bool = typer.Option(
+        False,
+        "--instances",
+        help="Also panoptic quality (PQ, SQ, RQ), F1 at IoU 0.5 and counts of the thing "
+        "classes' instances, against the reference raster's connected components.",
+    ),
+    things: list[str] = typer.Option(
+        None, "--things", help="With --instances: the countable classes (names or ids)."
+    ),
 ):
     """Accuracy of a class map against reference data: report.json, CSV tables, plots."""
     from geoseg.accuracy.evaluate import evaluate as run
@@ -91,6 +100,35 @@ def evaluate(
     for note in rep["notes"]:
         out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"[green]wrote[/] {rep['files']['report_json']} (+ CSV tables and plots)")
+    if instances:
+        _instances(map_path, reference, out_dir, classes, things, block, workers, scheduler)
+
+
+def _instances(map_path, reference, out_dir, classes, things, block, workers, scheduler):
+    from geoseg.instances.evaluate import evaluate_instances
+
+    try:
+        rep = evaluate_instances(
+            map_path,
+            reference,
+            out_dir,
+            classes=classes,
+            things=things or None,
+            block=block,
+            workers=workers,
+            scheduler=scheduler,
+            overwrite=True,  # the accuracy report above already answered for the folder
+        )
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
+        fail(e)
+        return
+    for name, v in rep["things"].items():
+        out.print(
+            f"{name}: PQ {v['pq']:.3f} (SQ {v['sq']:.3f} x RQ {v['rq']:.3f}), F1@0.5 "
+            f"{v['f1']:.3f}, {v['count']} instances for {v['reference']} in the reference",
+            highlight=False,
+        )
+    out.print(f"[green]wrote[/] {rep['files']['json']} (+ instances.csv)")
 
 
 def sample(

@@ -18,6 +18,7 @@ from geoseg.cli import (
     change,
     compare,
     harmonize,
+    instances,
     predict,
     run,
     train,
@@ -56,6 +57,7 @@ app.command("adapt")(adapt.adapt_cmd)
 app.command()(vector.vectorize)
 app.command()(accuracy.evaluate)
 app.command()(accuracy.sample)
+app.command("instances")(instances.instances_cmd)
 app.command("change")(change.change_cmd)
 app.command("harmonize")(harmonize.harmonize_cmd)
 app.add_typer(baseline.baseline_app, name="baseline")

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_serializer, model_validator
 
 from geoseg.errors import GeoSegError
 
@@ -35,6 +35,16 @@ class ClassInfo(BaseModel):
     id: int
     name: str
     color: str = ""
+    # a countable object class (buildings, trees): its connected regions are instances
+    # (geoseg instances); absent = stuff (land, water), and dumped only when set
+    thing: bool = False
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        if not out.get("thing"):
+            out.pop("thing", None)
+        return out
 
     @field_validator("id")
     @classmethod
@@ -80,6 +90,27 @@ class ClassList(BaseModel):
     def nodata(self) -> int:
         """Output nodata value: 0 when no class uses it (the GIS habit), else 255."""
         return 255 if 0 in self.ids else 0
+
+    @property
+    def things(self) -> list[int]:
+        """Ids of the classes marked ``thing``."""
+        return [c.id for c in self.classes if c.thing]
+
+    def with_things(self, names: list[str]) -> ClassList:
+        """This list with the classes named (or numbered) in ``names`` marked ``thing``."""
+        want = {n.strip().lower() for n in names if n.strip()}
+        known = {c.name.lower() for c in self.classes} | {str(c.id) for c in self.classes}
+        bad = sorted(want - known)
+        if bad:
+            raise GeoSegError(
+                f"unknown class {bad[0]!r} in --things: use names or ids of "
+                f"{', '.join(c.name for c in self.classes)}"
+            )
+        marked = [
+            c.model_copy(update={"thing": c.thing or c.name.lower() in want or str(c.id) in want})
+            for c in self.classes
+        ]
+        return ClassList(classes=marked)
 
     def name_of(self, cid: int) -> str:
         for c in self.classes:

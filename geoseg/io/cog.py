@@ -136,7 +136,11 @@ class CogWriter:
                 ds.update_tags(
                     1,
                     CLASSES=json.dumps(
-                        [{"id": c.id, "name": c.name, "color": c.color} for c in classes.classes]
+                        [
+                            {"id": c.id, "name": c.name, "color": c.color}
+                            | ({"thing": True} if c.thing else {})
+                            for c in classes.classes
+                        ]
                     ),
                 )
             self.close()

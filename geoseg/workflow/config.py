@@ -3,7 +3,8 @@
 Input paths are relative to the workflow file (a dict passed from Python: the current
 folder); output paths (every ``out`` / ``outputs`` key) are relative to the workflow's
 ``output`` folder and must stay inside it. A section that is present adds its stage:
-train -> predict -> vectorize / evaluate, change (two dates), baseline -> compare, report.
+train -> predict -> vectorize / instances / evaluate, change (two dates), baseline -> compare,
+report.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from geoseg.core.options import option
+from geoseg.engine.options import PredictOptions
 from geoseg.errors import GeoSegError
+from geoseg.instances.options import InstanceOptions
 from geoseg.workflow.messages import describe_error
 
 
@@ -55,19 +59,15 @@ class TrainSection(_Strict):
     out: str = "model"
 
 
-class PredictSection(_Strict):
+class PredictSection(PredictOptions):
+    """``geoseg predict``'s options (:class:`~geoseg.engine.options.PredictOptions`), with
+    the scene, the output and probabilities on by default (vectorize and the report use
+    them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=())
     scene: str | list[str]  # a raster, or single-band files stacked in order
     out: str = "landcover.tif"
-    block: int = Field(2048, ge=64)
-    tile: int | None = Field(None, ge=32)
-    overlap: int | None = Field(None, ge=0)
-    probabilities: bool = True
-    batch_size: int | None = Field(None, ge=1)
-    torch_threads: int = Field(1, ge=1)
-    tta: Literal["none", "flips", "d4"] = "none"  # test-time augmentation (4 or 8 views)
-    normalize: Literal["auto", "bundle", "scene", "match"] = "auto"  # band radiometry (--normalize)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # --precision
-    runtime: Literal["auto", "torch", "openvino"] = "auto"  # --runtime
+    probabilities: bool = option(True, "Also write per-class probability and confidence COGs.")
 
 
 class VectorizeSection(_Strict):
@@ -77,6 +77,14 @@ class VectorizeSection(_Strict):
     connectivity: Literal[4, 8] = 4
     attrs: dict[str, str] = Field(default_factory=dict)
     block: int | None = Field(None, ge=64)
+
+
+class InstancesSection(InstanceOptions):
+    """``geoseg instances`` on the predicted map (:class:`InstanceOptions`), its outputs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=())
+    out: str = "instances.tif"
+    polygons: str | None = "instances.gpkg"  # one polygon per instance (null: none)
 
 
 class EvaluateSection(_Strict):
@@ -155,6 +163,7 @@ class WorkflowConfig(_Strict):
     train: TrainSection | None = None
     predict: PredictSection | None = None
     vectorize: VectorizeSection | None = None
+    instances: InstancesSection | None = None
     evaluate: EvaluateSection | None = None
     change: ChangeSection | None = None
     baseline: BaselineSection | None = None
@@ -163,7 +172,7 @@ class WorkflowConfig(_Strict):
 
     @model_validator(mode="after")
     def _stages(self) -> WorkflowConfig:
-        for key in ("vectorize", "evaluate", "compare"):
+        for key in ("vectorize", "instances", "evaluate", "compare"):
             if getattr(self, key) is not None and self.predict is None:
                 raise ValueError(f"{key} works on the predicted map: add a predict section")
         if self.compare is not None and self.baseline is None:

@@ -82,21 +82,13 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
         scene = _scene(p.scene, inp, "predict.scene")
         plan.inputs["scene"] = ", ".join(_flat(scene))
         cog = outp(p.out, "predict.out")
-        predict(
-            "predict",
-            scene,
-            cog,
-            block=p.block,
-            tile=p.tile,
-            overlap=p.overlap,
-            probabilities=p.probabilities,
-            batch_size=p.batch_size,
-            torch_threads=p.torch_threads,
-            tta=p.tta,
-            **({"normalize": p.normalize} if p.normalize != "bundle" else {}),
-            precision=p.precision,
-            runtime=p.runtime,
-        )
+        # every option as given; normalize and device only where not at their former
+        # defaults, so that workflows written before them keep their stage hashes
+        kw = p.model_dump(exclude={"scene", "out"})
+        for name, former in (("normalize", "bundle"), ("device", "auto")):
+            if kw[name] == former:
+                del kw[name]
+        predict("predict", scene, cog, **kw)
         if cfg.vectorize:
             v = cfg.vectorize
             outs = [outp(o, f"vectorize.outputs[{i}]") for i, o in enumerate(v.outputs)]
@@ -106,6 +98,19 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
                     "vectorize",
                     partial(st.vectorize_stage, raster=str(cog), outputs=outs, **kw),
                     {**kw, "raster": str(cog), "outputs": [str(o) for o in outs]},
+                    upstream=["predict"],
+                )
+            )
+        if cfg.instances:
+            i = cfg.instances
+            kw = i.model_dump(exclude={"out", "polygons"})
+            ids = outp(i.out, "instances.out")
+            poly = outp(i.polygons, "instances.polygons") if i.polygons else None
+            add(
+                st.Stage(
+                    "instances",
+                    partial(st.instances_stage, raster=str(cog), out=ids, polygons=poly, **kw),
+                    {**kw, "raster": str(cog), "out": str(ids), "polygons": poly and str(poly)},
                     upstream=["predict"],
                 )
             )

@@ -56,43 +56,13 @@ def train_stage(ctx: Context, cfg) -> tuple[list[str], dict]:
     }
 
 
-def predict_stage(
-    ctx: Context,
-    scene,
-    model: str,
-    out: Path,
-    *,
-    block: int,
-    tile: int | None,
-    overlap: int | None,
-    probabilities: bool,
-    batch_size: int | None,
-    torch_threads: int,
-    tta: str = "none",
-    normalize: str = "auto",
-    precision: str = "auto",
-    runtime: str = "auto",
-) -> tuple[list[str], dict]:
+def predict_stage(ctx: Context, scene, model: str, out: Path, **options) -> tuple[list[str], dict]:
+    """``options``: :class:`~geoseg.engine.options.PredictOptions` fields."""
     from geoseg.engine.predict import predict
 
+    options.setdefault("device", "cuda" if ctx.gpus else "auto")
     res = predict(
-        scene,
-        model,
-        out,
-        block=block,
-        tile=tile,
-        overlap=overlap,
-        probabilities=probabilities,
-        client=ctx.client(),
-        overwrite=True,
-        batch_size=batch_size,
-        torch_threads=torch_threads,
-        tta=tta,
-        normalize=normalize,
-        precision=precision,
-        runtime=runtime,
-        device="cuda" if ctx.gpus else None,
-        progress=ctx.progress,
+        scene, model, out, client=ctx.client(), overwrite=True, progress=ctx.progress, **options
     )
     peak = max(res.peak_rss_mb.values(), default=None)
     return list(res.outputs.values()), {
@@ -148,6 +118,24 @@ def vectorize_stage(
         "outputs": written,
         "polygons": counts,
         "megapixels": _megapixels(raster),
+    }
+
+
+def instances_stage(
+    ctx: Context, raster: str, out: Path, polygons: Path | None, **options
+) -> tuple[list[str], dict]:
+    """``options``: :class:`~geoseg.instances.options.InstanceOptions` fields."""
+    from geoseg.instances.instances import instances
+
+    res = instances(raster, out, polygons=polygons, client=ctx.client(), overwrite=True, **options)
+    files = [res.path, res.summary] + ([res.polygons] if res.polygons else [])
+    return files, {
+        "path": res.path,
+        "polygons": res.polygons,
+        "summary": res.summary,
+        "count": res.total,
+        "counts": res.counts,
+        "areas": res.areas,
     }
 
 

@@ -14,6 +14,7 @@ LABELS = {
     "predict_before": "earlier map",
     "predict_after": "later map",
     "vectorize": "polygons",
+    "instances": "instances",
     "evaluate": "accuracy report",
     "change": "change report",
     "baseline": "OBIA map",
@@ -36,6 +37,9 @@ def products(results: dict[str, dict]) -> dict[str, str]:
                     out[f"{label} ({'probabilities' if k == 'probs' else 'confidence'})"] = v
         elif name == "vectorize":
             out.update({f"polygons ({k})": v for k, v in r["outputs"].items()})
+        elif name == "instances":
+            out["instances"] = r["path"]
+            out["instance polygons"] = r.get("polygons") or ""
         elif name in ("evaluate", "change"):
             out[LABELS[name]] = r["report_json"]
             if name == "change":

@@ -398,3 +398,23 @@ def test_compare_obia_workflow(synth, client, tmp_path):
         assert (src.read(1)[:, : W // 2 - 4] == src.nodata).all()
     assert 'id="compare"' in (tmp_path / "out/report.html").read_text()
     assert run(path, client=client).ran == []
+
+
+def test_instances_stage_counts_the_thing_classes(landcover, client):
+    path, doc, write = landcover
+    doc["instances"] = {"things": ["class2", "class4"], "block": 64, "polygons": "inst.fgb"}
+    res = run(write(doc), client=client)
+    assert "instances" in res.ran
+    out = path.parent / "out"
+    with rasterio.open(out / "landcover.tif") as src:
+        cls = src.read(1)
+    from geoseg.core.instances import label_scene
+
+    whole = label_scene(cls, [2, 4], 4)
+    with rasterio.open(out / "instances.tif") as src:
+        assert np.array_equal(src.read(1), whole)
+    assert pyogrio.read_info(out / "inst.fgb")["features"] == whole.max()
+    assert res.products["instances"] == str(out / "instances.tif")
+    doc["instances"]["connectivity"] = 6
+    with pytest.raises(GeoSegError, match="instances.connectivity"):
+        run(write(doc), client=client)

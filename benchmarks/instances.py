@@ -1,0 +1,173 @@
+"""Instances of the thing classes: panoptic quality of each method's maps, block invariance on
+real images, and the cost of the instance stage next to prediction.
+
+Dubai tile 8 (the 9 test images), Building as the thing class; the reference's instances are
+the connected components of the human Building label (4-connected), as the PQ rows say. The
+maps are those the other benchmarks wrote (run them first):
+
+    python benchmarks/train.py examples/train/dubai-lite0.yaml --evaluate test   # deep maps
+    python benchmarks/compare.py --only dubai                                    # OBIA, RF, refs
+    python benchmarks/instances.py
+
+Prints per method the pooled PQ, SQ, RQ (= F1 at IoU 0.5), precision, recall and the count
+error over the 9 images; then, on the largest image, the instance ids for block sizes 64 and
+4096 (equal, or the script fails) and the seconds of the instance stage against predicting
+the same image with the lite0 bundle. Writes bench-output/instances/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench-output" / "instances"
+BO = ROOT / "bench-output"
+DEFAULT_MAPS = [
+    f"DeepLabV3+-lite0={BO / 'train' / 'dubai-lite0-maps'}",
+    f"OBIA={BO / 'baseline' / 'dubai' / 'obia'}",
+    f"pixel-RF={BO / 'baseline' / 'dubai' / 'pixel-rf'}",
+]
+
+
+def pooled(reports: list[dict], name: str) -> dict:
+    """One thing class's figures over several images (sums of TP, FP, FN and matched IoU)."""
+    rows = [r["things"][name] for r in reports]
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    iou = sum(r["sq"] * r["tp"] for r in rows)
+    sq = iou / tp if tp else 0.0
+    rq = tp / (tp + fp / 2 + fn / 2) if tp + fp + fn else 0.0
+    count, ref = sum(r["count"] for r in rows), sum(r["reference"] for r in rows)
+    return {
+        "pq": round(sq * rq, 4),
+        "sq": round(sq, 4),
+        "rq_f1": round(rq, 4),
+        "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "count": count,
+        "reference": ref,
+        "count_error": round((count - ref) / ref, 4) if ref else None,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--maps", action="append", help="LABEL=FOLDER of class maps (repeatable)")
+    ap.add_argument("--reference", default=str(BO / "baseline" / "dubai" / "heldout"))
+    ap.add_argument("--things", default="Building")
+    ap.add_argument("--bundle", default=str(BO / "train" / "dubai-lite0"))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--min-pixels", default="1,100", help="instance sizes to try (map objects below: no id)"
+    )
+    args = ap.parse_args()
+
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*no CRS or geotransform.*")
+    from geoseg.cluster.setup import ClusterOptions, connect
+    from geoseg.instances.evaluate import evaluate_instances
+    from geoseg.instances.instances import instances
+
+    refs = sorted(Path(args.reference).glob("*.tif"))
+    if not refs:
+        print(f"no reference rasters in {args.reference}: run benchmarks/compare.py first")
+        return 1
+    things = [t.strip() for t in args.things.split(",")]
+    OUT.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"reference": args.reference, "images": len(refs), "methods": {}}
+    with connect(ClusterOptions(workers=args.workers)) as c:
+        for spec in args.maps or DEFAULT_MAPS:
+            for mp in [int(v) for v in args.min_pixels.split(",")]:
+                label, folder = spec.split("=", 1)
+                reports, t0 = [], time.perf_counter()
+                for ref in refs:
+                    m = Path(folder) / ref.name
+                    if not m.exists():
+                        print(f"{label}: {m} missing, skipped")
+                        break
+                    reports.append(
+                        evaluate_instances(
+                            m,
+                            ref,
+                            OUT / label / ref.stem,
+                            things=things,
+                            min_pixels=mp,
+                            client=c,
+                            overwrite=True,
+                        )
+                    )
+                else:
+                    row = {t: pooled(reports, t) for t in things}
+                    row["seconds"] = round(time.perf_counter() - t0, 1)
+                    summary["methods"][f"{label} min_pixels={mp}"] = row
+                    for t in things:
+                        r = row[t]
+                        print(
+                            f"{label:18s} >={mp:<4d}px {t}: PQ {r['pq']:.3f}  SQ {r['sq']:.3f}  "
+                            f"RQ=F1@0.5 {r['rq_f1']:.3f}  P {r['precision']:.3f}  "
+                            f"R {r['recall']:.3f}  count {r['count']} / {r['reference']} "
+                            f"({r['count_error']:+.1%})"
+                        )
+        # block invariance and cost, on the largest image of the first method
+        label, folder = (args.maps or DEFAULT_MAPS)[0].split("=", 1)
+        big = max(refs, key=lambda p: rasterio.open(p).width * rasterio.open(p).height)
+        m = Path(folder) / big.name
+        ids = {}
+        for block in (64, 4096):
+            t = time.perf_counter()
+            res = instances(
+                m, OUT / f"ids_b{block}.tif", things=things, block=block, client=c, overwrite=True
+            )
+            secs = time.perf_counter() - t
+            with rasterio.open(res.path) as src:
+                ids[block] = (src.read(1), res.blocks, secs, res.total)
+        same = np.array_equal(ids[64][0], ids[4096][0])
+        with rasterio.open(m) as src:
+            mpx = src.width * src.height / 1e6
+        summary["block_invariance"] = {
+            "image": big.name,
+            "megapixels": round(mpx, 2),
+            "blocks": [ids[64][1], ids[4096][1]],
+            "instances": [ids[64][3], ids[4096][3]],
+            "identical": bool(same),
+        }
+        print(
+            f"{big.name}: {ids[64][3]} instances with {ids[64][1]} blocks of 64 px, "
+            f"{ids[4096][3]} with {ids[4096][1]} block: ids identical = {same}"
+        )
+        if Path(args.bundle).exists():
+            from geoseg.engine.predict import predict
+
+            scene = ROOT.parent / "shared" / "data" / "dubai" / "tile8" / big.name.split("_", 2)[2]
+            scene = scene.with_suffix(".jpg")
+            t = time.perf_counter()
+            predict(scene, args.bundle, OUT / "predicted.tif", client=c, overwrite=True)
+            pred_s = time.perf_counter() - t
+            inst_s = ids[4096][2]
+            summary["cost"] = {
+                "predict_s": round(pred_s, 2),
+                "instances_s": round(inst_s, 2),
+                "throughput_ratio": round(pred_s / (pred_s + inst_s), 3),
+            }
+            print(
+                f"predict {pred_s:.1f} s, instances {inst_s:.1f} s: end to end with instances "
+                f"at {pred_s / (pred_s + inst_s):.2f}x the semantic-only throughput"
+            )
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {OUT / 'summary.json'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

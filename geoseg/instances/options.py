@@ -1,0 +1,29 @@
+"""What ``geoseg instances`` can be asked for, declared once (:mod:`geoseg.core.options`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from geoseg.core.options import Options, option
+
+DEFAULT_BLOCK = 2048
+
+
+class InstanceOptions(Options):
+    things: list[str] | None = option(
+        None,
+        "The countable classes, by name or id (repeatable; default: those the class list "
+        "marks 'thing').",
+    )
+    connectivity: Literal[4, 8] = option(
+        4, "Pixels of one object touch by an edge (4) or also by a corner (8)."
+    )
+    min_pixels: int = option(
+        1,
+        "Smallest instance in pixels: smaller objects (speckle) keep their class but get no "
+        "id, decided on whole objects.",
+        ge=1,
+    )
+    block: int = option(
+        DEFAULT_BLOCK, "Block size in pixels; one Dask task per block.", key="never", ge=64
+    )

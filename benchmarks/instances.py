@@ -77,7 +77,7 @@ def main() -> int:
     warnings.filterwarnings("ignore", message=".*no CRS or geotransform.*")
     from geoseg.cluster.setup import ClusterOptions, connect
     from geoseg.instances.evaluate import evaluate_instances
-    from geoseg.instances.instances import instances
+    from geoseg.instances.label import instances
 
     refs = sorted(Path(args.reference).glob("*.tif"))
     if not refs:

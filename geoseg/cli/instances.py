@@ -31,7 +31,7 @@ def instances_cmd(
 ):
     """Label each object of the thing classes (buildings, trees...) over the whole scene:
     one id per object, objects cut by blocks made whole; counts per class."""
-    from geoseg.instances.instances import instances
+    from geoseg.instances.label import instances
 
     try:
         res = instances(

@@ -2,7 +2,7 @@
 reference class raster on the same grid, whose instances are the connected components of its
 thing classes (stated in the report).
 
-Both maps' instances come from :func:`geoseg.instances.instances.instances` (the same seam
+Both maps' instances come from :func:`geoseg.instances.label.instances` (the same seam
 pass, so an object cut by blocks counts once); one task per block then counts the overlaps of
 predicted and reference instances and the class confusion, summed on the client into PQ, SQ,
 RQ, precision, recall, F1 at IoU 0.5 and the count error per thing class
@@ -23,7 +23,7 @@ from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core import panoptic
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
-from geoseg.instances.instances import instances
+from geoseg.instances.label import instances
 from geoseg.instances.options import InstanceOptions
 from geoseg.io.classmap import ClassMap
 from geoseg.io.files import atomic_write, csv_bytes

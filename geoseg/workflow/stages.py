@@ -125,7 +125,7 @@ def instances_stage(
     ctx: Context, raster: str, out: Path, polygons: Path | None, **options
 ) -> tuple[list[str], dict]:
     """``options``: :class:`~geoseg.instances.options.InstanceOptions` fields."""
-    from geoseg.instances.instances import instances
+    from geoseg.instances.label import instances
 
     res = instances(raster, out, polygons=polygons, client=ctx.client(), overwrite=True, **options)
     files = [res.path, res.summary] + ([res.polygons] if res.polygons else [])

@@ -13,7 +13,7 @@ import shapely
 
 from geoseg.core.instances import label_scene
 from geoseg.errors import GeoSegError
-from geoseg.instances.instances import instances
+from geoseg.instances.label import instances
 from geoseg.io.stac import item_path
 from tests.vector.test_vectorize import speckle, write_classes
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import warnings
 
 import typer
@@ -41,6 +43,7 @@ def setup(debug: bool, dashboard_address: str | None = None) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     warnings.showwarning = _show_warning
+    _end_like_ctrl_c()
     if not debug:
         # distributed sets its loggers to INFO on import; after basicConfig their cluster
         # start/stop lines, retired workers and closed comms would reach the terminal: geoseg
@@ -49,6 +52,21 @@ def setup(debug: bool, dashboard_address: str | None = None) -> None:
 
         for name in ("distributed", "tornado", "asyncio"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _end_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP (a scheduler's stop, a closed terminal) end a command as Ctrl-C
+    does: KeyboardInterrupt in the main thread, so staged blocks stay, the local cluster is
+    closed and one ``interrupted:`` line is printed (exit 130)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, _interrupt):  # not if someone set one
+            signal.signal(sig, _interrupt)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -31,8 +31,9 @@ from geoseg.engine.radiometry import check_normalize, radiometry_for
 from geoseg.engine.supervise import run_blocks, stop_assembly
 from geoseg.engine.zarr_output import write_zarr
 from geoseg.errors import GeoSegError, Interrupted, Resumable
-from geoseg.io.cog import check_output
+from geoseg.io.cog import check_output, check_raster_suffix
 from geoseg.io.dates import acquisition_date, check_date
+from geoseg.io.files import check_not_an_input, output_lock
 from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
 from geoseg.io.scene import Scene
@@ -94,6 +95,8 @@ def plan(
     check_normalize(opts.normalize, meta, model)
     info = scene.info
     scene.check_bands(meta.bands)
+    check_raster_suffix(out)
+    check_not_an_input(out, scene.paths)
     out_path = check_output(out, overwrite)
     if not is_zarr(out_path):
         check_style_free(out_path, "raster")
@@ -174,77 +177,80 @@ def predict(
     job, key, meta = plan(
         scene, model, out, opts, staging=staging, radiometry=radiometry, overwrite=overwrite
     )
-    where = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
-    t0 = time.perf_counter()
-    with connect(where, client) as c:
-        if not c.scheduler_info(n_workers=-1)["workers"]:
-            raise GeoSegError(
-                "the Dask cluster has no workers: start some with 'dask worker "
-                "ADDRESS' or use the local cluster"
-            )
-        choice = _choose(c, opts.device, opts.precision, opts.runtime)
-        ran = PredictOptions.of(
-            opts, device=choice.device, precision=choice.precision, runtime=choice.runtime
-        )
-        mode = check_normalize(opts.normalize, meta, model)
-        reason = "a radiometric mapping was given" if radiometry is not None else ""
-        if radiometry is None:
-            radiometry, mode, reason = radiometry_for(c, job.scene, meta, mode)
-        job, key, meta = plan(
-            scene, model, out, ran, staging=staging, radiometry=radiometry, overwrite=overwrite
-        )
-        write_manifest(job, key)
-        dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
-        if progress and dashboard:
-            from rich.console import Console
-
-            Console(stderr=True).print(f"Dask dashboard: {dashboard}")
-        try:
-            stats = run_blocks(c, job, key, progress)
-            _check_valid_pixels(job, stats)
-            tags = _tags(job, meta, mode, _ran_in(stats, choice), date)
-            if opts.normalize == "auto":  # what auto chose, and why
-                tags["GEOSEG_NORMALIZE_REASON"] = reason
-        except Resumable:  # interrupted, or one block crashed its workers: keep the rest
-            raise
-        except GeoSegError:  # the scene or the model is at fault: nothing worth resuming
-            remove_staging(job.staging)
-            raise
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
+    with output_lock(Path(out).resolve()):  # one job per output
+        where = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
+        t0 = time.perf_counter()
+        with connect(where, client) as c:
+            if not c.scheduler_info(n_workers=-1)["workers"]:
                 raise GeoSegError(
-                    f"no space left on the device of the staging folder "
-                    f"{job.staging}: free some space and re-run (finished blocks "
-                    "are reused), or pass --staging DIR on a larger disk"
-                ) from None
-            raise
-        t_asm = time.perf_counter()
-        if is_zarr(out):  # one task per block writes its own chunks: no single writer
-            outs = write_zarr(c, job, Path(out).resolve(), tags)
+                    "the Dask cluster has no workers: start some with 'dask worker "
+                    "ADDRESS' or use the local cluster"
+                )
+            choice = _choose(c, opts.device, opts.precision, opts.runtime)
+            ran = PredictOptions.of(
+                opts, device=choice.device, precision=choice.precision, runtime=choice.runtime
+            )
+            mode = check_normalize(opts.normalize, meta, model)
+            reason = "a radiometric mapping was given" if radiometry is not None else ""
+            if radiometry is None:
+                radiometry, mode, reason = radiometry_for(c, job.scene, meta, mode)
+            job, key, meta = plan(
+                scene, model, out, ran, staging=staging, radiometry=radiometry, overwrite=overwrite
+            )
+            write_manifest(job, key)
+            dashboard = c.dashboard_link if c.cluster is not None or scheduler else None
+            if progress and dashboard:
+                from rich.console import Console
+
+                Console(stderr=True).print(f"Dask dashboard: {dashboard}")
+            try:
+                stats = run_blocks(c, job, key, progress)
+                _check_valid_pixels(job, stats)
+                tags = _tags(job, meta, mode, _ran_in(stats, choice), date)
+                if opts.normalize == "auto":  # what auto chose, and why
+                    tags["GEOSEG_NORMALIZE_REASON"] = reason
+            except Resumable:  # interrupted, or one block crashed its workers: keep the rest
+                raise
+            except GeoSegError:  # the scene or the model is at fault: nothing worth resuming
+                remove_staging(job.staging)
+                raise
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    raise GeoSegError(
+                        f"no space left on the device of the staging folder "
+                        f"{job.staging}: free some space and re-run (finished blocks "
+                        "are reused), or pass --staging DIR on a larger disk"
+                    ) from None
+                raise
+            t_asm = time.perf_counter()
+            if is_zarr(out):  # one task per block writes its own chunks: no single writer
+                outs = write_zarr(c, job, Path(out).resolve(), tags)
+                t1 = time.perf_counter()
+                return _result(
+                    job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging
+                )
+            finals = _final_files(Path(out).resolve(), opts.probabilities)
+            before = {p: _identity(p) for p in finals}
+            flag = cancel_flag(job)
+            flag.unlink(missing_ok=True)
+            fut = c.submit(assemble, job, str(Path(out).resolve()), tags, pure=False)
+            try:
+                outs = fut.result()
+            except BaseException as e:  # no partial set: what this assembly put in place goes
+                if isinstance(e, KeyboardInterrupt):
+                    stop_assembly(c, fut, flag)
+                for p in finals:
+                    if _identity(p) != before[p]:
+                        p.unlink(missing_ok=True)
+                if isinstance(e, KeyboardInterrupt):
+                    raise Interrupted(
+                        f"interrupted while assembling {Path(out).name}: all {len(stats)} blocks "
+                        "stay staged and no output was written; run the same command again to "
+                        "finish"
+                    ) from None
+                raise
             t1 = time.perf_counter()
-            return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
-        finals = _final_files(Path(out).resolve(), opts.probabilities)
-        before = {p: _identity(p) for p in finals}
-        flag = cancel_flag(job)
-        flag.unlink(missing_ok=True)
-        fut = c.submit(assemble, job, str(Path(out).resolve()), tags, pure=False)
-        try:
-            outs = fut.result()
-        except BaseException as e:  # no partial set: files this assembly already put in place go
-            if isinstance(e, KeyboardInterrupt):
-                stop_assembly(c, fut, flag)
-            for p in finals:
-                if _identity(p) != before[p]:
-                    p.unlink(missing_ok=True)
-            if isinstance(e, KeyboardInterrupt):
-                raise Interrupted(
-                    f"interrupted while assembling {Path(out).name}: all {len(stats)} blocks "
-                    "stay staged and no output was written; run the same command again to "
-                    "finish"
-                ) from None
-            raise
-        t1 = time.perf_counter()
-    return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
+        return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
 
 
 def _result(job, stats, outs, times, dashboard, tags, choice, keep_staging) -> PredictResult:

@@ -28,6 +28,19 @@ from geoseg.io.crs import with_authority
 from geoseg.io.files import atomic_files
 from geoseg.io.style import category_aux_xml, check_style_free, raster_qml
 
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+def check_raster_suffix(path: str | Path) -> None:
+    """A raster output is a COG (``.tif``/``.tiff``) or a Zarr store (``.zarr``): any other
+    suffix would put a GeoTIFF under a name that says another format."""
+    suffix = Path(str(path).rstrip("/")).suffix.lower()
+    if suffix not in (*RASTER_SUFFIXES, ".zarr"):
+        raise GeoSegError(
+            f"{path}: a raster output is written as a Cloud-Optimised GeoTIFF (.tif, .tiff) "
+            f"or a Zarr store (.zarr), not {suffix or 'a name without suffix'}: rename the output"
+        )
+
 
 def check_output(path: str | Path, overwrite: bool) -> Path:
     """Fail early (before any work) if ``path`` cannot be written as a new final output."""

@@ -91,6 +91,57 @@ def atomic_path(path: Path, *, suffix: str | None = None, user_error: bool = Tru
         yield add(path, suffix)
 
 
+def check_not_an_input(out: str | os.PathLike, inputs) -> None:
+    """An output may never replace one of its own inputs (``--overwrite`` included): paths
+    are compared resolved, symbolic links followed."""
+    target = Path(out).resolve()
+    for p in inputs:
+        if os.path.exists(p) and Path(p).resolve() == target:
+            raise GeoSegError(
+                f"the output {out} is the input {p}: the map would replace its own scene; "
+                "choose another --out"
+            )
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[Path]:
+    """One job per output: an exclusive, non-blocking ``flock`` on ``.NAME.lock`` beside
+    ``out`` for the ``with`` block (the file holds the owner's pid and is removed at the end).
+    A second job for the same output fails at once with a one-line :class:`GeoSegError`."""
+    import fcntl
+
+    out = Path(out)
+    lock = out.with_name(f".{out.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise GeoSegError(
+                f"another geoseg job is writing {out} (pid {pid}): wait for it or choose "
+                "another --out"
+            ) from None
+        try:  # the holder before us may have removed the file we locked: lock the new one
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` under a temporary name, then rename it into place."""
     with atomic_path(path) as tmp:

@@ -107,7 +107,7 @@ class Scene:
         """Bands (float32, len(bands) x h x w) and validity (bool, h x w) over ``window``.
 
         A pixel is invalid where any band is masked (nodata value, per-dataset mask or alpha
-        band) or NaN. Parts of ``window`` outside the scene are mirrored from inside it.
+        band) or not finite (NaN, +-Inf). Parts of ``window`` outside the scene are mirrored from inside it.
         """
         info = self.info
         rows = symmetric_index(np.arange(window.row, window.row_end), info.height)
@@ -139,7 +139,7 @@ class Scene:
                     "unreachable); re-create or re-download it"
                 )
         if any(np.dtype(info.dtypes[b - 1]).kind == "f" for b in bands):
-            valid &= ~np.isnan(data).any(axis=0)
+            valid &= np.isfinite(data).all(axis=0)  # NaN and +-Inf alike are nodata
         inside = (
             rows[0] == r0
             and rows[-1] == r1 - 1

@@ -114,5 +114,5 @@ class ArraySlab:
             nd = np.float32(self.nodata)
             valid &= ~(np.isnan(data).any(axis=0) if np.isnan(nd) else (data == nd).any(axis=0))
         if np.dtype(self.values.dtype).kind == "f":
-            valid &= ~np.isnan(data).any(axis=0)
+            valid &= np.isfinite(data).all(axis=0)  # NaN and +-Inf alike are nodata
         return data, valid

@@ -1,0 +1,205 @@
+"""Guard rails at the edges (issue 27), through real ``geoseg`` processes: each case is one
+``error:`` line on the whole of stderr, exit status 2, and nothing left where the output would
+go."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from geoseg.engine.predict import predict
+from geoseg.harmonize.harmonize import harmonize
+from geoseg.io.files import output_lock
+from geoseg.io.stats import band_moments
+from tests.conftest import predict_cmd
+from tests.engine.test_interrupts import _cmd, _leftovers, _quiet, _wait_for
+
+
+def _run(cmd: list, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout)
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "geoseg.cli.main", *args])
+
+
+def _one_error_line(r: subprocess.CompletedProcess, match: str) -> str:
+    """The whole of stderr is one ``error:`` line matching ``match``; exit status 2."""
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert re.search(match, lines[0]), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small(synth, bundles):
+    scene, _ = synth(96, 128, seed=27)
+    return Path(scene), Path(bundles("pixelnet", tile=64, overlap=16))
+
+
+# ---- item 7: one job per output, never replacing an input, suffix matches the format ----
+
+
+def test_output_equal_to_the_input_is_refused_even_with_overwrite(small, tmp_path):
+    scene, bundle = small
+    own = tmp_path / "scene.tif"
+    own.write_bytes(scene.read_bytes())
+    before = own.read_bytes()
+    r = _run(predict_cmd(own, bundle, own, "--overwrite"))
+    _one_error_line(r, r"output .*scene\.tif is the input .*choose another --out")
+    assert own.read_bytes() == before
+    link = tmp_path / "link.tif"  # the same file by another name
+    link.symlink_to(own)
+    r = _run(predict_cmd(own, bundle, link, "--overwrite"))
+    _one_error_line(r, r"is the input")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.tif", "scene.tif"]
+
+
+@pytest.mark.parametrize("name", ["map.jpg", "map.png", "map", "map.gpkg"])
+def test_raster_output_suffix_must_name_its_format(small, tmp_path, name):
+    scene, bundle = small
+    r = _run(predict_cmd(scene, bundle, tmp_path / name))
+    _one_error_line(r, r"\.tif, \.tiff.*\.zarr.*rename the output")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_job_for_the_same_output_fails_at_once(small, tmp_path):
+    scene, bundle = small
+    out = tmp_path / "map.tif"
+    with output_lock(out) as lock:  # the first job, as far as the second can tell
+        assert lock.name == ".map.tif.lock"
+        r = _run(predict_cmd(scene, bundle, out, "--staging", tmp_path / "staging"))
+        _one_error_line(
+            r,
+            rf"^error: another geoseg job is writing {re.escape(str(out))} \(pid {os.getpid()}\)"
+            r": wait for it or choose another --out$",
+        )
+        assert not out.exists() and not (tmp_path / "staging").exists()
+    assert list(tmp_path.iterdir()) == []  # the lock goes with its job
+
+
+def test_the_lock_is_released_and_removed_by_a_finished_job(small, tmp_path, client):
+    scene, bundle = small
+    out = tmp_path / "map.tif"
+    cmd = predict_cmd(scene, bundle, out, "--scheduler", client.scheduler.address)
+    r = _run(cmd)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / ".map.tif.lock").exists()
+    r = _run(cmd + ["--overwrite"])  # the next job takes the output
+    assert r.returncode == 0, r.stderr
+
+
+# ---- item 4: NaN and +-Inf are one and the same nodata, in every command ----------------
+
+
+@pytest.fixture(scope="module")
+def nonfinite(synth, tmp_path_factory):
+    """The same float32 scene twice: a few pixels +Inf / -Inf, and those pixels NaN."""
+    scene, _ = synth(160, 192, seed=44)
+    root = tmp_path_factory.mktemp("nonfinite")
+    with rasterio.open(scene) as src:
+        prof, data = src.profile, src.read().astype(np.float32)
+    prof.update(dtype="float32", nodata=None)
+    bad = np.zeros(data.shape[1:], dtype=bool)
+    bad[40:44, 50:60] = bad[100, 10:20] = bad[150:155, 180] = True
+    paths = {}
+    for name, values in (("inf", (np.inf, -np.inf)), ("nan", (np.nan, np.nan))):
+        d = data.copy()
+        d[0][bad], d[2][bad] = values  # +Inf in one band, -Inf in another
+        paths[name] = root / f"{name}.tif"
+        with rasterio.open(paths[name], "w", **prof) as dst:
+            dst.write(d)
+    return paths["inf"], paths["nan"], bad
+
+
+def test_predict_maps_inf_pixels_as_nodata_like_nan(client, bundles, nonfinite, tmp_path):
+    inf, nan, bad = nonfinite
+    bundle = bundles("pixelnet", tile=64, overlap=16)
+    a = predict(inf, bundle, tmp_path / "inf.tif", block=128, client=client).path
+    b = predict(nan, bundle, tmp_path / "nan.tif", block=128, client=client).path
+    with rasterio.open(a) as sa, rasterio.open(b) as sb:
+        ca, cb = sa.read(1), sb.read(1)
+        assert (ca[bad] == sa.nodata).all()
+    np.testing.assert_array_equal(ca, cb)  # the neighbours' classes too
+
+
+def test_band_statistics_ignore_inf_like_nan(nonfinite):
+    inf, nan, bad = nonfinite
+    a, b = band_moments(inf, [1, 2, 3, 4]), band_moments(nan, [1, 2, 3, 4])
+    assert np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    assert a[0, 0] == bad.size - bad.sum()  # the count of valid pixels
+
+
+def test_training_and_obia_reads_treat_inf_as_nodata(bundles, nonfinite):
+    from geoseg.baseline.config import Slic
+    from geoseg.baseline.segment import segment, zscore
+    from geoseg.core.grid import Window
+    from geoseg.io.scene import Scene
+    from geoseg.model.bundle import read_meta
+    from geoseg.model.runner import normalize
+
+    inf, nan, bad = nonfinite
+    meta = read_meta(bundles("pixelnet", tile=64, overlap=16))
+    w, bands = Window(0, 0, 160, 192), [1, 2, 3, 4]
+    (xa, va), (xb, vb) = Scene.of(inf).read(w, bands), Scene.of(nan).read(w, bands)
+    np.testing.assert_array_equal(va, ~bad)
+    np.testing.assert_array_equal(va, vb)
+    # training normalises what it reads (train.train) and OBIA z-scores and segments it
+    np.testing.assert_array_equal(normalize(xa.copy(), va, meta), normalize(xb.copy(), vb, meta))
+    za, zb = (
+        zscore(xa, va, meta.normalization.mean, meta.normalization.std),
+        zscore(xb, vb, meta.normalization.mean, meta.normalization.std),
+    )
+    np.testing.assert_array_equal(za, zb)
+    seg = Slic(method="slic")
+    np.testing.assert_array_equal(segment(za, va, seg), segment(zb, vb, seg))
+
+
+def test_harmonize_writes_inf_pixels_as_nodata_like_nan(client, nonfinite, tmp_path):
+    inf, nan, bad = nonfinite
+    a = harmonize(inf, nan, tmp_path / "a.tif", client=client, block=128).path
+    b = harmonize(nan, nan, tmp_path / "b.tif", client=client, block=128).path
+    with rasterio.open(a) as sa, rasterio.open(b) as sb:
+        ga, gb = sa.read(), sb.read()
+    assert np.isnan(ga[:, bad]).all()
+    np.testing.assert_array_equal(ga, gb)
+
+
+# ---- item 6: SIGTERM and SIGHUP end a command as Ctrl-C does ------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_ends_predict_like_ctrl_c(synth, bundles, tmp_path, sig):
+    scene, _ = synth(1024, 1280, seed=31)
+    bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
+    staging, out = tmp_path / "staging", tmp_path / "map.tif"
+    proc = subprocess.Popen(
+        _cmd(scene, bundle, out, staging),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    _wait_for(lambda: len(list(staging.glob("*/b*.npz"))) >= 4)
+    os.kill(proc.pid, sig)  # the command only, as `kill PID` or a service manager does
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    m = re.fullmatch(
+        r"interrupted: (\d+) of (\d+) blocks staged; run the same command again to resume",
+        lines[-1],
+    )
+    assert m, err
+    assert _quiet(err) == [] and "leaked" not in err and "Traceback" not in err, err
+    assert not out.exists() and _leftovers(tmp_path, "map") == []
+    assert len(list(staging.glob("*/b*.npz"))) >= int(m.group(1)) >= 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
@@ -84,11 +85,55 @@ def fail(e: BaseException) -> None:
         raise e
     if isinstance(e, GeoSegError):
         msg = str(e)
+    elif (os_msg := os_error_message(e)) is not None:
+        msg = os_msg
     else:
         first = str(e).splitlines()[0] if str(e) else ""
         msg = f"{type(e).__name__}: {first} (run with --debug for the traceback)"
     err.print(f"[red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # [..] is text
     raise typer.Exit(2)
+
+
+_SPACE = "free some space, or choose a folder on a larger disk (--out, --staging)"
+_WRITABLE = "choose a folder you can write to (--out, --staging) or fix its permissions"
+_OS_CAUSES = {  # errno: (the cause in words, what to do)
+    errno.ENOSPC: ("no space left on the device", _SPACE),
+    errno.EDQUOT: ("disk quota exceeded", _SPACE),
+    errno.EROFS: ("read-only file system", "choose a folder on a writable disk"),
+    errno.EACCES: ("permission denied", _WRITABLE),
+    errno.EPERM: ("operation not permitted", _WRITABLE),
+    errno.ENOENT: ("no such file or folder", "check the path (a missing input, or a folder that could not be made)"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose another path"),
+}
+# GDAL reports the same causes in the text of a RasterioIOError
+_GDAL_CAUSES = {
+    "no space left on device": errno.ENOSPC,
+    "disk quota exceeded": errno.EDQUOT,
+    "read-only file system": errno.EROFS,
+    "permission denied": errno.EACCES,
+}
+
+
+def os_error_message(e: BaseException) -> str | None:
+    """One line naming the path and the cause, with advice, for the operating-system errors a
+    user can meet (no space, quota, read-only, permission, a missing or blocked folder), raised
+    as ``OSError`` or as rasterio's ``RasterioIOError``; None for anything else."""
+    code, path = None, None
+    if isinstance(e, OSError) and e.errno in _OS_CAUSES:
+        code, path = e.errno, e.filename
+    else:
+        from rasterio.errors import RasterioIOError
+
+        if isinstance(e, RasterioIOError):
+            text = str(e).lower()
+            code = next((c for k, c in _GDAL_CAUSES.items() if k in text), None)
+    if code is None:
+        return None
+    cause, advice = _OS_CAUSES[code]
+    where = f"cannot write {path}" if path else "a file could not be written"
+    if code == errno.ENOENT and path:
+        where = f"cannot open {path}"
+    return f"{where} ({cause}): {advice}"
 
 
 def renamed(new, old, new_name: str, old_name: str):

@@ -4,6 +4,7 @@ go."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.errors import RasterioIOError
 
+from geoseg.cli.common import os_error_message
 from geoseg.engine.predict import predict
 from geoseg.harmonize.harmonize import harmonize
 from geoseg.io.files import output_lock
@@ -203,3 +206,88 @@ def test_a_signal_ends_predict_like_ctrl_c(synth, bundles, tmp_path, sig):
     assert _quiet(err) == [] and "leaked" not in err and "Traceback" not in err, err
     assert not out.exists() and _leftovers(tmp_path, "map") == []
     assert len(list(staging.glob("*/b*.npz"))) >= int(m.group(1)) >= 4
+
+
+# ---- item 3: operating-system errors are one line naming the path and the cause -----------
+
+
+def test_staging_under_a_file_is_one_line(small, tmp_path):
+    scene, bundle = small
+    (tmp_path / "somefile.txt").write_text("x")
+    r = subprocess.run(
+        [
+            str(c)
+            for c in predict_cmd(
+                scene, bundle, tmp_path / "map.tif", "--workers", 1, "--staging", "somefile.txt/st"
+            )
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    _one_error_line(
+        r,
+        r"^error: cannot write somefile\.txt/st/\w+ \(a part of the path is a file, not a "
+        r"folder\): choose another path$",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["somefile.txt"]
+
+
+def test_output_under_a_file_is_one_line(small, tmp_path):
+    scene, bundle = small
+    (tmp_path / "somefile.txt").write_text("x")
+    r = _run(predict_cmd(scene, bundle, tmp_path / "somefile.txt" / "out.tif"))
+    _one_error_line(r, r"cannot create the output folder .*somefile\.txt \(a file is in the way\)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["somefile.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a folder of mode 0o555")
+def test_read_only_staging_folder_is_one_line(small, tmp_path):
+    scene, bundle = small
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        r = _run(
+            predict_cmd(scene, bundle, tmp_path / "map.tif", "--workers", 1, "--staging", ro / "st")
+        )
+        _one_error_line(r, r"cannot write .*ro/st.* \(permission denied\): choose a folder")
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "exc, expect",
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/data/map.tif"),
+            "cannot write /data/map.tif (no space left on the device): free some space",
+        ),
+        (
+            OSError(errno.EDQUOT, "Disk quota exceeded", "/home/u/x"),
+            "cannot write /home/u/x (disk quota exceeded): free some space",
+        ),
+        (
+            OSError(errno.EROFS, "Read-only file system", "/mnt/ro/a.tif"),
+            "cannot write /mnt/ro/a.tif (read-only file system): choose a folder on a writable",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/root/x"),
+            "cannot write /root/x (permission denied): choose a folder you can write to",
+        ),
+        (
+            RasterioIOError("Write failed. No space left on device"),
+            "a file could not be written (no space left on the device): free some space",
+        ),
+        (
+            RasterioIOError("/x/y.tif: Permission denied"),
+            "a file could not be written (permission denied)",
+        ),
+        (ValueError("x"), None),
+        (RasterioIOError("not recognized as a supported file format"), None),
+    ],
+)
+def test_os_error_classes_become_one_line_with_advice(exc, expect):
+    msg = os_error_message(exc)
+    assert msg == expect if expect is None else msg.startswith(expect), msg

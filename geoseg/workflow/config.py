@@ -223,6 +223,13 @@ def output_path(p: str, out_dir: Path, key: str) -> Path:
             f"workflow: {key}: {p!r} is outside the output folder {out_dir}: "
             "give a path inside it (relative to 'output')"
         )
+    # compared again with symbolic links followed: a link inside the folder may lead out of it
+    real, real_dir = q.resolve(), out_dir.resolve()
+    if real == real_dir or not real.is_relative_to(real_dir):
+        raise GeoSegError(
+            f"workflow: {key}: {p!r} leads outside the output folder {out_dir} through a "
+            f"symbolic link (to {real}): give a path inside it without links that lead out"
+        )
     return q
 
 

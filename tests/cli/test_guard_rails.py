@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from rasterio.errors import RasterioIOError
 
 from geoseg.cli.common import os_error_message
@@ -291,3 +292,30 @@ def test_read_only_staging_folder_is_one_line(small, tmp_path):
 def test_os_error_classes_become_one_line_with_advice(exc, expect):
     msg = os_error_message(exc)
     assert msg == expect if expect is None else msg.startswith(expect), msg
+
+
+# ---- item 2: workflow outputs stay inside the output folder, links followed ----------------
+
+
+def test_a_link_inside_the_output_folder_cannot_lead_a_product_out(small, tmp_path):
+    scene, bundle = small
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "maps").symlink_to(outside, target_is_directory=True)
+    doc = {
+        "name": "links",
+        "output": "out",
+        "model": str(bundle),
+        "predict": {"scene": str(scene), "block": 64, "out": "maps/lc.tif"},
+    }
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    r = _cli("run", path)
+    _one_error_line(
+        r,
+        r"^error: workflow: predict\.out: 'maps/lc\.tif' leads outside the output folder .*out "
+        r"through a symbolic link \(to .*outside/lc\.tif\): give a path inside it",
+    )
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == ["maps"]  # no stage ran, no manifest

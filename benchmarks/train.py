@@ -37,6 +37,11 @@ def main() -> int:
     )
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep <output>.checkpoint once training ends (a later --resume --epochs N goes on)",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--block",
@@ -80,7 +85,13 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     if not args.skip_training:
-        train(cfg, resume=args.resume, progress=True, precision=args.precision)
+        train(
+            cfg,
+            resume=args.resume,
+            progress=True,
+            precision=args.precision,
+            keep_checkpoint=args.keep_checkpoint or None,
+        )
     train_s = time.perf_counter() - t
     meta = read_meta(cfg.output)
     prov = meta.provenance

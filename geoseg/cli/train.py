@@ -20,12 +20,40 @@ def train_cmd(
         help="auto (bf16 on GPUs and on CPUs with AMX or AVX-512 BF16, else fp32), fp32 or "
         "bf16 (default: the config's training.precision).",
     ),
+    out_dir: Path = typer.Option(
+        None, "--out", "-o", help="The bundle folder (default: the config's 'output')."
+    ),
+    sets: list[str] = typer.Option(
+        None,
+        "--set",
+        metavar="KEY=VALUE",
+        help="Change one config key (dotted, e.g. training.epochs=5; the value is read as "
+        "YAML); repeat for several.",
+    ),
+    keep_checkpoint: bool = typer.Option(
+        False,
+        "--keep-checkpoint",
+        help="Keep the resume checkpoint (<output>.checkpoint, beside the bundle) once "
+        "training ends, to continue the run later with --resume (default: removed).",
+    ),
 ):
     """Train a land-cover model from scenes and labels into a model bundle."""
+    from geoseg.cli.sets import parse_sets
+    from geoseg.train.config import load_config
     from geoseg.train.train import train as run
 
     try:
-        res = run(config, resume=resume, progress=True, precision=precision)
+        overrides = parse_sets(sets)
+        if out_dir is not None:  # relative to where the command runs, not to the config
+            overrides["output"] = str(out_dir.expanduser().resolve())
+        cfg = load_config(config, overrides) if overrides else config
+        res = run(
+            cfg,
+            resume=resume,
+            progress=True,
+            precision=precision,
+            keep_checkpoint=keep_checkpoint or None,
+        )
     except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return

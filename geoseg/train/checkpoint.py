@@ -10,6 +10,7 @@ checkpoint whole; files no longer named are removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,14 @@ def clear_checkpoint(folder: str | Path) -> None:
     (d / STATE).unlink(missing_ok=True)
     for f in d.glob("*.safetensors"):
         f.unlink()
+
+
+def remove_checkpoint(folder: str | Path) -> None:
+    """Remove a checkpoint and its folder once empty (a folder holding anything else stays)."""
+    d = Path(folder)
+    clear_checkpoint(d)
+    with contextlib.suppress(OSError):  # absent, or holding files not the checkpoint's
+        d.rmdir()
 
 
 def _load(path: Path, expected: str | None) -> dict[str, torch.Tensor]:

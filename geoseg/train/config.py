@@ -9,6 +9,7 @@ order with the files matching its ``labels`` pattern.
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
 from pathlib import Path
@@ -271,7 +272,8 @@ class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     output: str  # the bundle directory
-    checkpoint_dir: str | None = None  # default: OUTPUT/checkpoint
+    checkpoint_dir: str | None = None  # default: OUTPUT.checkpoint, beside the bundle
+    keep_checkpoint: bool = False  # keep it once training ends (to continue a finished run)
     cache_mb: int = Field(2048, ge=0)  # scenes are held in memory up to this size
 
     @field_validator("ignore_values", mode="before")
@@ -304,7 +306,17 @@ class TrainConfig(_Strict):
 
     @property
     def checkpoints(self) -> Path:
-        return Path(self.checkpoint_dir or Path(self.output) / "checkpoint")
+        """The resume checkpoint's folder: ``checkpoint_dir``, else ``<output>.checkpoint``
+        beside the bundle, so that the bundle folder ships as it is."""
+        if self.checkpoint_dir:
+            return Path(self.checkpoint_dir)
+        out = Path(self.output)
+        return out.with_name(f"{out.name}.checkpoint")
+
+    @property
+    def legacy_checkpoints(self) -> Path:
+        """Where checkpoints went before they moved beside the bundle (still resumed from)."""
+        return Path(self.output) / "checkpoint"
 
 
 def format_error(e: ValidationError, where: str, see: str = "examples/train/") -> str:
@@ -349,13 +361,31 @@ def read_yaml(path: Path, what: str = "training config") -> Any:
         ) from None
 
 
-def load_config(source: str | os.PathLike | dict | TrainConfig) -> TrainConfig:
-    """A validated config with every path resolved and glob patterns expanded."""
+def merge(a: dict, b: dict) -> dict:
+    """``a`` with ``b``'s keys in, nested mappings merged key by key (``a`` is not changed)."""
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        sub = out.get(k)
+        out[k] = merge(sub, v) if isinstance(v, dict) and isinstance(sub, dict) else v
+    return out
+
+
+def load_config(
+    source: str | os.PathLike | dict | TrainConfig, overrides: dict | None = None
+) -> TrainConfig:
+    """A validated config with every path resolved and glob patterns expanded; ``overrides``
+    (nested keys, as ``geoseg train --set`` gives them) merged into a YAML's or dict's keys
+    before validation (its paths are relative to the YAML's folder like the YAML's own)."""
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        cfg = parse_config(read_yaml(path), f"config {path}")
+        data = read_yaml(path)
+        if overrides and isinstance(data, dict):
+            data = merge(data, overrides)
+        cfg = parse_config(data, f"config {path}" + (" (with --set)" if overrides else ""))
         base = path.resolve().parent
     else:
+        if overrides and isinstance(source, dict):
+            source = merge(source, overrides)
         cfg = parse_config(source)
         base = Path.cwd()
     out = resolve(cfg, base)

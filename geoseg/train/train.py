@@ -28,9 +28,11 @@ from geoseg.model.runner import memory_format, normalize
 from geoseg.train.augment import augment, resample, zoom_size
 from geoseg.train.checkpoint import (
     clear_checkpoint,
+    has_checkpoint,
     load_checkpoint,
     load_tensors,
     read_state,
+    remove_checkpoint,
     save_checkpoint,
 )
 from geoseg.train.config import TrainConfig, load_config
@@ -59,6 +61,23 @@ class TrainResult:
     history_csv: Path
     curves_png: Path
     checkpoint_dir: Path
+
+
+def checkpoint_folder(cfg: TrainConfig, resume: bool) -> Path:
+    """Where this run's checkpoint goes (or, with ``resume``, the one it continues: also the
+    folder inside the bundle that older versions of geoseg wrote)."""
+    ck = cfg.checkpoints
+    if not resume or has_checkpoint(ck):
+        return ck
+    if not cfg.checkpoint_dir and has_checkpoint(cfg.legacy_checkpoints):
+        return cfg.legacy_checkpoints
+    if (Path(cfg.output) / "bundle.json").exists():
+        raise GeoSegError(
+            f"no checkpoint to resume from in {ck}: {cfg.output} is a finished training, "
+            "whose checkpoint was removed: run without --resume to train again "
+            "(--keep-checkpoint, or keep_checkpoint: true, keeps it to continue a run later)"
+        )
+    return ck  # reading it says there is none
 
 
 def fingerprint(cfg: TrainConfig) -> str:
@@ -154,6 +173,7 @@ def train(
     init_from: str | None = None,
     normalization: dict | None = None,
     provenance: dict | None = None,
+    keep_checkpoint: bool | None = None,
 ) -> TrainResult:
     """Train the model described by ``config`` (a YAML path, a dict or a TrainConfig) and
     write its bundle. ``resume`` continues from the checkpoint of an interrupted run;
@@ -162,9 +182,13 @@ def train(
     weights start the whole model (fine-tuning; the config's model must match it);
     ``normalization``: the model inputs' mean and std (and source) instead of the training
     pixels' (a fine-tuned model keeps its parent's input contract); ``provenance``: entries
-    added to the bundle's."""
+    added to the bundle's. The resume checkpoint (``<output>.checkpoint`` beside the bundle
+    unless ``checkpoint_dir`` says otherwise) is removed once the bundle is written, unless
+    ``keep_checkpoint`` (default: the config's ``keep_checkpoint``)."""
     t_start = time.perf_counter()
     cfg = load_config(config)
+    if keep_checkpoint is not None:
+        cfg = cfg.model_copy(update={"keep_checkpoint": keep_checkpoint})
     tc = cfg.training
     classes = load_classes(cfg.classes)
     device = training_device(tc)
@@ -191,6 +215,7 @@ def _train(
     extra: dict,
 ) -> TrainResult:
     tc = cfg.training
+    ck = checkpoint_folder(cfg, resume)  # before any work: --resume without one fails now
     data = prepare(cfg, classes)
     first = data.scenes[0].scene.info
     meta = BundleMeta(
@@ -233,7 +258,7 @@ def _train(
 
         init = load_encoder_weights(model, cfg.model.encoder_weights, meta)
     model.to(device, memory_format=memory_format(device))
-    earlier = read_state(cfg.checkpoints).get("precision") if resume else None
+    earlier = read_state(ck).get("precision") if resume else None
     if want == "auto" and earlier:  # a resumed run goes on in what it started in
         prec = earlier
     else:
@@ -255,7 +280,6 @@ def _train(
         raise GeoSegError("the validation pixels hold no labels: check the labels and split")
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    ck = cfg.checkpoints
     steps = math.ceil(tc.samples_per_epoch / tc.batch_size)
     total = steps * tc.epochs
     state = {
@@ -279,6 +303,8 @@ def _train(
         log.info("resuming after epoch %d", state["epoch"])
     else:
         clear_checkpoint(ck)
+        if not cfg.checkpoint_dir:  # an older run's, inside the bundle folder
+            remove_checkpoint(cfg.legacy_checkpoints)
     t_run = time.perf_counter()
     seconds_before = state["seconds"]
     bar = TrainProgress(tc.epochs, steps * tc.batch_size) if progress else None
@@ -473,6 +499,8 @@ def _finish(
     meta = meta.model_copy(update={"provenance": prov})
     model.cpu()
     meta = save_bundle(model, meta, out)
+    if not cfg.keep_checkpoint:  # the bundle ships as it is; nothing to resume any more
+        remove_checkpoint(ck)
     return TrainResult(
         out,
         meta,

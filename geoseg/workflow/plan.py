@@ -54,11 +54,10 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
                 f"model {plan.model} not found: using one trained from "
                 f"{cfg.train.config} (with train.set) instead"
             )
-        add(
-            st.Stage(
-                "train", partial(st.train_stage, cfg=tcfg), tcfg.model_dump(mode="json"), files
-            )
-        )
+        params = tcfg.model_dump(mode="json")
+        if not params["keep_checkpoint"]:  # at its default: stage hashes as before it existed
+            del params["keep_checkpoint"]
+        add(st.Stage("train", partial(st.train_stage, cfg=tcfg), params, files))
         plan.model, model_stage = tcfg.output, ["train"]
         plan.inputs["training config"] = inp(cfg.train.config, "train.config")
     if plan.model:

@@ -66,7 +66,7 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_in(synth, tmp_path, m
 
     with pytest.raises(Crash):
         train(cfg, on_epoch=crash)
-    first = tt.read_state(cfg["output"] + "/checkpoint")["precision"]
+    first = tt.read_state(cfg["output"] + ".checkpoint")["precision"]
 
     def no_new_choice(*a, **k):
         raise AssertionError("precision chosen again on resume")

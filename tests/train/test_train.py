@@ -222,12 +222,13 @@ def test_resume_continues_from_the_checkpoint(synth, tmp_path):
     cfg = _config(scene, labels, tmp_path / "b", **over)
     with pytest.raises(Crash):
         train(cfg, on_epoch=crash_after_2)
-    ck = tmp_path / "b" / "checkpoint"
-    assert read_state(ck)["epoch"] == 2
+    ck = tmp_path / "b.checkpoint"  # beside the bundle folder, not inside it
+    assert read_state(ck)["epoch"] == 2 and not (tmp_path / "b" / "checkpoint").exists()
     assert {p.suffix for p in ck.iterdir()} == {".safetensors", ".json"}  # no pickles
     seen = []
     res = train(cfg, resume=True, on_epoch=seen.append)
     assert [r["epoch"] for r in seen] == [3] and [r["epoch"] for r in res.history] == [1, 2, 3]
+    assert not ck.exists()  # a finished training leaves no resume state behind
     a, _ = load_model(full.bundle)
     b, _ = load_model(res.bundle)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
@@ -420,15 +421,15 @@ def test_cli_trains_and_resumes(synth, tmp_path):
             )
         )
     )
-    r = CliRunner().invoke(app, ["train", str(path)])
+    r = CliRunner().invoke(app, ["train", str(path), "--keep-checkpoint"])
     assert r.exit_code == 0, r.output
     assert "best epoch 1/1" in r.output and (tmp_path / "model" / "bundle.json").exists()
     cfg = yaml.safe_load(path.read_text())
-    cfg["training"]["epochs"] = 2  # a longer run continues the finished one
+    cfg["training"]["epochs"] = 2  # a longer run continues the finished one it kept
     path.write_text(yaml.safe_dump(cfg))
-    r = CliRunner().invoke(app, ["train", str(path), "--resume"])
+    r = CliRunner().invoke(app, ["train", str(path), "--resume", "--keep-checkpoint"])
     assert r.exit_code == 0, r.output
-    assert read_state(tmp_path / "model" / "checkpoint")["epoch"] == 2
+    assert read_state(tmp_path / "model.checkpoint")["epoch"] == 2
 
 
 def test_label_raster_on_another_grid_is_warped_onto_the_image(synth, tmp_path):

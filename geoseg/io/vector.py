@@ -57,15 +57,34 @@ _BY_SUFFIX = {
 }
 
 
+SUFFIXES = ", ".join(f.suffix for f in FORMATS.values())  # what the errors name
+
+
 def vector_format(out: str | Path, fmt: str | None = None) -> VectorFormat:
-    """The format named by ``fmt``, else by the output's suffix, else GeoPackage."""
+    """The format named by ``fmt``, else by the output's suffix, else (no suffix) GeoPackage.
+
+    A suffix geoseg does not write (``.kml``, ``.png``) or one that contradicts ``fmt`` is a
+    :class:`GeoSegError` before any work: the layer would otherwise be written in another
+    format under that name, which no GIS client opens."""
+    suffix = Path(out).suffix.lower()
+    by_suffix = _BY_SUFFIX.get(suffix)
+    if suffix and by_suffix is None:
+        raise GeoSegError(
+            f"{out}: geoseg does not write {suffix} vector layers: name the output with one of "
+            f"{SUFFIXES}"
+        )
     if fmt:
         key = fmt.lower().lstrip(".")
         key = {"geoparquet": "parquet", "shapefile": "shp", "flatgeobuf": "fgb"}.get(key, key)
         if key not in FORMATS:
             raise GeoSegError(f"unknown vector format {fmt!r}: use one of {', '.join(FORMATS)}")
+        if by_suffix is not None and by_suffix != key:
+            raise GeoSegError(
+                f"{out}: --format {key} writes {FORMATS[key].suffix} files, not {suffix}: "
+                f"name the output *{FORMATS[key].suffix} or leave --format out"
+            )
         return FORMATS[key]
-    return FORMATS[_BY_SUFFIX.get(Path(out).suffix.lower(), "gpkg")]
+    return FORMATS[by_suffix or "gpkg"]
 
 
 def check_vector_output(out: str | Path, fmt: VectorFormat, overwrite: bool) -> Path:

@@ -78,6 +78,7 @@ def vectorize(
     ``model`` and ``model_ver`` attributes (read from the raster's GEOSEG_* tags) and adds
     constant attributes. Runs on ``client``, else on a cluster from ``workers``/``scheduler``.
     """
+    vector_format(out, fmt)  # a suffix geoseg cannot write fails before anything is fetched
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
         with local_staging(str(out), overwrite) as st:
             vectorize(

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from geoseg.errors import GeoSegError
+from geoseg.io.vector import vector_format
 from geoseg.workflow import stages as st
 from geoseg.workflow.config import WorkflowConfig, input_path, output_path
 
@@ -39,6 +40,14 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
 
     def outp(p: str, key: str) -> Path:
         return output_path(p, out_dir, key)
+
+    def vout(p: str, key: str) -> Path:  # a vector layer: its suffix names its format
+        q = outp(p, key)
+        try:
+            vector_format(q)
+        except GeoSegError as e:
+            raise GeoSegError(f"workflow: {key}: {e}") from None
+        return q
 
     plan = Plan([], None)
     add = plan.stages.append
@@ -90,7 +99,7 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
         predict("predict", scene, cog, **kw)
         if cfg.vectorize:
             v = cfg.vectorize
-            outs = [outp(o, f"vectorize.outputs[{i}]") for i, o in enumerate(v.outputs)]
+            outs = [vout(o, f"vectorize.outputs[{i}]") for i, o in enumerate(v.outputs)]
             kw = v.model_dump(exclude={"outputs"})
             add(
                 st.Stage(
@@ -104,7 +113,7 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
             i = cfg.instances
             kw = i.model_dump(exclude={"out", "polygons"})
             ids = outp(i.out, "instances.out")
-            poly = outp(i.polygons, "instances.polygons") if i.polygons else None
+            poly = vout(i.polygons, "instances.polygons") if i.polygons else None
             add(
                 st.Stage(
                     "instances",

@@ -46,8 +46,23 @@ def _main(
         help="Where a local cluster's dashboard listens (default 127.0.0.1 on a free port: "
         "this machine only). 0.0.0.0:8787 exposes it on every interface, on purpose.",
     ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=lambda given: _version(given),
+        help="Print geoseg's version and exit.",
+    ),
 ):
     setup(debug, dashboard_address)
+
+
+def _version(given: bool) -> None:
+    if given:
+        from geoseg.version import __version__
+
+        typer.echo(f"geoseg {__version__}")
+        raise typer.Exit()
 
 
 app.command()(predict.predict)

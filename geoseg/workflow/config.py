@@ -28,7 +28,7 @@ from geoseg.core.options import option
 from geoseg.engine.options import PredictOptions
 from geoseg.errors import GeoSegError
 from geoseg.instances.options import InstanceOptions
-from geoseg.workflow.messages import describe_error
+from geoseg.workflow.messages import describe_errors
 
 
 class _Strict(BaseModel):
@@ -233,11 +233,14 @@ def output_path(p: str, out_dir: Path, key: str) -> Path:
     return q
 
 
-def load_workflow(source: str | os.PathLike | dict) -> tuple[WorkflowConfig, Path, str]:
+def load_workflow(
+    source: str | os.PathLike | dict, overrides: dict | None = None
+) -> tuple[WorkflowConfig, Path, str]:
     """The validated config, the folder its relative input paths start from, and a label for
-    messages."""
+    messages. ``overrides``: nested keys (``geoseg run --set``) merged in before validation."""
     if isinstance(source, dict):
-        return parse(source, "workflow"), Path.cwd(), "workflow"
+        data = merge_keys(source, overrides) if overrides else source
+        return parse(data, "workflow"), Path.cwd(), "workflow"
     path = Path(source)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -254,10 +257,22 @@ def load_workflow(source: str | os.PathLike | dict) -> tuple[WorkflowConfig, Pat
             f"workflow {path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}"
         ) from None
     where = f"workflow {path}"
+    if overrides and isinstance(raw, dict):
+        raw, where = merge_keys(raw, overrides), f"{where} (with --set)"
     return parse(raw, where), path.resolve().parent, where
 
 
+def merge_keys(a: dict, b: dict) -> dict:
+    """``a`` with ``b``'s keys in, nested mappings merged key by key (``a`` is not changed)."""
+    out = dict(a)
+    for k, v in b.items():
+        sub = out.get(k)
+        out[k] = merge_keys(sub, v) if isinstance(v, dict) and isinstance(sub, dict) else v
+    return out
+
+
 def parse(data: Any, where: str) -> WorkflowConfig:
+    """The validated config; every key found wrong is reported, one line each."""
     if not isinstance(data, dict):
         raise GeoSegError(
             f"{where}: expected a mapping of sections (output, model, predict, "
@@ -266,4 +281,8 @@ def parse(data: Any, where: str) -> WorkflowConfig:
     try:
         return WorkflowConfig.model_validate(data)
     except ValidationError as e:
-        raise GeoSegError(describe_error(e, WorkflowConfig, where)) from None
+        lines = describe_errors(e, WorkflowConfig, where)
+        if len(lines) == 1:
+            raise GeoSegError(lines[0]) from None
+        listed = "\n".join(f"  {line}" for line in lines)
+        raise GeoSegError(f"{where}: {len(lines)} errors, fix them all:\n{listed}") from None

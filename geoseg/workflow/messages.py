@@ -18,7 +18,20 @@ from pydantic import BaseModel, ValidationError
 
 def describe_error(e: ValidationError, model: type[BaseModel], where: str) -> str:
     """``where: <what is wrong> (<what to do>)`` for the first error of ``e``."""
-    err = e.errors()[0]
+    return _describe(e.errors()[0], model, where)[1]
+
+
+def describe_errors(e: ValidationError, model: type[BaseModel], where: str) -> list[str]:
+    """One line per key ``e`` finds wrong (a union's alternatives make several errors of one
+    key: its first is kept), in the order pydantic reports them."""
+    lines: dict[str, str] = {}
+    for err in e.errors():
+        key, line = _describe(err, model, where)
+        lines.setdefault(key, line)
+    return list(lines.values())
+
+
+def _describe(err: Any, model: type[BaseModel], where: str) -> tuple[str, str]:
     kind = err["type"]
     owner, field, path = _walk(model, err["loc"])
     key = _dotted(path)
@@ -30,15 +43,15 @@ def describe_error(e: ValidationError, model: type[BaseModel], where: str) -> st
             if close
             else f"valid keys here: {', '.join(valid)}"
         )
-        return f"{where}: unknown key {key!r}: {hint}"
+        return key, f"{where}: unknown key {key!r}: {hint}"
     if kind == "missing":
-        return f"{where}: missing required key {key!r}"
+        return key, f"{where}: missing required key {key!r}"
     msg = err["msg"].removeprefix("Value error, ")
     if field is not None and _is_type_error(kind):
         got = err.get("input")
         shown = f"{got!r}" if not isinstance(got, dict | list) else type(got).__name__
-        return f"{where}: {key} must be {type_name(field)}, got {shown}"
-    return f"{where}: {key}: {msg}" if key else f"{where}: {msg}"
+        return key, f"{where}: {key} must be {type_name(field)}, got {shown}"
+    return key, (f"{where}: {key}: {msg}" if key else f"{where}: {msg}")
 
 
 def _is_type_error(kind: str) -> bool:

@@ -59,46 +59,15 @@ def run(
     client=None,
     out: str | os.PathLike | None = None,
     progress: bool = False,
+    overrides: dict | None = None,
 ) -> WorkflowResult:
     """Run the workflow (a YAML path, or a dict whose relative paths start from the current
     folder). ``force``: run every stage even if current. ``client``: run on this
     ``distributed.Client`` instead of the ``cluster`` section's. ``out``: another output
     folder than the workflow's ``output``. ``progress``: stage lines and progress bars on
-    stderr."""
+    stderr. ``overrides``: nested keys merged into the workflow (``geoseg run --set``)."""
     t0 = time.perf_counter()
-    cfg, base, where = load_workflow(workflow)
-    out_dir = Path(os.path.abspath(out if out is not None else input_path(cfg.output, base)))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GeoSegError(f"workflow output {out_dir} is a file: give a folder as 'output'")
-    plan = make_plan(cfg, base, out_dir)
-    report_html = output_path(cfg.report.out, out_dir, "report.out")
-    wf_path = None if isinstance(workflow, dict) else str(Path(workflow).resolve())
-    params = cfg.model_dump(mode="json", exclude={"cluster", "output"}, exclude_none=True)
-    plan.stages.append(
-        Stage(
-            "report",
-            partial(
-                report_stage,
-                out_html=report_html,
-                title=cfg.report.title or cfg.name,
-                workflow=wf_path,
-                out_dir=out_dir,
-                model=plan.model,
-                inputs=plan.inputs,
-                parameters={k: _flat_params(v) for k, v in params.items() if isinstance(v, dict)},
-                notes=plan.notes,
-                preview_px=cfg.report.preview_px,
-            ),
-            {
-                "title": cfg.report.title or cfg.name,
-                "out": str(report_html),
-                "preview_px": cfg.report.preview_px,
-                "params": params,
-                "inputs": plan.inputs,
-            },
-            upstream=[s.name for s in plan.stages],
-        )
-    )
+    cfg, out_dir, plan = _planned(workflow, out, overrides)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -148,6 +117,92 @@ def run(
     return WorkflowResult(
         out_dir, runs, products(ctx.results), time.perf_counter() - t0, plan.notes
     )
+
+
+@dataclass
+class PlannedStage:
+    name: str
+    runs: bool  # False: current, would be skipped
+    why: str
+
+
+def dry_run(
+    workflow: str | os.PathLike | dict,
+    *,
+    force: bool = False,
+    out: str | os.PathLike | None = None,
+    overrides: dict | None = None,
+) -> tuple[Path, list[PlannedStage], list[str]]:
+    """What :func:`run` would do, decided exactly as it decides, with nothing run or written:
+    the output folder, each stage with whether it would run and why, and the plan's notes."""
+    _, out_dir, plan = _planned(workflow, out, overrides)
+    manifest = Manifest(out_dir) if out_dir.is_dir() else None
+    hashes: dict[str, str] = {}
+    stages: list[PlannedStage] = []
+    running: set[str] = set()
+    for stage in plan.stages:
+        h = stage_hash(stage.name, stage.params, stage.inputs, [hashes[u] for u in stage.upstream])
+        hashes[stage.name] = h
+        rec = manifest.stages.get(stage.name) if manifest else None
+        if force:
+            why = "--force runs every stage"
+        elif rec is None:
+            why = "it has not run in this output folder"
+        elif rec.get("hash") != h:
+            changed = [u for u in stage.upstream if u in running]
+            why = (
+                f"the {', '.join(changed)} stage{'s' if len(changed) > 1 else ''} it reads "
+                "from will run"
+                if changed
+                else "its parameters or input files changed since it ran"
+            )
+        elif manifest.current(stage.name, h) is None:
+            gone = next(o for o in rec.get("outputs", []) if not Path(o).exists())
+            why = f"its output {gone} is missing"
+        else:
+            stages.append(PlannedStage(stage.name, False, "current: same inputs and parameters"))
+            continue
+        running.add(stage.name)
+        stages.append(PlannedStage(stage.name, True, why))
+    return out_dir, stages, plan.notes
+
+
+def _planned(workflow, out, overrides):
+    """The validated config, the output folder and the plan (the report stage last)."""
+    cfg, base, _ = load_workflow(workflow, overrides)
+    out_dir = Path(os.path.abspath(out if out is not None else input_path(cfg.output, base)))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GeoSegError(f"workflow output {out_dir} is a file: give a folder as 'output'")
+    plan = make_plan(cfg, base, out_dir)
+    report_html = output_path(cfg.report.out, out_dir, "report.out")
+    wf_path = None if isinstance(workflow, dict) else str(Path(workflow).resolve())
+    params = cfg.model_dump(mode="json", exclude={"cluster", "output"}, exclude_none=True)
+    plan.stages.append(
+        Stage(
+            "report",
+            partial(
+                report_stage,
+                out_html=report_html,
+                title=cfg.report.title or cfg.name,
+                workflow=wf_path,
+                out_dir=out_dir,
+                model=plan.model,
+                inputs=plan.inputs,
+                parameters={k: _flat_params(v) for k, v in params.items() if isinstance(v, dict)},
+                notes=plan.notes,
+                preview_px=cfg.report.preview_px,
+            ),
+            {
+                "title": cfg.report.title or cfg.name,
+                "out": str(report_html),
+                "preview_px": cfg.report.preview_px,
+                "params": params,
+                "inputs": plan.inputs,
+            },
+            upstream=[s.name for s in plan.stages],
+        )
+    )
+    return cfg, out_dir, plan
 
 
 def _collection(out_dir: Path, name: str) -> None:

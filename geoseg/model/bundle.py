@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,8 +66,10 @@ class Normalization(BaseModel):
     def _check(self) -> Normalization:
         if len(self.mean) != len(self.std):
             raise ValueError("normalization mean and std differ in length")
-        if any(s <= 0 for s in self.std):
-            raise ValueError("normalization std must be positive")
+        if not all(math.isfinite(v) for v in self.mean):
+            raise ValueError(f"normalization.mean must be finite numbers, got {self.mean}")
+        if not all(math.isfinite(v) and v > 0 for v in self.std):
+            raise ValueError(f"normalization.std must be finite positive numbers, got {self.std}")
         if self.quantiles is not None:
             if len(self.quantiles) != len(self.mean):
                 raise ValueError("normalization quantiles have a different number of bands")
@@ -127,6 +130,7 @@ class BundleMeta(BaseModel):
                 f"format_version {self.format_version} is newer than this geoseg "
                 f"understands ({FORMAT_VERSION}): upgrade geoseg"
             )
+        self._check_sizes()
         if len(self.bands) != self.in_channels:
             raise ValueError(
                 f"{len(self.bands)} bands listed but in_channels is {self.in_channels}"
@@ -143,6 +147,19 @@ class BundleMeta(BaseModel):
             if len(set(names)) != len(names):
                 raise ValueError(f"head names repeat: {', '.join(names)}")
         return self
+
+    def _check_sizes(self) -> None:
+        """The fields a job is sized by, checked as the CLI checks its options (core.grid)."""
+        if self.tile < 32 or self.tile % 32:
+            raise ValueError(f"tile must be a multiple of 32 (>= 32), got {self.tile}")
+        if not 0 <= self.overlap <= self.tile // 2:
+            raise ValueError(
+                f"overlap must be between 0 and tile/2 ({self.tile // 2}), got {self.overlap}"
+            )
+        if self.in_channels < 1:
+            raise ValueError(f"in_channels must be at least 1, got {self.in_channels}")
+        if any(b < 1 for b in self.bands):
+            raise ValueError(f"bands are 1-based band numbers (>= 1), got {self.bands}")
 
     @property
     def output_heads(self) -> list[Head]:
@@ -199,8 +216,12 @@ def read_meta(path: str | Path) -> BundleMeta:
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        if loc == "normalization" and msg.startswith("normalization"):
+            loc = ""  # the message names the field
         raise GeoSegError(
-            f"bundle metadata {mf} is invalid: {loc + ': ' if loc else ''}{first['msg']}"
+            f"bundle metadata {mf} is invalid: {loc + ': ' if loc else ''}{msg}: fix the field "
+            "or re-create the bundle"
         ) from None
 
 

@@ -5,8 +5,10 @@ go."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -319,3 +321,37 @@ def test_a_link_inside_the_output_folder_cannot_lead_a_product_out(small, tmp_pa
     )
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in out.iterdir()) == ["maps"]  # no stage ran, no manifest
+
+
+# ---- item 5: bundle fields are validated as the CLI validates its options -------------------
+
+
+@pytest.mark.parametrize(
+    "edit, expect",
+    [
+        ({"tile": 40}, "tile must be a multiple of 32 (>= 32), got 40"),
+        ({"tile": 16}, "tile must be a multiple of 32 (>= 32), got 16"),
+        ({"overlap": 40}, "overlap must be between 0 and tile/2 (32), got 40"),
+        ({"overlap": -1}, "overlap must be between 0 and tile/2 (32), got -1"),
+        ({"in_channels": 0, "bands": []}, "in_channels must be at least 1, got 0"),
+        ({"bands": [0, 1, 2, 3]}, "bands are 1-based band numbers (>= 1)"),
+        ({"normalization.mean": [float("nan")] * 4}, "normalization.mean must be finite"),
+        ({"normalization.std": [1.0, 0.0, 1.0, 1.0]}, "normalization.std must be finite positive"),
+        ({"normalization.std": [float("inf")] * 4}, "normalization.std must be finite positive"),
+    ],
+)
+def test_hand_edited_bundle_fields_are_one_line_errors(small, tmp_path, edit, expect):
+    scene, bundle = small
+    edited = tmp_path / "bundle"
+    shutil.copytree(bundle, edited)
+    meta = json.loads((edited / "bundle.json").read_text())
+    for k, v in edit.items():
+        if k.startswith("normalization."):
+            meta["normalization"][k.split(".")[1]] = v
+        else:
+            meta[k] = v
+    (edited / "bundle.json").write_text(json.dumps(meta))
+    r = _run(predict_cmd(scene, edited, tmp_path / "map.tif"))
+    line = _one_error_line(r, r"bundle metadata .*bundle\.json is invalid: ")
+    assert expect in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]

@@ -26,6 +26,7 @@ from geoseg.report.tables import (
     key_values,
     link,
     radiometry_table,
+    swatches,
     table,
 )
 from geoseg.version import __version__
@@ -199,6 +200,9 @@ def _summary(s: dict, where: Where) -> dict:
             if k in prov:
                 m[k] = prov[k]
         m["trained"] = prov.get("trained")
+        if m.get("class_list"):  # colour squares, not hex codes
+            m["classes"] = swatches(m["class_list"])
+        m.pop("class_list", None)
         tables.append(key_values("Model bundle", m))
     params = [  # settings as given, not numbers
         table(f"Parameters: {name}", ["key", "value"], [[k, v] for k, v in p.items()])

@@ -9,6 +9,7 @@ a column is written the same way; a column of kind None is text (names, settings
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from geoseg.core.numbers import DASH, kind_of, number
@@ -42,6 +43,57 @@ def link(label: str, href: str | None) -> dict:
     return {"text": label, "num": False, "href": href}
 
 
+_HEX = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def swatch(name: str, color: str | None) -> dict:
+    """A class's name after a square of its colour (no colour where it is not ``#rrggbb``)."""
+    ok = isinstance(color, str) and _HEX.fullmatch(color)
+    return {"text": name, "num": False, "swatch": color if ok else None}
+
+
+def swatches(classes: list[dict]) -> dict:
+    """A class list (``id``, ``name``, ``color``) as one cell of colour squares and names."""
+    items = [{"label": f"{c['id']}: {c['name']}", "color": c.get("color")} for c in classes]
+    for it in items:
+        if not (isinstance(it["color"], str) and _HEX.fullmatch(it["color"])):
+            it["color"] = None
+    return {"text": ", ".join(it["label"] for it in items), "num": False, "swatches": items}
+
+
+# a key's words as a reader writes them: acronyms in their case, abbreviations spelt out
+_WORDS = {
+    "miou": "mIoU",
+    "iou": "IoU",
+    "oa": "OA",
+    "f1": "F1",
+    "val": "validation",
+    "mpx": "Mpx",
+    "sha256": "SHA-256",
+    "tta": "TTA",
+    "crs": "CRS",
+    "ha": "(ha)",
+    "ci": "CI",
+}
+_LABELS = {"mpx_per_s": "Mpx/s"}
+
+
+def label(key: str) -> str:
+    """A table row's label for a dict key: ``best_val_miou`` -> ``Best validation mIoU``,
+    ``oa`` -> ``OA``, ``mpx_per_s`` -> ``Mpx/s``; the first word capitalised unless it is an
+    acronym."""
+    if key in _LABELS:
+        return _LABELS[key]
+    words = [w for w in key.replace("_", " ").split(" ") if w]
+    if not words:
+        return key
+    out = [_WORDS.get(w.lower(), w) for w in words]
+    first = out[0]
+    if first == words[0] and first[:1].islower():
+        out[0] = first[:1].upper() + first[1:]
+    return " ".join(out)
+
+
 def table(
     caption: str, columns: list[str], rows: list[list], kinds: list[str | None] | None = None
 ) -> dict:
@@ -63,7 +115,7 @@ def key_values(caption: str, d: dict, kinds: dict[str, str | None] | None = None
         "caption": caption,
         "columns": ["", ""],
         "rows": [
-            [cell(k.replace("_", " ")), cell(v, kinds[k] if k in kinds else kind_of(k, v))]
+            [cell(label(k)), cell(v, kinds[k] if k in kinds else kind_of(k, v))]
             for k, v in d.items()
         ],
     }
@@ -123,14 +175,50 @@ def accuracy_tables(rep: dict) -> list[dict]:
         )
     )
     keys = ["users_accuracy", "producers_accuracy", "f1", "iou", "mapped_area_ha"]
+    colors = _colors(rep)
     out.append(
         table(
             "Per class",
             ["class", "user's accuracy", "producer's accuracy", "F1", "IoU", "mapped area (ha)"],
-            [[c["name"], *(c[k] for k in keys)] for c in rep["per_class"]],
+            [[swatch(c["name"], colors.get(c["name"])), *(c[k] for k in keys)]
+             for c in rep["per_class"]],
             [None, "ratio", "ratio", "ratio", "ratio", "area"],
         )
-    )
+    )  # fmt: skip
+    never = [c["name"] for c in rep["per_class"] if c.get("mapped_area_ha") == 0]
+    if never:
+        out[0]["rows"] += [
+            [cell("Caveat"), cell(f"{n} is never mapped: its user's accuracy is undefined")]
+            for n in never
+        ]
+    return out
+
+
+def _colors(rep: dict) -> dict[str, str]:
+    return {c["name"]: c.get("color") for c in rep.get("classes") or []}
+
+
+def change_caveats(rep: dict) -> list[str]:
+    """What a reader of the change figures must know: a class one date never maps (its
+    gains or losses are the other map's area, not change on the ground), the gate off."""
+    out = []
+    for c in rep["components"]["all"]["per_class"]:
+        before, after = c.get("before_ha") or 0, c.get("after_ha") or 0
+        if before > 0 and after == 0:
+            out.append(
+                f"{c['name']} is never mapped on the later date: its change figures only "
+                "reflect the earlier map"
+            )
+        elif after > 0 and before == 0:
+            out.append(
+                f"{c['name']} is never mapped on the earlier date: its change figures only "
+                "reflect the later map"
+            )
+    if not rep["gate"]["applied"]:
+        out.append(
+            "the confidence gate is off (no probabilities): every difference between the maps "
+            "counts as change, misclassifications included"
+        )
     return out
 
 
@@ -150,6 +238,7 @@ def change_tables(rep: dict) -> list[dict]:
     dates = f"{rep['before'].get('date') or 'before'} → {rep['after'].get('date') or 'after'}"
     kinds = {"confidence_gate": "ratio", "change_polygons": "count"}
     out = [key_values(f"Change {dates}", head, kinds)]
+    out[0]["rows"] += [[cell("Caveat"), cell(c)] for c in change_caveats(rep)]
     names = [c["name"] for c in rep["classes"]]
     out.append(
         matrix(
@@ -161,12 +250,13 @@ def change_tables(rep: dict) -> list[dict]:
         )
     )
     comp = rep["components"]["all"]["per_class"]
+    colors = _colors(rep)
     keys = ["before_ha", "after_ha", "persistence_ha", "gain_ha", "loss_ha", "net_ha", "swap_ha"]
     out.append(
         table(
             "Gains and losses per class (ha; Pontius et al. 2004)",
             ["class", *(k[:-3] for k in keys)],
-            [[c["name"], *(c[k] for k in keys)] for c in comp],
+            [[swatch(c["name"], colors.get(c["name"])), *(c[k] for k in keys)] for c in comp],
             [None, *["area"] * len(keys)],
         )
     )

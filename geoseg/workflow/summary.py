@@ -124,7 +124,9 @@ def _model(path: str | None) -> dict | None:
         return None
     from geoseg.model.bundle import describe, read_meta
 
-    d = describe(read_meta(path))
+    meta = read_meta(path)
+    d = describe(meta)
+    d["class_list"] = [{"id": c.id, "name": c.name, "color": c.color} for c in meta.classes]
     d["path"] = path
     return d
 

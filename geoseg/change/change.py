@@ -472,15 +472,18 @@ def _prepare(maps, grid: RasterGrid, classes, probs, reference, reference_field)
     gate = all(found)
     notes = []
     if not gate:
-        msg = (
-            "no probabilities for "
-            + " and ".join(
-                w
-                for w, f in zip(("the earlier date", "the later date"), found, strict=True)
-                if f is None
+        dates = ("the earlier date", "the later date")
+        flags = ("--before-probabilities", "--after-probabilities")
+        missing = [i for i, f in enumerate(found) if f is None]
+        if len(missing) == 2:  # neither map has any: there is nothing to pass
+            todo = (
+                "to gate, predict both dates with --probabilities (or give the scenes and --model)"
             )
-            + ": the confidence gate is not applied (every differing pixel "
-            "counts as changed); pass --before-probabilities/--after-probabilities"
+        else:  # the one that is missing, named by its own option
+            todo = f"to gate, pass {flags[missing[0]]} (its probability raster)"
+        msg = (
+            f"no probabilities for {' and '.join(dates[i] for i in missing)}: the confidence "
+            f"gate is not applied (every differing pixel counts as changed); {todo}"
         )
         notes.append(msg)
         warnings.warn(msg, stacklevel=3)

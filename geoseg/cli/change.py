@@ -65,8 +65,18 @@ def change_cmd(
 ):
     """Land-cover change between two dates: from-to raster, change mask, transition table,
     change polygons (code = from_id * 100 + to_id)."""
+    import warnings
+
     from geoseg.change.change import change as run
 
+    shown: list[str] = []  # advice already printed as a warning is not repeated as a note
+    show = warnings.showwarning
+
+    def remember(message, *args, **kwargs):
+        shown.append(str(message))
+        show(message, *args, **kwargs)
+
+    warnings.showwarning = remember
     try:
         res = run(
             before,
@@ -93,6 +103,8 @@ def change_cmd(
     except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)
         return
+    finally:
+        warnings.showwarning = show
     r = res.report
     a, gate = r["area_ha"], r["gate"]
     gated = (
@@ -105,5 +117,6 @@ def change_cmd(
         f"{r['polygons']['polygons']} change polygons ({res.seconds:.1f} s)"
     )
     for note in r["notes"]:
-        out.print(f"[yellow]note:[/] {note}", highlight=False)
+        if note not in shown:
+            out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"[green]wrote[/] {res.outputs['report_json']} (+ rasters, polygons, tables)")

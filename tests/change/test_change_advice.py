@@ -1,0 +1,82 @@
+"""``geoseg change`` as a new user meets it: each advice printed once (a warning is not
+repeated as a note) and only where it applies; the report's change table says where a class
+is never mapped on one date and when the gate is off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+from geoseg.report.tables import change_tables, label
+
+GEOSEG = str(Path(sys.executable).with_name("geoseg"))
+CLASSES = [
+    {"id": 1, "name": "Water", "color": "#1f78b4"},
+    {"id": 2, "name": "Forest", "color": "#33a02c"},
+    {"id": 3, "name": "Agriculture", "color": "#ffff99"},
+]
+
+
+def _map(path: Path, arr: np.ndarray) -> Path:
+    prof = dict(
+        driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1, dtype="uint8",
+        nodata=0, crs="EPSG:32612", transform=from_origin(500000.0, 4200000.0, 10.0, 10.0),
+    )  # fmt: skip
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(arr, 1)
+        ds.update_tags(1, CLASSES=json.dumps(CLASSES))
+    return path
+
+
+def test_advice_once_and_never_mapped_caveat(client, tmp_path):
+    before = np.ones((64, 64), np.uint8)
+    before[:, 32:] = 3  # Agriculture on the earlier map only
+    after = np.ones((64, 64), np.uint8)
+    after[:, 32:] = 2
+    a = _map(tmp_path / "lc_2015-06-01.tif", before)
+    b = _map(tmp_path / "lc_2020-06-01.tif", after)
+    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1", "TERM": "dumb"}
+    r = subprocess.run(
+        [GEOSEG, "change", "--before", a, "--after", b, "-o", tmp_path / "chg", "--scheduler",
+         client.scheduler.address],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    advice = (
+        "no probabilities for the earlier date and the later date: the confidence gate is not "
+        "applied (every differing pixel counts as changed); to gate, predict both dates with "
+        "--probabilities (or give the scenes and --model)"
+    )
+    said = r.stdout + r.stderr
+    assert said.count("gate is not applied") == 1, said  # once, as a warning, not a note too
+    assert f"warning: {advice}" in r.stderr.splitlines()
+    assert "--before-probabilities" not in said  # nothing to pass: the maps have none
+    assert r.stdout.splitlines()[0].startswith("changed 20.48 ha of 40.96 ha; no confidence")
+
+    rep = json.loads((tmp_path / "chg" / "report.json").read_text())
+    head = change_tables(rep)[0]
+    caveats = [row[1]["text"] for row in head["rows"] if row[0]["text"] == "Caveat"]
+    assert caveats == [
+        "Forest is never mapped on the earlier date: its change figures only reflect the later map",
+        "Agriculture is never mapped on the later date: its change figures only reflect the "
+        "earlier map",
+        "the confidence gate is off (no probabilities): every difference between the maps "
+        "counts as change, misclassifications included",
+    ]
+    per_class = change_tables(rep)[2]
+    assert [row[0].get("swatch") for row in per_class["rows"]] == ["#1f78b4", "#33a02c", "#ffff99"]
+
+
+def test_labels_as_a_reader_writes_them():
+    assert label("best_val_miou") == "Best validation mIoU"
+    assert label("best_val_oa") == "Best validation OA"
+    assert label("oa") == "OA" and label("miou") == "mIoU"
+    assert label("mpx_per_s") == "Mpx/s" and label("compared_ha") == "Compared (ha)"
+    assert label("weights_sha256") == "Weights SHA-256"

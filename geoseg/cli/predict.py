@@ -40,6 +40,11 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     staging: str = typer.Option(None, help="Staging folder (default: beside the output)."),
     keep_staging: bool = typer.Option(False, help="Keep staged blocks after success."),
+    no_space_check: bool = typer.Option(
+        False,
+        "--no-space-check",
+        help="Start even where the staging or output folder looks short of free space.",
+    ),
     opts: PredictOptions = None,
 ):
     """Predict a scene into a georeferenced class COG (with palette, class names, .qml)."""
@@ -60,6 +65,7 @@ def predict(
             progress=True,
             assets=[a.strip() for a in assets.split(",") if a.strip()] if assets else None,
             date=date,
+            space_check=not no_space_check,
         )
     except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
         fail(e)

@@ -71,7 +71,7 @@ def get_predictor(job):
     return p
 
 
-def _strips(b: Block, blocks: BlockGrid) -> dict[str, Window]:
+def strip_windows(b: Block, blocks: BlockGrid) -> dict[str, Window]:
     """Windows (global pixels) of the strips block ``b`` stages for the assembly."""
     o = blocks.grid.overlap
     reg, ext = b.region, b.extent
@@ -220,7 +220,7 @@ def block_arrays(job, b: Block, scene, stats: dict) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {"cls": cls}
     if probs is not None:
         arrays["probs"] = probs
-    for name, w in _strips(b, blocks).items():
+    for name, w in strip_windows(b, blocks).items():
         arrays[name] = acc.patch(w)
         arrays[name + "_origin"] = np.array([w.row, w.col], dtype=np.int64)
     return arrays

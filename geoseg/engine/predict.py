@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from distributed import Client
 
 from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.radiometry import BandMapping
-from geoseg.engine.blocks import assemble, cancel_flag, remove_staging
+from geoseg.engine.blocks import assemble, cancel_flag, remove_staging, strip_windows
 from geoseg.engine.job import (
     PredictJob,
     default_staging_root,
@@ -124,6 +125,7 @@ def predict(
     progress: bool = False,
     assets: list[str] | None = None,
     date: str | None = None,
+    space_check: bool = True,
     **changes,
 ) -> PredictResult:
     """Predict ``scene`` (a path, band files to stack, or a STAC Item JSON whose ``assets``
@@ -141,7 +143,8 @@ def predict(
     training ones, else ``scene``; the choice and why are in the result and the COG tags),
     ``bundle``, ``scene`` or ``match`` (:mod:`geoseg.core.radiometry`). ``radiometry``: an
     explicit band mapping instead (e.g. two dates' pseudo-invariant fit). ``amp`` is the
-    former name of ``precision`` ("none" = fp32)."""
+    former name of ``precision`` ("none" = fp32). ``space_check=False`` (``--no-space-check``)
+    starts the job even where the staging or output folder looks short of free space."""
     if amp is not None and changes.get("precision", "auto") == "auto":
         changes["precision"] = {"none": "fp32"}.get(amp, amp)
     if changes.get("device") is None:  # None: the former "unset"
@@ -171,6 +174,7 @@ def predict(
                 radiometry=radiometry,
                 progress=progress,
                 date=date,
+                space_check=space_check,
             )
         res.outputs = {k: st.url(v) for k, v in res.outputs.items()}
         return res
@@ -178,6 +182,8 @@ def predict(
         scene, model, out, opts, staging=staging, radiometry=radiometry, overwrite=overwrite
     )
     with output_lock(Path(out).resolve()):  # one job per output
+        if space_check:
+            check_space(job, meta, Path(out).resolve())
         where = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
         t0 = time.perf_counter()
         with connect(where, client) as c:
@@ -251,6 +257,57 @@ def predict(
                 raise
             t1 = time.perf_counter()
         return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
+
+
+def job_bytes(job: PredictJob, meta: BundleMeta) -> tuple[int, int]:
+    """Upper bounds of the bytes a job stages (every block's classes, probabilities and the
+    int32 sums of the strips it shares with its neighbours, uncompressed) and writes (the
+    products uncompressed, overviews included)."""
+    blocks = job.blocks
+    nb = blocks.shape
+    per_px = 1 + (meta.n_classes if job.options.probabilities else 0)
+    inner = blocks.block(min(1, nb[0] - 1), min(1, nb[1] - 1))  # the most strips
+    strips = sum(w.height * w.width for w in strip_windows(inner, blocks).values())
+    staged = job.height * job.width * per_px + len(blocks) * strips * (meta.n_outputs + 1) * 4
+    out_px = 1 + (meta.n_classes + 1 if job.options.probabilities else 0)
+    return staged, job.height * job.width * out_px * 4 // 3
+
+
+def _free(folder: Path) -> tuple[int, int]:
+    """(free bytes, device) of the volume ``folder`` is (or would be made) on."""
+    p = folder
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free, p.stat().st_dev
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def check_space(job: PredictJob, meta: BundleMeta, out: Path) -> None:
+    """Refuse, before any block runs, a job whose staging and output do not fit in the free
+    space of their folders (:func:`job_bytes`, upper bounds)."""
+    staged, written = job_bytes(job, meta)
+    staging = Path(job.staging)
+    (free_s, dev_s), (free_o, dev_o) = _free(staging), _free(out.parent)
+    same = dev_s == dev_o  # one volume: both must fit in it together
+    if (staged + written > free_s) if same else (staged > free_s or written > free_o):
+        where = (
+            f"{_size(free_s)} in {staging.parent}"
+            if same
+            else f"{_size(free_s)} in {staging.parent} and {_size(free_o)} in {out.parent}"
+        )
+        raise GeoSegError(
+            f"not enough free space for {out.name}: the job may stage up to {_size(staged)} "
+            f"and write up to {_size(written)} ({job.height}x{job.width} pixels) but the free "
+            f"space is {where}: free some space, pass --staging DIR on a larger disk, or "
+            "--no-space-check to start anyway"
+        )
 
 
 def _result(job, stats, outs, times, dashboard, tags, choice, keep_staging) -> PredictResult:

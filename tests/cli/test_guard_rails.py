@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ import yaml
 from rasterio.errors import RasterioIOError
 
 from geoseg.cli.common import os_error_message
-from geoseg.engine.predict import predict
+from geoseg.engine.predict import job_bytes, plan, predict
 from geoseg.harmonize.harmonize import harmonize
 from geoseg.io.files import output_lock
 from geoseg.io.stats import band_moments
@@ -355,3 +356,77 @@ def test_hand_edited_bundle_fields_are_one_line_errors(small, tmp_path, edit, ex
     line = _one_error_line(r, r"bundle metadata .*bundle\.json is invalid: ")
     assert expect in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+# ---- item 1: a job that cannot fit on the disk is refused before any block runs -------------
+
+
+def _huge_vrt(scene: Path, path: Path, size: int = 1_000_000) -> Path:
+    """A VRT that declares ``size`` x ``size`` pixels with ``scene``'s data in one corner."""
+    with rasterio.open(scene) as src:
+        h, w, count, dtype = src.height, src.width, src.count, src.dtypes[0]
+        wkt, gt = src.crs.to_wkt(), ", ".join(str(v) for v in src.transform.to_gdal())
+    gdal_type = {"uint16": "UInt16", "uint8": "Byte", "float32": "Float32"}[dtype]
+    bands = "".join(
+        f'<VRTRasterBand dataType="{gdal_type}" band="{b}"><SimpleSource>'
+        f'<SourceFilename relativeToVRT="0">{scene}</SourceFilename><SourceBand>{b}</SourceBand>'
+        f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+        f'<DstRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/></SimpleSource></VRTRasterBand>'
+        for b in range(1, count + 1)
+    )
+    head = f"<SRS>{escape(wkt)}</SRS><GeoTransform>{gt}</GeoTransform>"
+    path.write_text(
+        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}">{head}{bands}</VRTDataset>'
+    )
+    return path
+
+
+def test_a_job_larger_than_the_free_space_is_refused_up_front(small, tmp_path):
+    scene, bundle = small
+    vrt = _huge_vrt(scene, tmp_path / "huge.vrt")
+    out, staging = tmp_path / "maps" / "map.tif", tmp_path / "staging"
+    r = _run(predict_cmd(vrt, bundle, out, "--staging", staging))
+    _one_error_line(
+        r,
+        r"^error: not enough free space for map\.tif: the job may stage up to [\d.]+ [TP]B and "
+        r"write up to [\d.]+ [TP]B \(1000000x1000000 pixels\) but the free space is "
+        r"[\d.]+ \w+ in .*staging: free some space, pass "
+        r"--staging DIR on a larger disk, or --no-space-check to start anyway$",
+    )
+    assert not staging.exists()
+    assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_no_space_check_is_accepted(small, tmp_path, client):
+    scene, bundle = small
+    out = tmp_path / "map.tif"
+    r = _run(
+        predict_cmd(scene, bundle, out, "--no-space-check", "--scheduler", client.scheduler.address)
+    )
+    assert r.returncode == 0, r.stderr
+    assert out.exists()
+
+
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_the_space_estimate_bounds_what_a_job_stages_and_writes(
+    synth, bundles, client, tmp_path, probabilities
+):
+    scene, _ = synth(300, 420, seed=45)
+    bundle = bundles("pixelnet", tile=64, overlap=16)
+    out, staging = tmp_path / "map.tif", tmp_path / "staging"
+    job, _, meta = plan(scene, bundle, out, block=128, probabilities=probabilities)
+    staged_max, written_max = job_bytes(job, meta)
+    res = predict(
+        scene,
+        bundle,
+        out,
+        client=client,
+        block=128,
+        probabilities=probabilities,
+        staging=staging,
+        keep_staging=True,
+    )
+    staged = sum(p.stat().st_size for p in staging.rglob("*.npz"))
+    written = sum(Path(p).stat().st_size for p in res.outputs.values())
+    assert staged <= staged_max and written <= written_max
+    assert staged > staged_max / 4  # near, not a wild guess

@@ -132,6 +132,9 @@ def change(
     elif normalize != "bundle":
         raise GeoSegError("--normalize applies to scenes predicted with --model: pass a bundle")
     before, after = str(before), str(after)
+    if model is None:
+        for p in (before, after):
+            _not_a_scene(p)
     g_before, g_after = RasterGrid.of(before), RasterGrid.of(after)
     base, grid_name = _base_grid(grid, g_before, g_after)
     out_grid = common_grid(base, [(f"before {before}", g_before), (f"after {after}", g_after)])
@@ -461,6 +464,26 @@ def _probabilities(path: str, explicit, n_classes: int) -> str | None:
             f"({n_classes}) or a single confidence band"
         )
     return str(p)
+
+
+def _not_a_scene(path: str) -> None:
+    """Refuse, with the advice that fits, a raster that cannot be a class map (one band of
+    integer class ids): a scene (several integer bands: predict it with --model) or class
+    probabilities (several float bands: pass the class map they belong to)."""
+    with open_raster(path, warn_no_crs=False) as src:
+        count, dtype = src.count, src.dtypes[0]
+        tagged = "CLASSES" in src.tags(1)
+    if count == 1 or tagged:
+        return
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        raise GeoSegError(
+            f"{path} has {count} {dtype} bands: it looks like class probabilities, not a class "
+            "map: pass the class map (its _probabilities.tif sibling is read with it)"
+        )
+    raise GeoSegError(
+        f"{path} has {count} {dtype} bands: it looks like a scene, not a class map: pass "
+        "--model BUNDLE to predict both dates first"
+    )
 
 
 def _prepare(maps, grid: RasterGrid, classes, probs, reference, reference_field):

@@ -80,3 +80,20 @@ def test_labels_as_a_reader_writes_them():
     assert label("oa") == "OA" and label("miou") == "mIoU"
     assert label("mpx_per_s") == "Mpx/s" and label("compared_ha") == "Compared (ha)"
     assert label("weights_sha256") == "Weights SHA-256"
+
+
+def test_two_scenes_without_a_model_are_told_to_pass_one(synth, tmp_path):
+    scene, _ = synth(64, 64, seed=5)
+    with rasterio.open(scene) as src:
+        count, dtype = src.count, src.dtypes[0]
+    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1", "TERM": "dumb"}
+    r = subprocess.run(
+        [GEOSEG, "change", "--before", scene, "--after", scene, "-o", tmp_path / "chg"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.splitlines() == [
+        f"error: {scene} has {count} {dtype} bands: it looks like a scene, not a class map: "
+        "pass --model BUNDLE to predict both dates first"
+    ]
+    assert not (tmp_path / "chg").exists()

@@ -184,6 +184,8 @@ def predict(
     with output_lock(Path(out).resolve()):  # one job per output
         if space_check:
             check_space(job, meta, Path(out).resolve())
+        if progress:
+            _say_size(job, meta)
         where = ClusterOptions(workers=workers, scheduler=scheduler, gpus=gpus)
         t0 = time.perf_counter()
         with connect(where, client) as c:
@@ -287,6 +289,22 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000
     return ""
+
+
+LARGE_JOB_BYTES = 10**10  # a job that may stage and write more says so before it starts
+
+
+def _say_size(job: PredictJob, meta: BundleMeta) -> None:
+    staged, written = job_bytes(job, meta)
+    if staged + written >= LARGE_JOB_BYTES:
+        from rich.console import Console
+
+        Console(stderr=True, soft_wrap=True).print(
+            f"a large job: {job.height}x{job.width} pixels in {len(job.blocks)} blocks may "
+            f"stage up to {_size(staged)} in {Path(job.staging).parent} and write up to "
+            f"{_size(written)}",
+            highlight=False,
+        )
 
 
 def check_space(job: PredictJob, meta: BundleMeta, out: Path) -> None:

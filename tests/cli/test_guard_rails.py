@@ -430,3 +430,17 @@ def test_the_space_estimate_bounds_what_a_job_stages_and_writes(
     written = sum(Path(p).stat().st_size for p in res.outputs.values())
     assert staged <= staged_max and written <= written_max
     assert staged > staged_max / 4  # near, not a wild guess
+
+
+def test_a_large_job_says_its_size_before_it_starts(small, client, tmp_path, capsys, monkeypatch):
+    import geoseg.engine.predict as engine_predict
+
+    scene, bundle = small
+    monkeypatch.setattr(engine_predict, "LARGE_JOB_BYTES", 1)
+    predict(scene, bundle, tmp_path / "map.tif", client=client, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(
+        r"a large job: 96x128 pixels in \d+ blocks may stage up to [\d.]+ \w+ in .* and write "
+        r"up to [\d.]+ \w+",
+        err,
+    ), err

@@ -321,7 +321,11 @@ def test_local_cluster_worker_error_is_one_line_and_not_retried(ctx, tmp_path):
         ln.startswith(("Dask dashboard: http://127.0.0.1:", "predict ")) for ln in others
     ), r.stderr
     r = _cli("--debug", *args, "--workers", "1", timeout=300)
-    assert r.stderr.count("Compute Failed") == 1, r.stderr  # once: no retry of the block
+    # no block re-run: each failed block's key once (a second block may start and fail on
+    # the worker before the cancellation that follows the first failure reaches it)
+    keys = re.findall(r"Key:\s+(\S+)", r.stderr)
+    assert r.stderr.count("Compute Failed") == len(keys) >= 1, r.stderr
+    assert len(keys) == len(set(keys)), r.stderr
     assert _snapshot(c.out) == {}
 
 

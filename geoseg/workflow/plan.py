@@ -74,6 +74,8 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
     model_inputs = [] if model_stage else [plan.model]
 
     def predict(name: str, scene, out: Path, **kw) -> None:
+        if not model_stage:  # the bundle is there: its bands checked now, not when it runs
+            _check_bands(scene, plan.model, name)
         params = {"scene": scene, "model": plan.model, "out": str(out), **kw}
         add(
             st.Stage(
@@ -258,6 +260,20 @@ def _change(cfg: WorkflowConfig, plan: Plan, inp, outp, predict) -> None:
             upstream,
         )
     )
+
+
+def _check_bands(scene, model: str | None, stage: str) -> None:
+    """The scene holds the bands the bundle reads (local files; remote ones when they run)."""
+    paths = _flat(scene)
+    if not model or any(p.startswith("/vsi") or "://" in p or p.endswith(".json") for p in paths):
+        return
+    from geoseg.io.scene import Scene
+    from geoseg.model.bundle import read_meta
+
+    try:
+        Scene.of(scene).check_bands(read_meta(model).bands)
+    except GeoSegError as e:
+        raise GeoSegError(f"workflow: {stage} stage: {e}") from None
 
 
 def _scene(scene, inp, key: str):

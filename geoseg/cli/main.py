@@ -26,6 +26,25 @@ from geoseg.cli import (
 )
 from geoseg.cli.common import setup
 
+
+def _plain_flags() -> None:
+    """Show on/off options as plain flags in --help (``--force``, not ``--force <bool>``):
+    typer 0.29 prints a type for every option; a flag takes no value, so it gets none."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_geoseg_plain", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._geoseg_plain = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_plain_flags()
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,

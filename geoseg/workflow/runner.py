@@ -113,10 +113,14 @@ def run(
             ctx.status[stage.name] = {"status": "ran", "seconds": round(seconds, 3)}
             runs.append(StageRun(stage.name, True, seconds, result))
             say.done(stage.name, seconds)
-    _collection(out_dir, cfg.name)
-    return WorkflowResult(
-        out_dir, runs, products(ctx.results), time.perf_counter() - t0, plan.notes
-    )
+    found = products(ctx.results)
+    collection = _collection(out_dir, cfg.name)
+    if collection is not None:  # listed too, before the report (which stays last)
+        report = found.pop("HTML report", None)
+        found["STAC collection"] = str(collection)
+        if report is not None:
+            found["HTML report"] = report
+    return WorkflowResult(out_dir, runs, found, time.perf_counter() - t0, plan.notes)
 
 
 @dataclass
@@ -205,13 +209,14 @@ def _planned(workflow, out, overrides):
     return cfg, out_dir, plan
 
 
-def _collection(out_dir: Path, name: str) -> None:
-    """A STAC Collection of every raster product's Item in the output folder."""
+def _collection(out_dir: Path, name: str) -> Path | None:
+    """A STAC Collection of every raster product's Item in the output folder (None: none)."""
     from geoseg.io.stac import STAC_SUFFIX, write_collection
 
     items = sorted(out_dir.rglob(f"*{STAC_SUFFIX}"))
-    if items:
-        write_collection(out_dir, items, title=name, description=f"geoseg workflow: {name}")
+    if not items:
+        return None
+    return write_collection(out_dir, items, title=name, description=f"geoseg workflow: {name}")
 
 
 def _flat_params(d: dict, prefix: str = "") -> dict:

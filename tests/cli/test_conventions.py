@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,9 @@ def test_run_dry_run_set_and_scheduler(workflow, client, tmp_path):
     r = geoseg("run", path, "--scheduler", client.scheduler.address, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / MANIFEST).exists() and (tmp_path / "out" / "lc.gpkg").exists()
+    listed = r.stdout.splitlines()  # every product, the STAC collection too, the report last
+    assert re.fullmatch(r"  STAC collection +out/collection\.json", listed[-2]), r.stdout
+    assert re.fullmatch(r"  HTML report +out/report\.html", listed[-1]), r.stdout
 
     r = geoseg("run", path, "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -199,3 +203,27 @@ def test_run_flag_and_config_errors(workflow, tmp_path):
         f"  {where}: predict.tta must be one of 'none', 'flips', 'd4', got 'sideways'",
         f"  {where}: unknown key 'vectorize.outputz': did you mean 'vectorize.outputs'?",
     ]
+
+
+def test_run_reports_a_band_count_mismatch_before_any_stage(workflow, synth, tmp_path):
+    path, doc = workflow
+    three, _ = synth(96, 128, patch=32, seed=11, bands=3)
+    path.write_text(yaml.safe_dump({**doc, "predict": {"scene": str(three), "block": 64}}))
+    for args in ([], ["--dry-run"]):
+        r = geoseg("run", path, *args, cwd=tmp_path)
+        assert (r.returncode, r.stdout) == (2, "")
+        assert r.stderr.splitlines() == [
+            f"error: workflow: predict stage: the model reads bands [1, 2, 3, 4] but {three} "
+            "has 3 band(s): pass a scene with the bands the model was trained on (see "
+            "'geoseg bundle info')"
+        ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_shows_flags_as_plain_flags(tmp_path):
+    r = geoseg("run", "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = {ln.split()[1]: ln for ln in r.stdout.splitlines() if ln.startswith("│ --")}
+    for flag in ("--force", "--dry-run", "--help"):
+        assert "<bool>" not in lines[flag], lines[flag]
+    assert "KEY=VALUE" in lines["--set"] and "tcp://HOST:PORT" in lines["--scheduler"]

@@ -32,6 +32,7 @@ from geoseg.baseline.result import (
     base_report,
     finish,
     report_path,
+    scene_tags,
     tags,
 )
 from geoseg.baseline.scenes import band_stats_of, grid_of, outputs, plan
@@ -117,7 +118,7 @@ def run_obia(
                     _items(job, j, joined, s, blocks, p),
                     p.classes,
                     grid_of(s),
-                    {**t, "GEOSEG_SOURCE": ",".join(s.scene.paths)},
+                    {**t, **scene_tags(s.scene.paths)},
                     str(stage),
                     paint,
                 )

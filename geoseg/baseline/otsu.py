@@ -17,7 +17,7 @@ import numpy as np
 from distributed import Client
 
 from geoseg.baseline.features import normalised_difference
-from geoseg.baseline.result import finish, report_path, tags
+from geoseg.baseline.result import finish, report_path, scene_tags, tags
 from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core.classes import load_classes
@@ -121,7 +121,7 @@ def run_otsu(
             items,
             classes,
             (info.height, info.width, info.crs, info.transform),
-            tags("otsu", index=index, threshold=f"{t:.6g}", source=",".join(sc.paths)),
+            {**tags("otsu", index=index, threshold=f"{t:.6g}"), **scene_tags(sc.paths)},
             str(stage),
             pure=False,
         ).result()

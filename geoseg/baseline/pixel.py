@@ -23,6 +23,7 @@ from geoseg.baseline.result import (
     base_report,
     finish,
     report_path,
+    scene_tags,
     tags,
 )
 from geoseg.baseline.scenes import Plan, grid_of, outputs, plan
@@ -90,7 +91,7 @@ def run_pixel_rf(
                     items,
                     p.classes,
                     grid_of(s),
-                    tags("pixel-rf", source=",".join(s.scene.paths)),
+                    {**tags("pixel-rf"), **scene_tags(s.scene.paths)},
                     str(stage),
                 )
                 for s, path, items in scenes

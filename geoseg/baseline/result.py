@@ -10,6 +10,7 @@ from pathlib import Path
 from geoseg.baseline.config import Baseline
 from geoseg.baseline.scenes import Plan
 from geoseg.io.cog import check_output
+from geoseg.io.dates import acquisition_date
 from geoseg.io.files import atomic_write, clean
 from geoseg.version import __version__
 
@@ -36,6 +37,14 @@ def report_path(out: Path, method: str, overwrite: bool) -> Path:
 def tags(method: str, **extra: str) -> dict[str, str]:
     """GeoTIFF tags of a baseline map: GEOSEG_METHOD and GEOSEG_<KEY> for each extra."""
     return {"GEOSEG_METHOD": method, **{f"GEOSEG_{k.upper()}": v for k, v in extra.items()}}
+
+
+def scene_tags(paths) -> dict[str, str]:
+    """GEOSEG_SOURCE and, where the scene says when it was taken, GEOSEG_DATE: what
+    ``geoseg predict`` records, so that a baseline's map carries its date the same way."""
+    paths = [str(p) for p in paths]
+    when = acquisition_date(paths)
+    return {"GEOSEG_SOURCE": ",".join(paths), **({"GEOSEG_DATE": when} if when else {})}
 
 
 def base_report(method: str, b: Baseline, p: Plan, maps: list[Path]) -> dict:

@@ -102,7 +102,10 @@ _OS_CAUSES = {  # errno: (the cause in words, what to do)
     errno.EROFS: ("read-only file system", "choose a folder on a writable disk"),
     errno.EACCES: ("permission denied", _WRITABLE),
     errno.EPERM: ("operation not permitted", _WRITABLE),
-    errno.ENOENT: ("no such file or folder", "check the path (a missing input, or a folder that could not be made)"),
+    errno.ENOENT: (
+        "no such file or folder",
+        "check the path (a missing input, or a folder that could not be made)",
+    ),
     errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose another path"),
 }
 # GDAL reports the same causes in the text of a RasterioIOError

@@ -107,7 +107,8 @@ class Scene:
         """Bands (float32, len(bands) x h x w) and validity (bool, h x w) over ``window``.
 
         A pixel is invalid where any band is masked (nodata value, per-dataset mask or alpha
-        band) or not finite (NaN, +-Inf). Parts of ``window`` outside the scene are mirrored from inside it.
+        band) or not finite (NaN, +-Inf). Parts of ``window`` outside the scene are mirrored
+        from inside it.
         """
         info = self.info
         rows = symmetric_index(np.arange(window.row, window.row_end), info.height)

@@ -12,6 +12,7 @@ from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.core.radiometry import BandMapping
 from geoseg.engine.options import PredictOptions
 from geoseg.errors import GeoSegError
+from geoseg.io.files import atomic_path
 from geoseg.io.scene import Scene
 from geoseg.version import __version__
 
@@ -121,10 +122,9 @@ def write_manifest(job: PredictJob, key: str) -> None:
     d.mkdir(parents=True, exist_ok=True)
     man = d / "job.json"
     if not man.exists():
-        tmp = d / f".job.json.{os.getpid()}"
         doc = {"key": key, **asdict(job)}
         doc["scene"] = list(job.scene.paths)
         doc["options"] = job.options.model_dump()
         doc["radiometry"] = job.radiometry and job.radiometry.to_json()
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, man)
+        with atomic_path(man, user_error=False) as tmp:  # its OSError: the caller's (ENOSPC)
+            tmp.write_text(json.dumps(doc, indent=2))

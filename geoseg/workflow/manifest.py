@@ -11,14 +11,13 @@ half-way resumes at the stage that did not finish.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from geoseg.errors import GeoSegError
+from geoseg.io.files import atomic_write
 
 MANIFEST = ".geoseg-workflow.json"
 FORMAT = 1
@@ -101,15 +100,5 @@ class Manifest:
         return rec
 
     def save(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.part{os.getpid()}")
-        try:
-            tmp.write_text(
-                json.dumps({"format": FORMAT, "stages": self.stages}, indent=2, default=str)
-            )
-            os.replace(tmp, self.path)
-        except OSError as e:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise GeoSegError(
-                f"cannot write {self.path} ({e.strerror or e}): check free space and permissions"
-            ) from None
+        doc = json.dumps({"format": FORMAT, "stages": self.stages}, indent=2, default=str)
+        atomic_write(self.path, doc.encode())  # an OSError: one line naming the file

@@ -16,6 +16,7 @@ from geoseg.cli.common import (
     out,
     reference_options,
 )
+from geoseg.cli.single import check_report_free, single_report
 from geoseg.errors import GeoSegError
 
 
@@ -56,12 +57,19 @@ def evaluate(
     things: list[str] = typer.Option(
         None, "--things", help="With --instances: the countable classes (names or ids)."
     ),
+    html: bool = typer.Option(
+        False,
+        "--report",
+        help="Also write report.html: the map, the accuracy tables and plots in one page.",
+    ),
 ):
     """Accuracy of a class map against reference data: report.json, CSV tables, plots."""
     from geoseg.accuracy.evaluate import evaluate as run
     from geoseg.accuracy.evaluate import parse_class_map
 
     try:
+        if html:
+            check_report_free(out_dir, overwrite)
         reference, field, layer = reference_options(
             reference,
             reference_field,
@@ -100,6 +108,14 @@ def evaluate(
     for note in rep["notes"]:
         out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"[green]wrote[/] {rep['files']['report_json']} (+ CSV tables and plots)")
+    if html:
+        inputs = {"map": map_path, "reference": reference}
+        files = {k.replace("_", " "): v for k, v in rep["files"].items()}
+        title = f"Accuracy of {Path(map_path).name}"
+        page = single_report(
+            out_dir, title, inputs, files, predict={"path": str(map_path)}, evaluate=rep
+        )
+        out.print(f"[green]wrote[/] {page}")
     if instances:
         _instances(map_path, reference, out_dir, classes, things, block, workers, scheduler)
 

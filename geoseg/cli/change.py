@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from geoseg.cli.common import fail, out
+from geoseg.cli.single import check_report_free, single_report
 from geoseg.errors import GeoSegError
 
 
@@ -62,6 +63,11 @@ def change_cmd(
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    html: bool = typer.Option(
+        False,
+        "--report",
+        help="Also write report.html: the change tables, maps and caveats in one page.",
+    ),
 ):
     """Land-cover change between two dates: from-to raster, change mask, transition table,
     change polygons (code = from_id * 100 + to_id)."""
@@ -78,6 +84,8 @@ def change_cmd(
 
     warnings.showwarning = remember
     try:
+        if html:
+            check_report_free(out_dir, overwrite)
         res = run(
             before,
             after,
@@ -120,3 +128,9 @@ def change_cmd(
         if note not in shown:
             out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"[green]wrote[/] {res.outputs['report_json']} (+ rasters, polygons, tables)")
+    if html:
+        inputs = {"before": before, "after": after, "model": model, "reference": reference}
+        files = {k.replace("_", " "): v for k, v in res.outputs.items()}
+        title = f"Change {Path(str(before)).name} → {Path(str(after)).name}"
+        page = single_report(out_dir, title, inputs, files, change=r)
+        out.print(f"[green]wrote[/] {page}")

@@ -185,7 +185,7 @@ def main() -> int:
     if exe is None:
         print("SKIPPED: gdal_polygonize not found (Debian: apt-get install gdal-bin)")
         return 0
-    from geoseg.vector.vectorize import DEFAULT_BLOCK
+    from geoseg.vector.options import DEFAULT_BLOCK
 
     OUT.mkdir(exist_ok=True)
     gdal_version = subprocess.run(

@@ -7,9 +7,12 @@ from pathlib import Path
 import typer
 
 from geoseg.cli.common import fail, out
+from geoseg.cli.options import with_options
 from geoseg.errors import GeoSegError
+from geoseg.vector.options import VectorizeOptions
 
 
+@with_options(VectorizeOptions)
 def vectorize(
     classes: Path = typer.Argument(..., help="Class raster (geoseg's class COG)."),
     out_path: str = typer.Option(
@@ -21,15 +24,6 @@ def vectorize(
         "-f",
         help="gpkg, shp, parquet, fgb or geojson (default: from the --out suffix, else gpkg).",
     ),
-    mmu: float = typer.Option(
-        0.0,
-        "--mmu",
-        help="Minimum mapping unit in hectares: smaller regions join their neighbours.",
-    ),
-    simplify: float = typer.Option(
-        0.0, help="Simplification tolerance in metres (shared edges stay shared)."
-    ),
-    connectivity: int = typer.Option(4, help="Pixel connectivity of a polygon: 4 or 8."),
     confidence: Path = typer.Option(
         None,
         help="Confidence raster for a mean 'confidence' "
@@ -45,17 +39,14 @@ def vectorize(
         help="Acquisition date YYYY-MM-DD for the 'date' attribute (default: from the map's "
         "tags, its scene's metadata or a file name; empty when unknown).",
     ),
-    block: int = typer.Option(
-        None, help="Largest block side in pixels (default 5000); one Dask task per block."
-    ),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    opts: VectorizeOptions = None,
 ):
     """Polygonize a class raster into a GIS layer, block by block, seams merged."""
     import time
 
-    from geoseg.vector.vectorize import DEFAULT_BLOCK
     from geoseg.vector.vectorize import vectorize as run
 
     try:
@@ -70,14 +61,11 @@ def vectorize(
         path = run(
             classes,
             out_path,
+            opts,
             fmt=fmt,
-            mmu_ha=mmu,
-            simplify=simplify,
-            connectivity=connectivity,
             probabilities=confidence,
             workers=workers,
             scheduler=scheduler,
-            block=block or DEFAULT_BLOCK,
             attrs=attrs,
             overwrite=overwrite,
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import uuid
 import warnings
 from pathlib import Path
@@ -40,6 +39,7 @@ from geoseg.io.vector import (
     vector_format,
     write_polygons,
 )
+from geoseg.vector.options import VectorizeOptions
 from geoseg.vector.polygonize import BlockResult, PieceSet, VectorJob, polygonize_block, wkb_array
 from geoseg.vector.polygons import as_multi, geod_for, measure, to_world
 from geoseg.vector.seams import merge_seams
@@ -47,62 +47,56 @@ from geoseg.vector.sieve import sieve
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BLOCK = 5000  # smooth land cover: ~1 s per block; blocks of 2500 px took 0.2-0.3 s
-
 
 def vectorize(
     raster: str | Path,
     out: str | Path,
+    options: VectorizeOptions | None = None,
     *,
     fmt: str | None = None,
-    mmu_ha: float = 0.0,
-    simplify: float = 0.0,
-    connectivity: int = 4,
     probabilities: str | Path | bool | None = None,
     client: Client | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
-    block: int = DEFAULT_BLOCK,
     attrs: dict[str, str] | None = None,
     overwrite: bool = False,
+    mmu_ha: float | None = None,
+    **changes,
 ) -> Path | str:
     """Polygonize the class raster ``raster`` into the layer ``out`` and return its path
     (``out`` may be an ``s3://`` or ``/vsis3/`` URL: the layer is written locally, then
     uploaded, see :mod:`geoseg.io.remote`).
 
-    ``fmt``: gpkg (default), shp, parquet, fgb or geojson (else from the suffix). ``mmu_ha``:
-    minimum mapping unit in hectares (smaller regions join their neighbours). ``simplify``:
-    tolerance in metres of a coverage-preserving simplification. ``probabilities``: the
+    ``fmt``: gpkg (default), shp, parquet, fgb or geojson (else from the suffix). ``options``
+    and ``changes``: :class:`~geoseg.vector.options.VectorizeOptions` (``mmu``: minimum
+    mapping unit in hectares, smaller regions join their neighbours, ``mmu_ha`` its former
+    name; ``simplify``: tolerance in metres of a coverage-preserving simplification;
+    ``connectivity``; ``block``). ``probabilities``: the
     confidence raster for a mean ``confidence`` attribute (default: ``<stem>_confidence.tif``
     beside the raster, if present; False: none). ``attrs`` overrides the ``source``, ``date``,
     ``model`` and ``model_ver`` attributes (read from the raster's GEOSEG_* tags) and adds
     constant attributes. Runs on ``client``, else on a cluster from ``workers``/``scheduler``.
     """
+    if mmu_ha is not None:
+        changes["mmu"] = mmu_ha
+    o = VectorizeOptions.of(options, **changes)
+    mmu_ha, simplify, connectivity, block = o.mmu, o.simplify, o.connectivity, o.block
     vector_format(out, fmt)  # a suffix geoseg cannot write fails before anything is fetched
     if is_remote(out):  # written locally, then uploaded (geoseg.io.remote)
         with local_staging(str(out), overwrite) as st:
             vectorize(
                 raster,
                 st.local,
+                o,
                 fmt=fmt,
-                mmu_ha=mmu_ha,
-                simplify=simplify,
-                connectivity=connectivity,
                 probabilities=probabilities,
                 client=client,
                 workers=workers,
                 scheduler=scheduler,
-                block=block,
                 attrs=attrs,
                 overwrite=True,
             )
         return st.url(st.local)
-    if connectivity not in (4, 8):
-        raise GeoSegError(f"connectivity must be 4 or 8, got {connectivity}")
-    if mmu_ha < 0 or simplify < 0 or not (math.isfinite(mmu_ha) and math.isfinite(simplify)):
-        raise GeoSegError("--mmu and --simplify must be finite and >= 0")
-    if block < 64:
-        raise GeoSegError(f"block must be at least 64 pixels, got {block}")
     vfmt = vector_format(out, fmt)
     out = check_vector_output(out, vfmt, overwrite)
     src = _open(raster)

@@ -28,6 +28,7 @@ from geoseg.core.options import option
 from geoseg.engine.options import PredictOptions
 from geoseg.errors import GeoSegError
 from geoseg.instances.options import InstanceOptions
+from geoseg.vector.options import VectorizeOptions
 from geoseg.workflow.messages import describe_errors
 
 
@@ -70,12 +71,13 @@ class PredictSection(PredictOptions):
     probabilities: bool = option(True, "Also write per-class probability and confidence COGs.")
 
 
-class VectorizeSection(_Strict):
+class VectorizeSection(VectorizeOptions):
+    """``geoseg vectorize``'s options (:class:`VectorizeOptions`) and the layers to write."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=())
     outputs: list[str] = Field(default_factory=lambda: ["landcover.gpkg"], min_length=1)
-    mmu: float = Field(0.0, ge=0)  # hectares
-    simplify: float = Field(0.0, ge=0)  # metres
-    connectivity: Literal[4, 8] = 4
     attrs: dict[str, str] = Field(default_factory=dict)
+    # unset: vectorize's default (absent from the stage hash, as before this option class)
     block: int | None = Field(None, ge=64)
 
 

@@ -97,18 +97,18 @@ def vectorize_stage(
 ) -> tuple[list[str], dict]:
     import pyogrio
 
-    from geoseg.vector.vectorize import DEFAULT_BLOCK, vectorize
+    from geoseg.vector.vectorize import vectorize
 
     written, counts = {}, {}
     for out in outputs:
         path = vectorize(
             raster,
             out,
-            mmu_ha=mmu,
+            mmu=mmu,
             simplify=simplify,
             connectivity=connectivity,
             attrs=attrs,
-            block=block or DEFAULT_BLOCK,
+            **({"block": block} if block else {}),
             client=ctx.client(),
             overwrite=True,
         )

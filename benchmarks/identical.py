@@ -4,11 +4,12 @@ and by the working tree, file by file.
     python benchmarks/identical.py [--base 1ab2057]
 
 The base commit is checked out into a temporary git worktree and run with this virtual
-environment (PYTHONPATH); the working tree runs as it is. Both write into
-bench-output/identical/{base,head}. Rasters, shapefiles, styles and CSV tables must be
-byte-identical; GeoPackages (their header holds a write time) are compared feature by feature;
-JSON files without the keys that hold times, durations or their own paths. Prints one line per
-file and exits 1 if any differs.
+environment (PYTHONPATH) on the working tree's workflow files and inputs; the working tree
+runs as it is. Both write into one folder (paths are in tags and stage hashes), moved to
+bench-output/identical/{base,head} after each run. Rasters, shapefiles, styles and CSV tables
+must be byte-identical; GeoPackages (their header holds a write time) are compared feature by
+feature; JSON files without the keys that hold times or durations. Prints one line per file
+and exits 1 if any differs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ WORKFLOWS = ["workflows/landcover.yaml", "workflows/change.yaml"]
 BYTES = {".tif", ".shp", ".shx", ".dbf", ".prj", ".cpg", ".qml", ".csv", ".png", ".xml"}
 # run times, durations, worker memory, absolute paths: they differ between any two runs
 VOLATILE = ("seconds", "time", "mpx_per_s", "rss", "created", "datetime", "started", "ended")
-VOLATILE_EXACT = {"staging", "output", "path", "outputs", "href", "report_json", "files"}
+VOLATILE_EXACT = {"staging", "interval"}  # a staging folder, a collection's processing time
 
 
 def _absolute(doc, base: Path):
@@ -63,7 +64,9 @@ def run(code: Path, workflow: Path, out: Path) -> None:
     spec.write_text(yaml.safe_dump(doc))
     env = {**os.environ, "PYTHONPATH": str(code)}
     cmd = [sys.executable, "-c", "from geoseg.cli.main import app; app()", "run", str(spec)]
-    subprocess.run(cmd, check=True, env=env, cwd=code, capture_output=True, text=True)
+    r = subprocess.run(cmd, env=env, cwd=code, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"{code}: geoseg run {workflow.name} failed:\n{r.stderr[-2000:]}")
 
 
 def _clean(obj):
@@ -84,7 +87,7 @@ def same(a: Path, b: Path) -> bool:
     if a.suffix == ".gpkg":
         import pyogrio
 
-        da, db = pyogrio.read_dataframe(a), pyogrio.read_dataframe(b)
+        da, db = (pyogrio.read_dataframe(p, layer=p.stem) for p in (a, b))
         return da.equals(db)
     if a.suffix == ".json":
         return _clean(json.loads(a.read_text())) == _clean(json.loads(b.read_text()))
@@ -107,8 +110,13 @@ def main() -> int:
         try:
             for wf in WORKFLOWS:
                 name = Path(wf).stem
-                run(base, base / wf, OUT / "base" / name)
-                run(ROOT, ROOT / wf, OUT / "head" / name)
+                # the same inputs and the same output folder (tags and stage hashes name
+                # them), moved aside after each run
+                for code, side in ((base, "base"), (ROOT, "head")):
+                    run(code, ROOT / wf, OUT / "run" / name)
+                    shutil.rmtree(OUT / side / name, ignore_errors=True)
+                    (OUT / side).mkdir(parents=True, exist_ok=True)
+                    (OUT / "run" / name).rename(OUT / side / name)
                 files = sorted(p for p in (OUT / "base" / name).rglob("*") if p.is_file())
                 for a in files:
                     rel = a.relative_to(OUT / "base")

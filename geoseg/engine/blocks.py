@@ -154,6 +154,13 @@ def _proceed(job) -> None:
         raise AssemblyCancelled("the assembly was cancelled by the client")
 
 
+# A block without one valid pixel stages only this marker: its classes would be nodata
+# throughout and the sums it spills into its neighbours zero (no tile of it is predicted), so
+# the assembly gives the same map from the marker; a scene whose data covers a corner of a
+# huge grid stages little more than that corner.
+EMPTY = "empty"
+
+
 def predict_block(job, bi: int, bj: int) -> dict:
     """Predict block (bi, bj) into the staging area; reuse it if already staged."""
     t0 = time.perf_counter()
@@ -167,6 +174,8 @@ def predict_block(job, bi: int, bj: int) -> dict:
         return stats
     _crash_hook(b.key)
     arrays = block_arrays(job, b, job.scene, stats)
+    if stats["tiles"] == 0:  # not one valid pixel: a marker, not the block's arrays
+        arrays = {EMPTY: np.zeros(0, dtype=np.uint8)}
     save_npz(path, **arrays)
     stats["seconds"] = time.perf_counter() - t0
     stats.update(peak_rss())
@@ -236,7 +245,15 @@ def peak_rss() -> dict:
 
 def complete_block(job, b: Block, staged, neighbour, class_ids, nodata: int):
     """Block ``b``'s final classes and probabilities (or None) from its staged arrays and
-    its neighbours': ``neighbour(block)`` gives a context manager over a staged mapping."""
+    its neighbours': ``neighbour(block)`` gives a context manager over a staged mapping.
+    A block staged :data:`EMPTY` is nodata throughout (what its arrays would have held)."""
+    if EMPTY in staged:
+        reg = b.region
+        cls = np.full((reg.height, reg.width), nodata, dtype=np.uint8)
+        probs = None
+        if job.options.probabilities:
+            probs = np.full((len(class_ids), reg.height, reg.width), 255, dtype=np.uint8)
+        return cls, probs
     cls = staged["cls"]
     probs = staged.get("probs")
     _complete_strips(job, b, staged, cls, probs, class_ids, nodata, neighbour)

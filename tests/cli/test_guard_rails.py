@@ -444,3 +444,42 @@ def test_a_large_job_says_its_size_before_it_starts(small, client, tmp_path, cap
         r"up to [\d.]+ \w+",
         err,
     ), err
+
+
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_blocks_without_a_valid_pixel_stage_a_marker_and_the_map_is_unchanged(
+    synth, bundles, client, tmp_path, probabilities
+):
+    scene, _ = synth(200, 300, seed=46)
+    with rasterio.open(scene) as src:
+        prof, data = src.profile, src.read().astype(np.float32)
+    data[:, :, :170] = np.nan  # whole blocks of 96 pixels hold no valid pixel
+    data[:, 150:, :] = np.nan
+    prof.update(dtype="float32", nodata=None)
+    holed = tmp_path / "holed.tif"
+    with rasterio.open(holed, "w", **prof) as dst:
+        dst.write(data)
+    bundle = bundles("pixelnet", tile=64, overlap=16)
+    kw = dict(client=client, probabilities=probabilities)
+    st = tmp_path / "st"
+    small_blocks = predict(
+        holed,
+        bundle,
+        tmp_path / "a.tif",
+        block=96,
+        staging=st,
+        keep_staging=True,
+        **kw,
+    )
+    one_block = predict(holed, bundle, tmp_path / "b.tif", block=4096, **kw)
+    zarr = predict(holed, bundle, tmp_path / "c.zarr", block=96, **kw)
+    sizes = sorted(p.stat().st_size for p in st.rglob("b*.npz"))
+    assert len(sizes) == small_blocks.blocks and sizes[0] < 1000 < sizes[-1]  # markers and data
+    for k, path in small_blocks.outputs.items():
+        with rasterio.open(path) as a, rasterio.open(one_block.outputs[k]) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    import xarray as xr
+
+    with rasterio.open(one_block.path) as b:
+        z = xr.open_zarr(zarr.path, mask_and_scale=False)
+        np.testing.assert_array_equal(np.asarray(z["classes"]), b.read(1))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import signal
 import threading
 import warnings
+from collections.abc import Iterator
 
 import typer
 from rich.console import Console
@@ -92,6 +94,15 @@ def fail(e: BaseException) -> None:
         msg = f"{type(e).__name__}: {first} (run with --debug for the traceback)"
     err.print(f"[red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # [..] is text
     raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A command's work: any error (or Ctrl-C) that leaves it is :func:`fail`'s one line."""
+    try:
+        yield
+    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
+        fail(e)
 
 
 _SPACE = "free some space, or choose a folder on a larger disk (--out, --staging)"

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import fail, out
+from geoseg.cli.common import one_line_errors, out
 from geoseg.cli.options import with_options
-from geoseg.errors import GeoSegError
 from geoseg.instances.options import InstanceOptions
 
 
@@ -33,7 +32,7 @@ def instances_cmd(
     one id per object, objects cut by blocks made whole; counts per class."""
     from geoseg.instances.label import instances
 
-    try:
+    with one_line_errors():
         res = instances(
             classmap,
             out_path,
@@ -44,9 +43,6 @@ def instances_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     counts = ", ".join(f"{n} {k}" for k, n in res.counts.items())
     out.print(f"[green]wrote[/] {res.path}  ({res.total} instances: {counts})", highlight=False)
     if res.polygons:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from geoseg.cli.common import fail, out
+from geoseg.cli.common import one_line_errors, out
 from geoseg.cli.options import with_options
 from geoseg.engine.options import PredictOptions
-from geoseg.errors import GeoSegError
 
 
 @with_options(PredictOptions)
@@ -50,7 +49,7 @@ def predict(
     """Predict a scene into a georeferenced class COG (with palette, class names, .qml)."""
     from geoseg.engine.predict import predict as run
 
-    try:
+    with one_line_errors():
         res = run(
             scene if len(scene) > 1 else scene[0],
             model,
@@ -67,9 +66,6 @@ def predict(
             date=date,
             space_check=not no_space_check,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     out.print(
         f"[green]wrote[/] {res.path}  ({res.megapixels:.1f} Mpx in {res.seconds:.1f} s, "
         f"{res.mpx_per_s:.2f} Mpx/s, {res.runtime}; {res.tiles} tiles, "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import fail, out
+from geoseg.cli.common import one_line_errors, out
 from geoseg.cli.options import with_options
 from geoseg.errors import GeoSegError
 from geoseg.vector.options import VectorizeOptions
@@ -49,7 +49,7 @@ def vectorize(
 
     from geoseg.vector.vectorize import vectorize as run
 
-    try:
+    with one_line_errors():
         if any("=" not in a for a in attr or []):
             raise GeoSegError("--attr takes KEY=VALUE, e.g. --attr date=2015-08-18")
         attrs = dict(a.split("=", 1) for a in attr or [])
@@ -69,7 +69,4 @@ def vectorize(
             attrs=attrs,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     out.print(f"[green]wrote[/] {path} ({time.perf_counter() - t0:.1f} s)")

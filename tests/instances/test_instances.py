@@ -51,7 +51,7 @@ def test_polygons_one_per_instance(cmap, client, tmp_path):
     res = instances(
         path, tmp_path / "ids.tif", things=["1", "Built-up"], polygons=gpkg, block=64, client=client
     )
-    df = pyogrio.read_dataframe(gpkg)
+    df = pyogrio.read_dataframe(gpkg, layer="inst")
     assert len(df) == whole.max() == res.total
     assert sorted(df["instance_id"]) == list(range(1, whole.max() + 1))
     px = np.bincount(whole.ravel())[1:]

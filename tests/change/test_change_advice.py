@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.transform import from_origin
 
 from geoseg.report.tables import change_tables, label
+from tests.vector.test_vectorize import write_classes
 
 GEOSEG = str(Path(sys.executable).with_name("geoseg"))
 CLASSES = [
@@ -25,14 +25,7 @@ CLASSES = [
 
 
 def _map(path: Path, arr: np.ndarray) -> Path:
-    prof = dict(
-        driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1, dtype="uint8",
-        nodata=0, crs="EPSG:32612", transform=from_origin(500000.0, 4200000.0, 10.0, 10.0),
-    )  # fmt: skip
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(arr, 1)
-        ds.update_tags(1, CLASSES=json.dumps(CLASSES))
-    return path
+    return write_classes(path, arr, classes=CLASSES)
 
 
 def test_advice_once_and_never_mapped_caveat(client, tmp_path):

@@ -3,7 +3,6 @@ self-contained report.html beside their outputs (real processes, whole terminal)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -11,8 +10,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.transform import from_origin
+
+from tests.vector.test_vectorize import write_classes
 
 GEOSEG = str(Path(sys.executable).with_name("geoseg"))
 CLASSES = [
@@ -22,14 +21,7 @@ CLASSES = [
 
 
 def _map(path: Path, arr: np.ndarray) -> Path:
-    prof = dict(
-        driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1, dtype="uint8",
-        nodata=0, crs="EPSG:32612", transform=from_origin(500000.0, 4200000.0, 10.0, 10.0),
-    )  # fmt: skip
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(arr, 1)
-        ds.update_tags(1, CLASSES=json.dumps(CLASSES))
-    return path
+    return write_classes(path, arr, classes=CLASSES)
 
 
 def _geoseg(*args, cwd):

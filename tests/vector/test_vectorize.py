@@ -32,7 +32,13 @@ CLASSES = [
 
 
 def write_classes(
-    path: Path, arr: np.ndarray, *, crs="EPSG:32612", transform=TR, tags: dict | None = None
+    path: Path,
+    arr: np.ndarray,
+    *,
+    crs="EPSG:32612",
+    transform=TR,
+    tags: dict | None = None,
+    classes: list[dict] = CLASSES,
 ) -> Path:
     prof = dict(
         driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1, dtype="uint8", nodata=0
@@ -41,7 +47,7 @@ def write_classes(
         prof.update(crs=crs, transform=transform)
     with rasterio.open(path, "w", **prof) as ds:
         ds.write(arr, 1)
-        ds.update_tags(1, CLASSES=json.dumps(CLASSES))
+        ds.update_tags(1, CLASSES=json.dumps(classes))
         if tags:
             ds.update_tags(**tags)
     return path

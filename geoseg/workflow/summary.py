@@ -75,6 +75,10 @@ def report_stage(
     from geoseg.report.html import write_report
 
     res = ctx.results
+    inst = res.get("instances")
+    if inst:  # the count per thing class, where the analyst reads the run's figures
+        per = ", ".join(f"{n:,} {k}" for k, n in inst["counts"].items())
+        notes = [*notes, f"Instances (geoseg instances): {inst['count']:,} objects ({per})."]
     summary = {
         "title": title,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -415,6 +415,10 @@ def test_instances_stage_counts_the_thing_classes(landcover, client):
         assert np.array_equal(src.read(1), whole)
     assert pyogrio.read_info(out / "inst.fgb")["features"] == whole.max()
     assert res.products["instances"] == str(out / "instances.tif")
+    assert (
+        f"Instances (geoseg instances): {whole.max():,} objects"
+        in (out / "report.html").read_text()
+    )
     doc["instances"]["connectivity"] = 6
     with pytest.raises(GeoSegError, match="instances.connectivity"):
         run(write(doc), client=client)

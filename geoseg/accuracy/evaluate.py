@@ -18,6 +18,7 @@ import numpy as np
 from distributed import Client
 
 from geoseg.accuracy.files import write_assessment
+from geoseg.accuracy.options import EvaluateOptions
 from geoseg.accuracy.reference import (
     RasterReference,
     VectorReference,
@@ -35,24 +36,22 @@ from geoseg.io.cog import check_output
 from geoseg.io.files import clean
 from geoseg.version import __version__
 
-DESIGNS = ("auto", "stratified", "none")
-
 
 def evaluate(
     map_path: str | Path,
     reference: str | Path,
     out_dir: str | Path,
+    options: EvaluateOptions | None = None,
     *,
     client: Client | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
-    block: int = 2048,
     class_map: dict[int, int] | None = None,
     overwrite: bool = False,
     classes: str | Path | list | None = None,
     field: str | None = None,
     layer: str | None = None,
-    design: str = "auto",
+    **changes,
 ) -> dict:
     """Assess ``map_path`` (a class raster) against ``reference`` (a class raster, or polygons
     or points with a class ``field``) and write report.json, CSV tables and PNG plots to
@@ -60,13 +59,14 @@ def evaluate(
 
     ``classes``: the map's class list when it has no CLASSES tag. ``class_map``: {reference id:
     map id} for reference ids that differ from the map's (map id 0 leaves a class out).
-    ``design`` (point references): "auto" applies the stratified estimators of Olofsson et al.
-    (2014) to a `geoseg sample` point set; "stratified" also to other points, taken as a
+    ``options`` and ``changes``: :class:`~geoseg.accuracy.options.EvaluateOptions`
+    (``design``, point references: "auto" applies the stratified estimators of Olofsson et
+    al. (2014) to a `geoseg sample` point set; "stratified" also to other points, taken as a
     stratified (by map class) or simple random sample (post-stratified); "none" never.
-    ``block``: pixels per side of a task's window (rounded to a multiple of 32).
+    ``block``: pixels per side of a task's window, at least 64, rounded to a multiple of 32).
     """
-    if design not in DESIGNS:
-        raise GeoSegError(f"design must be one of {DESIGNS}, got {design!r}")
+    o = EvaluateOptions.of(options, **changes)
+    design, block = o.design, o.block
     cmap = ClassMap.open(map_path, classes)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 import uuid
@@ -36,6 +37,7 @@ from distributed import Client
 from geoseg.change.accuracy import PointRef, assess, open_change_reference, points_by_window
 from geoseg.change.blocks import ChangeJob, DateInput, assemble_change, change_block
 from geoseg.change.files import write_change_report
+from geoseg.change.options import ChangeOptions
 from geoseg.change.polygons import change_polygons
 from geoseg.change.style import CODE_NODATA, MAX_CLASS_ID, transition_legend
 from geoseg.change.summary import status_pixels, summarize
@@ -64,7 +66,6 @@ NAMES = {
     "transitions_png": "transitions.png",
     "report_json": "report.json",
 }
-DESIGNS = ("auto", "stratified", "none")
 
 
 @dataclass
@@ -90,42 +91,46 @@ def change(
     before: str | Path,
     after: str | Path,
     out_dir: str | Path,
+    options: ChangeOptions | None = None,
     *,
     model: str | Path | None = None,
-    threshold: float = 0.7,
-    mmu_ha: float = 0.0,
-    grid: str | Path | None = None,
     client: Client | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
-    block: int = 2048,
     reference: str | Path | None = None,
     reference_field: str | None = None,
-    design: str = "auto",
     before_probabilities: str | Path | None = None,
     after_probabilities: str | Path | None = None,
     classes: str | Path | list | None = None,
     dates: tuple[str | None, str | None] | None = None,
-    normalize: str = "bundle",
-    adapt: bool = False,
     overwrite: bool = False,
+    mmu_ha: float | None = None,
+    **changes,
 ) -> ChangeResult:
     """Change from ``before`` to ``after`` (class rasters, or scenes with ``model``) into
-    ``out_dir``. ``threshold``: the confidence gate (largest class probability on both
-    dates). ``mmu_ha``: minimum mapping unit of the change polygons. ``grid``: "before"
-    (default), "after" or a raster whose grid (CRS, pixel lattice, extent) to map on.
+    ``out_dir``. ``options`` and ``changes``: :class:`~geoseg.change.options.ChangeOptions`:
+    ``threshold``: the confidence gate (largest class probability on both dates). ``mmu``
+    (``mmu_ha`` its former name): minimum mapping unit of the change polygons, hectares.
+    ``grid``: "before" (default), "after" or a raster whose grid (CRS, pixel lattice, extent)
+    to map on. ``design``: auto / stratified / none, for reference points (see
+    :mod:`geoseg.change.accuracy`). ``block``: pixels per side of a task's window.
     ``reference``: reference change (raster or points; 0/1 or from-to codes) to assess the map
-    against; ``design``: auto / stratified / none (see :mod:`geoseg.change.accuracy`).
-    ``classes``: class list for class rasters without a CLASSES tag. ``dates``: ISO dates
-    overriding those read from the file names. ``normalize``: with ``model``, how each date's
-    bands are put onto the training radiometry (``geoseg predict --normalize``), or ``pif``:
+    against. ``classes``: class list for class rasters without a CLASSES tag. ``dates``: ISO
+    dates overriding those read from the file names. ``normalize``: with ``model``, how each
+    date's bands are put onto the training radiometry (``geoseg predict --normalize``), or ``pif``:
     the later scene fitted onto the earlier from pseudo-invariant pixels
     (:mod:`geoseg.harmonize.pif`). ``adapt``: with ``model``, the later date is predicted by
     the bundle fitted to it first (``geoseg adapt``; kept in ``OUT/adapted-model``)."""
     t0 = time.perf_counter()
+    if mmu_ha is not None:
+        changes["mmu"] = mmu_ha
+    if isinstance(changes.get("grid"), os.PathLike):  # a raster given as a Path
+        changes["grid"] = os.fspath(changes["grid"])
+    o = ChangeOptions.of(options, **changes)
+    threshold, mmu_ha, grid, block = o.threshold, o.mmu, o.grid, o.block
+    design, normalize, adapt = o.design, o.normalize, o.adapt
     if adapt and model is None:
         raise GeoSegError("--adapt fits the --model bundle to the later date: pass a bundle")
-    _check_params(threshold, mmu_ha, block, design)
     if model is not None:
         if normalize != "pif":  # pif needs both scenes, and is fitted once the cluster runs
             check_normalize(normalize, read_meta(model), str(model))
@@ -309,17 +314,6 @@ def _radiometry_of(path: str) -> dict:
         tags = src.tags()
     used = tags.get("GEOSEG_RADIOMETRY")
     return json.loads(used) if used else {"mode": tags.get("GEOSEG_NORMALIZE", "bundle")}
-
-
-def _check_params(threshold: float, mmu_ha: float, block: int, design: str) -> None:
-    if not 0.0 <= threshold <= 1.0:
-        raise GeoSegError(f"--threshold must be between 0 and 1, got {threshold}")
-    if not mmu_ha >= 0 or not np.isfinite(mmu_ha):
-        raise GeoSegError(f"--mmu must be a finite number of hectares >= 0, got {mmu_ha}")
-    if block < 64:
-        raise GeoSegError(f"block must be at least 64 pixels, got {block}")
-    if design not in DESIGNS:
-        raise GeoSegError(f"design must be one of {DESIGNS}, got {design!r}")
 
 
 def _base_grid(grid, g_before: RasterGrid, g_after: RasterGrid) -> tuple[RasterGrid, str]:

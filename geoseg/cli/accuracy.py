@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from geoseg.accuracy.options import EvaluateOptions
 from geoseg.cli.common import (
     OLD_FIELD,
     OLD_LAYER,
@@ -16,10 +17,12 @@ from geoseg.cli.common import (
     out,
     reference_options,
 )
+from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
 from geoseg.errors import GeoSegError
 
 
+@with_options(EvaluateOptions)
 def evaluate(
     map_path: Path = typer.Argument(
         ..., help="Class map (a geoseg class COG, or any class raster with --classes)."
@@ -39,12 +42,6 @@ def evaluate(
         "--class-map",
         help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out); repeatable.",
     ),
-    design: str = typer.Option(
-        "auto",
-        help="Points: auto (Olofsson stratified estimators "
-        "for a 'geoseg sample' set), stratified, or none.",
-    ),
-    block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
@@ -62,6 +59,7 @@ def evaluate(
         "--report",
         help="Also write report.html: the map, the accuracy tables and plots in one page.",
     ),
+    opts: EvaluateOptions = None,
 ):
     """Accuracy of a class map against reference data: report.json, CSV tables, plots."""
     from geoseg.accuracy.evaluate import evaluate as run
@@ -82,12 +80,11 @@ def evaluate(
             map_path,
             reference,
             out_dir,
+            opts,
             classes=classes,
             field=field,
             layer=layer,
             class_map=parse_class_map(class_map),
-            design=design,
-            block=block,
             workers=workers,
             scheduler=scheduler,
             overwrite=overwrite,
@@ -117,7 +114,7 @@ def evaluate(
         )
         out.print(f"[green]wrote[/] {page}")
     if instances:
-        _instances(map_path, reference, out_dir, classes, things, block, workers, scheduler)
+        _instances(map_path, reference, out_dir, classes, things, opts.block, workers, scheduler)
 
 
 def _instances(map_path, reference, out_dir, classes, things, block, workers, scheduler):

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import typer
 
+from geoseg.change.options import ChangeOptions
 from geoseg.cli.common import fail, out
+from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
 from geoseg.errors import GeoSegError
 
 
+@with_options(ChangeOptions)
 def change_cmd(
     before: str = typer.Option(
         ...,
@@ -21,26 +24,6 @@ def change_cmd(
     after: str = typer.Option(..., "--after", help="Later date, likewise."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the change outputs."),
     model: str = typer.Option(None, "--model", "-m", help="Bundle: predict both scenes first."),
-    normalize: str = typer.Option(
-        "bundle",
-        help="With --model: each date's band radiometry, as geoseg predict --normalize "
-        "(bundle, scene or match).",
-    ),
-    adapt: bool = typer.Option(
-        False,
-        "--adapt",
-        help="With --model: fit the bundle to the later date first (geoseg adapt: "
-        "self-training on its confident pixels) and predict that date with it.",
-    ),
-    threshold: float = typer.Option(
-        0.7,
-        help="Confidence gate: a change needs both dates' "
-        "largest class probability >= this; else 'uncertain'.",
-    ),
-    mmu: float = typer.Option(
-        0.0, "--mmu", help="Minimum mapping unit of the change polygons, hectares."
-    ),
-    grid: str = typer.Option(None, help="Output grid: before (default), after, or a raster."),
     before_probabilities: str = typer.Option(
         None, help="Probability raster of the earlier date (default: <stem>_probabilities.tif)."
     ),
@@ -58,8 +41,6 @@ def change_cmd(
         "or points of 0/1 change or from-to codes.",
     ),
     reference_field: str = typer.Option(None, help="Field of the reference points."),
-    design: str = typer.Option("auto", help="Reference points: auto, stratified or none."),
-    block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -68,6 +49,7 @@ def change_cmd(
         "--report",
         help="Also write report.html: the change tables, maps and caveats in one page.",
     ),
+    opts: ChangeOptions = None,
 ):
     """Land-cover change between two dates: from-to raster, change mask, transition table,
     change polygons (code = from_id * 100 + to_id)."""
@@ -90,20 +72,14 @@ def change_cmd(
             before,
             after,
             out_dir,
+            opts,
             model=model,
-            normalize=normalize,
-            adapt=adapt,
-            threshold=threshold,
-            mmu_ha=mmu,
-            grid=grid,
             before_probabilities=before_probabilities,
             after_probabilities=after_probabilities,
             classes=classes,
             dates=(date_before, date_after),
             reference=reference,
             reference_field=reference_field,
-            design=design,
-            block=block,
             workers=workers,
             scheduler=scheduler,
             overwrite=overwrite,

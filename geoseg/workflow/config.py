@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from geoseg.accuracy.options import EvaluateOptions
+from geoseg.change.options import ChangeOptions
 from geoseg.core.options import option
 from geoseg.engine.options import PredictOptions
 from geoseg.errors import GeoSegError
@@ -89,13 +91,15 @@ class InstancesSection(InstanceOptions):
     polygons: str | None = "instances.gpkg"  # one polygon per instance (null: none)
 
 
-class EvaluateSection(_Strict):
+class EvaluateSection(EvaluateOptions):
+    """``geoseg evaluate``'s options (:class:`EvaluateOptions`), the reference and the
+    folder to write."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=())
     reference: str  # a class raster, or polygons / points with a class field
     field: str | None = None
     layer: str | None = None
     class_map: dict[int, int] | None = None  # {reference id: map id}
-    design: Literal["auto", "stratified", "none"] = "auto"
-    block: int = Field(2048, ge=64)
     out: str = "accuracy"
 
 
@@ -120,18 +124,29 @@ class DateSection(_Strict):
         return self
 
 
-class ChangeSection(_Strict):
+class ChangeSection(ChangeOptions):
+    """``geoseg change``'s options (:class:`ChangeOptions`), the two dates, the reference and
+    the folder to write. A scene date is predicted by the workflow's own stage, so
+    ``normalize`` and ``adapt`` (which need ``geoseg change --model``) stay at their
+    defaults here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=())
     before: DateSection
     after: DateSection
     classes: str | None = None  # classes.json for class maps without a CLASSES tag
-    threshold: float = Field(0.7, ge=0, le=1)
-    mmu: float = Field(0.0, ge=0)
-    grid: str | None = None  # before (default), after, or a raster
     reference: str | None = None
     reference_field: str | None = None
-    design: Literal["auto", "stratified", "none"] = "auto"
-    block: int = Field(2048, ge=64)
     out: str = "change"
+
+    @model_validator(mode="after")
+    def _no_model_options(self) -> ChangeSection:
+        for name in ("normalize", "adapt"):
+            if getattr(self, name) != type(self).model_fields[name].default:
+                raise ValueError(
+                    f"{name} applies to 'geoseg change --model', not to a workflow: the "
+                    "workflow predicts scene dates in its own stages (leave it out)"
+                )
+        return self
 
 
 class BaselineSection(_Strict):

@@ -197,7 +197,7 @@ def change_stage(
         after,
         out,
         threshold=threshold,
-        mmu_ha=mmu,
+        mmu=mmu,
         grid=grid,
         client=ctx.client(),
         block=block,

@@ -91,6 +91,17 @@ class ClassList(BaseModel):
         """Output nodata value: 0 when no class uses it (the GIS habit), else 255."""
         return 255 if 0 in self.ids else 0
 
+    def to_json(self) -> str:
+        """The list as a COG's CLASSES tag and an array's ``classes`` attribute hold it: id,
+        name, colour, and ``thing`` where set."""
+        return json.dumps(
+            [
+                {"id": c.id, "name": c.name, "color": c.color}
+                | ({"thing": True} if c.thing else {})
+                for c in self.classes
+            ]
+        )
+
     @property
     def things(self) -> list[int]:
         """Ids of the classes marked ``thing``."""

@@ -212,4 +212,4 @@ def list_attrs(classes: ClassList) -> dict:
 
 
 def classes_json(classes: ClassList) -> str:
-    return json.dumps([{"id": c.id, "name": c.name, "color": c.color} for c in classes.classes])
+    return classes.to_json()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,13 +147,7 @@ class CogWriter:
             if classes is not None:
                 ds.update_tags(
                     1,
-                    CLASSES=json.dumps(
-                        [
-                            {"id": c.id, "name": c.name, "color": c.color}
-                            | ({"thing": True} if c.thing else {})
-                            for c in classes.classes
-                        ]
-                    ),
+                    CLASSES=classes.to_json(),
                 )
             self.close()
             with atomic_files(out) as add:  # the COG is renamed last, after its sidecars

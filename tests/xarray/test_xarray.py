@@ -135,3 +135,25 @@ def test_open_a_cog_for_areas_per_class(scene_and_map):
     areas = {n: float((lc == v).sum()) * px_ha for v, n in named}
     expect = {n: float((s["ref"] == v).sum()) * px_ha for v, n in named}
     assert areas == expect and sum(areas.values()) > 0
+
+
+@pytest.mark.parametrize("chunks", [{"y": 77, "x": 101}, {"y": 300, "x": 410}])
+def test_instances_equal_the_file_path_for_any_chunking(client, scene_and_map, chunks):
+    from geoseg.instances import instances
+
+    s = scene_and_map
+    ids, n = np.unique(s["ref"], return_counts=True)
+    thing = str(int(ids[np.argmax(n)]))  # the untrained model's commonest class
+    res = instances(
+        s["dir"] / "map.tif", s["dir"] / "ids.tif", things=[thing], block=64,
+        client=client, overwrite=True,
+    )  # fmt: skip
+    with rasterio.open(res.path) as src:
+        want = src.read(1)
+    cmap = gx.open(s["dir"] / "map.tif").chunk(chunks)
+    got = gx.instances(cmap, things=[thing])
+    assert got.chunks is not None and got.dtype == np.uint32
+    np.testing.assert_array_equal(client.compute(got).result().values, want)
+    assert want.max() > 1
+    with pytest.raises(GeoSegError, match="no class is a thing"):
+        gx.instances(cmap)

@@ -13,13 +13,12 @@ from geoseg.cli.common import (
     REFERENCE,
     REFERENCE_FIELD,
     REFERENCE_LAYER,
-    fail,
+    one_line_errors,
     out,
     reference_options,
 )
 from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
-from geoseg.errors import GeoSegError
 
 
 @with_options(EvaluateOptions)
@@ -65,7 +64,7 @@ def evaluate(
     from geoseg.accuracy.evaluate import evaluate as run
     from geoseg.accuracy.evaluate import parse_class_map
 
-    try:
+    with one_line_errors():
         if html:
             check_report_free(out_dir, overwrite)
         reference, field, layer = reference_options(
@@ -89,9 +88,6 @@ def evaluate(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     o, s = rep["overall"], rep["stratified"]
     out.print(
         f"overall accuracy {o['overall_accuracy']:.3f} over {rep['compared']:,} "
@@ -120,7 +116,7 @@ def evaluate(
 def _instances(map_path, reference, out_dir, classes, things, block, workers, scheduler):
     from geoseg.instances.evaluate import evaluate_instances
 
-    try:
+    with one_line_errors():
         rep = evaluate_instances(
             map_path,
             reference,
@@ -132,9 +128,6 @@ def _instances(map_path, reference, out_dir, classes, things, block, workers, sc
             scheduler=scheduler,
             overwrite=True,  # the accuracy report above already answered for the folder
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     for name, v in rep["things"].items():
         out.print(
             f"{name}: PQ {v['pq']:.3f} (SQ {v['sq']:.3f} x RQ {v['rq']:.3f}), F1@0.5 "
@@ -168,7 +161,7 @@ def sample(
     """Stratified random sample of a class map (points for the analyst to label)."""
     from geoseg.accuracy.sample import sample as run
 
-    try:
+    with one_line_errors():
         res = run(
             map_path,
             out_path,
@@ -183,9 +176,6 @@ def sample(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     per = ", ".join(f"{k}: {v}" for k, v in res.allocation.items())
     out.print(
         f"[green]wrote[/] {res.path} ({res.n} points; per class {per}); fill in "

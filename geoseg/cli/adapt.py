@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import fail, out
-from geoseg.errors import GeoSegError
+from geoseg.cli.common import one_line_errors, out
 
 
 def adapt_cmd(
@@ -35,7 +34,7 @@ def adapt_cmd(
     the confident pixels as pseudo-labels, fine-tune on them (self-training)."""
     from geoseg.train.adapt import adapt
 
-    try:
+    with one_line_errors():
         res = adapt(
             bundle,
             scene if len(scene) > 1 else scene[0],
@@ -49,9 +48,6 @@ def adapt_cmd(
             overwrite=overwrite,
             progress=True,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     out.print(
         f"[green]wrote[/] {res['bundle']} (pseudo-labels on {res['pseudo_labelled_share']:.1%} "
         f"of the pixels at confidence >= {threshold}; validation mIoU on them "

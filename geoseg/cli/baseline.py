@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import SCHEDULER_HELP, WORKERS_HELP, fail, out
+from geoseg.cli.common import SCHEDULER_HELP, WORKERS_HELP, fail, one_line_errors, out
 from geoseg.errors import GeoSegError
 
 baseline_app = typer.Typer(
@@ -38,11 +38,8 @@ def obia_cmd(
     labels and split."""
     from geoseg.baseline.obia import run_obia
 
-    try:
+    with one_line_errors():
         res = run_obia(config, out_path, workers=workers, scheduler=scheduler, overwrite=overwrite)
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     o = res.report["objects"]
     ceiling = res.report["segmentation_ceiling"]["oa"]
     out.print(

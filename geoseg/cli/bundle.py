@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import fail, out
+from geoseg.cli.common import fail, one_line_errors, out
 from geoseg.errors import GeoSegError
 
 bundle_app = typer.Typer(no_args_is_help=True, help="Create and inspect model bundles.")
@@ -88,7 +88,7 @@ def bundle_stats(
     from geoseg.io.stats import band_quantiles, spread_of
     from geoseg.model.bundle import Normalization, read_meta, set_normalization
 
-    try:
+    with one_line_errors():
         meta = read_meta(path)
         # single-band files for a several-band model are one stacked scene, as in predict
         single = all(Scene.of(s).info.count == 1 for s in scenes)
@@ -103,9 +103,6 @@ def bundle_stats(
         )
         names = [[Path(p).name for p in sc.paths] for sc in opened]
         set_normalization(path, norm, quantiles_from=names)
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     out.print(
         f"[green]wrote[/] {Path(path) / 'bundle.json'} (band quantiles of {len(opened)} "
         f"scene{'s' if len(opened) > 1 else ''}; weights unchanged)"

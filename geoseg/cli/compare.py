@@ -14,11 +14,10 @@ from geoseg.cli.common import (
     REFERENCE_LAYER,
     SCHEDULER_HELP,
     WORKERS_HELP,
-    fail,
+    one_line_errors,
     out,
     reference_options,
 )
-from geoseg.errors import GeoSegError
 
 
 def _p(p: float) -> str:
@@ -57,7 +56,7 @@ def compare_cmd(
     from geoseg.accuracy.evaluate import parse_class_map
     from geoseg.compare.compare import compare
 
-    try:
+    with one_line_errors():
         reference, field, layer = reference_options(
             reference, reference_field, reference_layer, old_field=field, old_layer=layer
         )
@@ -75,9 +74,6 @@ def compare_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     out.print(f"{rep['compared']:,} {rep['unit']} compared")
     for m in rep["per_map"]:
         out.print(f"  {m['name']}: OA {m['overall_accuracy']:.3f}, mIoU {m['mean_iou']:.3f}")

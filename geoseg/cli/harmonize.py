@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from geoseg.cli.common import SCHEDULER_HELP, WORKERS_HELP, fail, out
-from geoseg.errors import GeoSegError
+from geoseg.cli.common import SCHEDULER_HELP, WORKERS_HELP, one_line_errors, out
 
 
 def harmonize_cmd(
@@ -23,7 +22,7 @@ def harmonize_cmd(
     pixels over the common footprint, applied to the later scene block by block."""
     from geoseg.harmonize.harmonize import harmonize
 
-    try:
+    with one_line_errors():
         res = harmonize(
             later if len(later) > 1 else later[0],
             to if len(to) > 1 else to[0],
@@ -33,9 +32,6 @@ def harmonize_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     r = res.report
     fits = ", ".join(f"{b['gain']:.3f}x{b['offset']:+.2f}" for b in r["bands"])
     out.print(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import err, fail, out
+from geoseg.cli.common import err, one_line_errors, out
 from geoseg.errors import GeoSegError
 
 
@@ -48,7 +48,7 @@ def run_cmd(
     from geoseg.workflow.runner import dry_run as plan_only
     from geoseg.workflow.runner import run
 
-    try:
+    with one_line_errors():
         overrides = parse_sets(sets, "predict.block=1024")
         if workers is not None and scheduler is not None:
             raise GeoSegError("give --workers (a local cluster) or --scheduler, not both")
@@ -63,9 +63,6 @@ def run_cmd(
             )
         else:
             res = run(workflow, force=force, out=out_dir, progress=True, overrides=overrides)
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     if dry_run:
         _print_plan(folder, stages, notes)
         return

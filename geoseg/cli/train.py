@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import fail, out
-from geoseg.errors import GeoSegError
+from geoseg.cli.common import one_line_errors, out
 
 
 def train_cmd(
@@ -42,7 +41,7 @@ def train_cmd(
     from geoseg.train.config import load_config
     from geoseg.train.train import train as run
 
-    try:
+    with one_line_errors():
         overrides = parse_sets(sets)
         if out_dir is not None:  # relative to where the command runs, not to the config
             overrides["output"] = str(out_dir.expanduser().resolve())
@@ -54,9 +53,6 @@ def train_cmd(
             precision=precision,
             keep_checkpoint=keep_checkpoint or None,
         )
-    except (GeoSegError, Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line for the user
-        fail(e)
-        return
     out.print(
         f"[green]wrote[/] {res.bundle} (best epoch {res.best_epoch}/{res.epochs_run}, "
         f"validation mIoU {res.best_miou:.3f}"

@@ -34,16 +34,17 @@ class InstanceJob:
         return Path(self.staging) / f"{kind}-{w.row}-{w.col}.npz"
 
 
-def _read(path: str, w: Window) -> np.ndarray:
+def read_window(path: str, w: Window) -> np.ndarray:
+    """Band 1 of ``path`` over window ``w``."""
     with rasterio.open(path) as src:
         return src.read(1, window=RioWindow(w.col, w.row, w.width, w.height))
 
 
 def label_task(job: InstanceJob, w: Window) -> BlockObjects:
     """Label block ``w``'s objects; stage the local labels, return what the seam pass needs."""
-    labels, objs = label_block(
-        _read(job.cmap.path, w), list(job.things), (w.row, w.col), job.cmap.width, job.connectivity
-    )
+    cls = read_window(job.cmap.path, w)
+    origin, width = (w.row, w.col), job.cmap.width
+    labels, objs = label_block(cls, list(job.things), origin, width, job.connectivity)
     save_npz(job.block_path(w, "local"), labels=labels)
     return objs
 
@@ -66,7 +67,7 @@ def finish_task(job: InstanceJob, w: Window, lut: np.ndarray) -> dict:
         "id": np.asarray([p[1] for p in pieces], dtype=np.int64),
     }
     if job.confidence:
-        conf = _read(job.confidence, w).astype(np.float64)
+        conf = read_window(job.confidence, w).astype(np.float64)
         ok = (ids > 0) & (conf <= 254)
         present, inv = np.unique(ids[ok], return_inverse=True)
         out["conf_id"] = present.astype(np.int64)

@@ -15,23 +15,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window as RioWindow
 
 from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.cluster.tasks import name_windows, run_tasks
 from geoseg.core import panoptic
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
+from geoseg.instances.blocks import read_window
 from geoseg.instances.label import instances
 from geoseg.instances.options import InstanceOptions
 from geoseg.io.classmap import ClassMap
 from geoseg.io.files import atomic_write, csv_bytes
-
-
-def _read(path: str, w: Window) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read(1, window=RioWindow(w.col, w.row, w.width, w.height))
 
 
 def overlap_task(pred_ids: str, ref_ids: str, pred: ClassMap, ref: ClassMap, w: Window) -> dict:
@@ -39,7 +33,7 @@ def overlap_task(pred_ids: str, ref_ids: str, pred: ClassMap, ref: ClassMap, w: 
     p_idx, _ = pred.read_index(w)
     r_idx, _ = ref.read_index(w)
     valid = r_idx >= 0
-    counts = panoptic.overlaps(_read(pred_ids, w), _read(ref_ids, w), valid)
+    counts = panoptic.overlaps(read_window(pred_ids, w), read_window(ref_ids, w), valid)
     both = valid & (p_idx >= 0)
     n = pred.n
     counts["matrix"] = np.bincount(

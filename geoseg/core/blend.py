@@ -110,3 +110,15 @@ def finalize(
         probs = np.rint(sums[:n] / wsum * 254.0).clip(0, 254).astype(np.uint8)
         probs[:, ~valid] = 255
     return cls, probs
+
+
+def head_values(sums: np.ndarray, n_classes: int, valid: np.ndarray) -> np.ndarray | None:
+    """The blended values of the heads after the classes (sigmoid outputs, E x h x w) scaled
+    to uint8 0..254 (255 = nodata), or None when the model has only its classes head."""
+    extra = sums.shape[0] - 1 - n_classes
+    if extra <= 0:
+        return None
+    wsum = np.maximum(sums[-1], 1).astype(np.float64)
+    out = np.rint(sums[n_classes:-1] / wsum * 254.0).clip(0, 254).astype(np.uint8)
+    out[:, ~valid] = 255
+    return out

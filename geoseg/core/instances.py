@@ -7,6 +7,13 @@ touch across a block edge into one instance (the components of that equivalence 
 numbers the instances 1, 2, ... in the raster order of their first pixel. That number depends
 on the pixels alone, so the ids are the same for any block size, worker count or order, and
 equal to a whole-scene labelling (tested).
+
+Touching objects of one class (a row of houses) are one connected component. A model with a
+border head (``<map>_boundary.tif``) splits them: the objects are the components of the
+thing pixels off the border (:func:`border_mask`, the seeds), and each seed then takes the
+border pixels of its class next to it, one pixel a step for ``grow`` steps (:func:`grow`; the
+largest id wins a tie). A step reaches one pixel further, so a block that sees ``grow`` pixels
+of its neighbours' ids around it grows exactly as a whole-scene run.
 """
 
 from __future__ import annotations
@@ -50,21 +57,52 @@ def structure(connectivity: int) -> np.ndarray:
     return ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
 
 
+def border_mask(boundary: np.ndarray, threshold: float) -> np.ndarray:
+    """The border pixels of a border head's raster (uint8 probability x 254, 255 = nodata)."""
+    return (boundary >= round(threshold * 254)) & (boundary != 255)
+
+
+def grow(ids: np.ndarray, cls: np.ndarray, border: np.ndarray, steps: int) -> np.ndarray:
+    """``ids`` grown into the ``border`` pixels without an id, ``steps`` times one pixel
+    (4-neighbours of the same class; the largest neighbouring id wins)."""
+    ids = ids.copy()
+    h, w = ids.shape
+    for _ in range(steps):
+        free = border & (ids == 0)
+        if not free.any():
+            break
+        best = np.zeros_like(ids)
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            # the neighbour at (r + dr, c + dc) of each pixel (r, c)
+            dst = (slice(max(-dr, 0), h - max(dr, 0)), slice(max(-dc, 0), w - max(dc, 0)))
+            src = (slice(max(dr, 0), h + min(dr, 0)), slice(max(dc, 0), w + min(dc, 0)))
+            cand = np.where(cls[src] == cls[dst], ids[src], 0)
+            np.maximum(best[dst], cand, out=best[dst])
+        take = free & (best > 0)
+        ids[take] = best[take]
+    return ids
+
+
 def label_block(
     cls: np.ndarray,
     things: list[int],
     origin: tuple[int, int],
     scene_width: int,
     connectivity: int = 4,
+    border: np.ndarray | None = None,
 ) -> tuple[np.ndarray, BlockObjects]:
     """Local labels (uint32, 0 = no object) of the objects of ``things`` in the class block
     ``cls`` whose top-left pixel is ``origin`` (row, column) in a scene ``scene_width`` wide,
-    labelled in raster order of their first pixel, and what :func:`resolve` needs of them."""
+    labelled in raster order of their first pixel, and what :func:`resolve` needs of them.
+    With ``border`` (bool), the objects are the components of the pixels off it (seeds)."""
     labels = np.zeros(cls.shape, dtype=np.uint32)
     st = structure(connectivity)
     n = 0
     for k in things:  # one class at a time: touching objects of two classes stay two
-        lab, m = ndimage.label(cls == k, structure=st)
+        mask = cls == k
+        if border is not None:
+            mask &= ~border
+        lab, m = ndimage.label(mask, structure=st)
         if m:
             hit = lab > 0
             labels[hit] = lab[hit].astype(np.uint32) + n
@@ -192,9 +230,18 @@ def keep_large(maps: list[np.ndarray], info: dict, min_pixels: int) -> tuple[lis
 
 
 def label_scene(
-    cls: np.ndarray, things: list[int], connectivity: int = 4, min_pixels: int = 1
+    cls: np.ndarray,
+    things: list[int],
+    connectivity: int = 4,
+    min_pixels: int = 1,
+    border: np.ndarray | None = None,
+    steps: int = 0,
 ) -> np.ndarray:
-    """The instance ids of a whole class map at once (what the block route must equal)."""
-    labels, objs = label_block(cls, things, (0, 0), cls.shape[1], connectivity)
+    """The instance ids of a whole class map at once (what the block route must equal);
+    with ``border``, seeds off it grown ``steps`` pixels into it (:func:`grow`)."""
+    labels, objs = label_block(cls, things, (0, 0), cls.shape[1], connectivity, border)
     maps, _ = keep_large(*resolve([objs], connectivity), min_pixels)
-    return maps[0][labels]
+    ids = maps[0][labels]
+    if border is not None and steps:
+        ids = grow(ids, cls, border & np.isin(cls, things), steps)
+    return ids

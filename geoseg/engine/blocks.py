@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.core.blend import add_patch, finalize
+from geoseg.core.blend import add_patch, finalize, head_values
 from geoseg.core.grid import Block, BlockGrid, Window
 from geoseg.engine.prefetch import RowPrefetch
 from geoseg.io.stac import write_products
@@ -229,6 +229,9 @@ def block_arrays(job, b: Block, scene, stats: dict) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {"cls": cls}
     if probs is not None:
         arrays["probs"] = probs
+    if meta.n_outputs > meta.n_classes:  # the other heads' values (a border, ...)
+        extra = acc.data[meta.n_classes :, : reg.height, : reg.width]
+        arrays["heads"] = head_values(np.asarray(extra.cpu()), 0, valid[rs])
     for name, w in strip_windows(b, blocks).items():
         arrays[name] = acc.patch(w)
         arrays[name + "_origin"] = np.array([w.row, w.col], dtype=np.int64)
@@ -245,14 +248,18 @@ def peak_rss() -> dict:
 
 def complete_block(job, b: Block, staged, neighbour, class_ids, nodata: int):
     """Block ``b``'s final classes and probabilities (or None) from its staged arrays and
-    its neighbours': ``neighbour(block)`` gives a context manager over a staged mapping.
-    A block staged :data:`EMPTY` is nodata throughout (what its arrays would have held)."""
+    its neighbours': ``neighbour(block)`` gives a context manager over a staged mapping; the
+    other heads' values are completed in ``staged["heads"]`` (a dict: in place). A block
+    staged :data:`EMPTY` is nodata throughout (what its arrays would have held)."""
     if EMPTY in staged:
         reg = b.region
         cls = np.full((reg.height, reg.width), nodata, dtype=np.uint8)
         probs = None
         if job.options.probabilities:
             probs = np.full((len(class_ids), reg.height, reg.width), 255, dtype=np.uint8)
+        if job.extra_heads:
+            n = sum(h.channels for h in job.extra_heads)
+            staged["heads"] = np.full((n, reg.height, reg.width), 255, dtype=np.uint8)
         return cls, probs
     cls = staged["cls"]
     probs = staged.get("probs")
@@ -297,8 +304,9 @@ def _complete_strips(
         with neighbour(blocks.block(b.bi + di, b.bj + dj)) as z:
             if part in z:
                 neighbours.append((z[part], tuple(z[part + "_origin"])))
+    heads = staged.get("heads") if isinstance(staged, dict) else None
     for own, t in targets:
-        sums = np.zeros((len(class_ids) + 1, t.height, t.width), dtype=np.int32)
+        sums = np.zeros((staged[own].shape[0], t.height, t.width), dtype=np.int32)
         add_patch(sums, (t.row, t.col), staged[own], tuple(staged[own + "_origin"]))
         for patch, porigin in neighbours:
             add_patch(sums, (t.row, t.col), patch, porigin)
@@ -308,6 +316,8 @@ def _complete_strips(
         cls[s] = c
         if probs is not None:
             probs[:, s[0], s[1]] = p
+        if heads is not None:
+            heads[:, s[0], s[1]] = head_values(sums, len(class_ids), valid)
 
 
 def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
@@ -315,7 +325,7 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
     from geoseg.io.cog import CogWriter, RasterSpec
 
     t0 = time.perf_counter()
-    _remove_leftovers(Path(out), Path(job.staging))
+    _remove_leftovers(Path(out), Path(job.staging), [h.name for h in job.extra_heads])
     meta = read_meta(job.bundle)
     classes = meta.class_list
     class_ids = np.asarray(classes.ids)
@@ -363,6 +373,19 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
             scratch,
             "conf",
         )
+    for h in job.extra_heads:  # one COG per other head: <map>_<head>.tif
+        writers[h.name] = CogWriter(
+            RasterSpec(
+                count=h.channels,
+                nodata=255,
+                descriptions=[h.name] * h.channels,
+                scales=[1 / 254] * h.channels,
+                tags=meta_tags,
+                **base,
+            ),
+            scratch,
+            h.name,
+        )
     proceed = partial(_proceed, job)
     try:
         for b in job.blocks:
@@ -371,6 +394,10 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
                 staged = {k: z[k] for k in z.files}
             cls, probs = complete_block(job, b, staged, _staged_file(job), class_ids, nodata)
             writers["cls"].write(b.region, cls)
+            at = 0
+            for h in job.extra_heads:
+                writers[h.name].write(b.region, staged["heads"][at : at + h.channels])
+                at += h.channels
             if probs is not None:
                 writers["probs"].write(b.region, probs)
                 conf = probs.max(axis=0)
@@ -382,6 +409,10 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
             for k, suffix in (("probs", "_probabilities"), ("conf", "_confidence")):
                 p = stem.with_name(stem.stem + suffix + stem.suffix)
                 outs[k] = str(writers[k].finish(p, resampling="AVERAGE", before_rename=proceed))
+        for h in job.extra_heads:
+            p = Path(out).with_name(f"{Path(out).stem}_{h.name}{Path(out).suffix}")
+            w = writers[h.name]
+            outs[h.name] = str(w.finish(p, resampling="AVERAGE", before_rename=proceed))
     except BaseException:
         for w in writers.values():
             w.abort()
@@ -392,9 +423,10 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
     return outs
 
 
-def _remove_leftovers(out: Path, staging: Path) -> None:
+def _remove_leftovers(out: Path, staging: Path, heads: list[str]) -> None:
     """Partial files of an earlier assembly that died (a killed worker or job)."""
     stems = [out.stem, out.stem + "_probabilities", out.stem + "_confidence"]
+    stems += [f"{out.stem}_{h}" for h in heads]
     junk = [p for s in stems for p in out.parent.glob(f".{s}*.part*")]
     junk += [p for p in staging.glob("*.tif")]
     for p in junk:

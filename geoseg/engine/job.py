@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from geoseg.core.grid import BlockGrid, TileGrid
 from geoseg.core.radiometry import BandMapping
@@ -17,6 +18,13 @@ from geoseg.io.scene import Scene
 from geoseg.version import __version__
 
 STAGING_FORMAT = 1
+
+
+class HeadOut(NamedTuple):
+    """A model head after the classes that the job writes (``<map>_<name>.tif``)."""
+
+    name: str
+    channels: int
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class PredictJob:
     staging: str
     options: PredictOptions = PredictOptions()  # as asked, with the job's runtime choice
     radiometry: BandMapping | None = None  # applied to band values before the bundle's
+    extra_heads: tuple[HeadOut, ...] = ()  # the bundle's heads after the classes
 
     def key_params(self, bands: list[int]) -> dict:
         """Every value that changes the output, for :func:`job_key`."""
@@ -89,6 +98,7 @@ def make_job(
         staging=staging,
         options=options,
         radiometry=radiometry,
+        extra_heads=tuple(HeadOut(h.name, h.channels) for h in meta.output_heads[1:]),
     )
 
 

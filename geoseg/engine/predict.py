@@ -237,7 +237,8 @@ def predict(
                 return _result(
                     job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging
                 )
-            finals = _final_files(Path(out).resolve(), opts.probabilities)
+            heads = [h.name for h in job.extra_heads]
+            finals = _final_files(Path(out).resolve(), opts.probabilities, heads)
             before = {p: _identity(p) for p in finals}
             flag = cancel_flag(job)
             flag.unlink(missing_ok=True)
@@ -267,11 +268,12 @@ def job_bytes(job: PredictJob, meta: BundleMeta) -> tuple[int, int]:
     products uncompressed, overviews included)."""
     blocks = job.blocks
     nb = blocks.shape
-    per_px = 1 + (meta.n_classes if job.options.probabilities else 0)
+    extra = meta.n_outputs - meta.n_classes  # other heads' values, one byte each
+    per_px = 1 + extra + (meta.n_classes if job.options.probabilities else 0)
     inner = blocks.block(min(1, nb[0] - 1), min(1, nb[1] - 1))  # the most strips
     strips = sum(w.height * w.width for w in strip_windows(inner, blocks).values())
     staged = job.height * job.width * per_px + len(blocks) * strips * (meta.n_outputs + 1) * 4
-    out_px = 1 + (meta.n_classes + 1 if job.options.probabilities else 0)
+    out_px = 1 + extra + (meta.n_classes + 1 if job.options.probabilities else 0)
     return staged, job.height * job.width * out_px * 4 // 3
 
 
@@ -333,7 +335,11 @@ def _result(job, stats, outs, times, dashboard, tags, choice, keep_staging) -> P
     if not keep_staging:
         remove_staging(job.staging)
     return PredictResult(
-        outputs={k: v for k, v in outs.items() if k in ("classes", "probs", "conf")},
+        outputs={
+            k: v
+            for k, v in outs.items()
+            if k in ("classes", "probs", "conf", *(h.name for h in job.extra_heads))
+        },
         megapixels=job.height * job.width / 1e6,
         blocks=len(stats),
         blocks_reused=sum(s["reused"] for s in stats),
@@ -394,13 +400,12 @@ def _tags(
     return tags
 
 
-def _final_files(out: Path, probabilities: bool) -> list[Path]:
+def _final_files(out: Path, probabilities: bool, heads: list[str]) -> list[Path]:
     """Every file the assembly puts in place (CogWriter.finish), sidecars included."""
     files = [out, Path(f"{out}.aux.xml"), out.with_suffix(".qml")]
-    if probabilities:
-        files += [
-            out.with_name(f"{out.stem}{s}{out.suffix}") for s in ("_probabilities", "_confidence")
-        ]
+    suffixes = ["_probabilities", "_confidence"] if probabilities else []
+    files += [out.with_name(f"{out.stem}{s}{out.suffix}") for s in suffixes]
+    files += [out.with_name(f"{out.stem}_{h}{out.suffix}") for h in heads]
     return files + [item_path(f) for f in files if f.suffix == out.suffix]
 
 

@@ -230,6 +230,7 @@ PRODUCT_TITLES = {
     "classes": ("land-cover classes", ["data"]),
     "probs": ("class probabilities", ["data"]),
     "conf": ("confidence (largest class probability)", ["data"]),
+    "boundary": ("border of the thing classes' objects (probability)", ["data"]),
 }
 
 

@@ -155,7 +155,7 @@ def _stage(job, bi: int, bj: int, values: np.ndarray, origin, nodata) -> dict:
 
 def _finish(job, bi: int, bj: int, staged: dict, near: dict, class_ids, nodata: int):
     b = job.blocks.block(bi, bj)
-    own = {k: v.copy() if k in ("cls", "probs") else v for k, v in staged.items()}
+    own = {k: v.copy() if k in ("cls", "probs", "heads") else v for k, v in staged.items()}
     cls, probs = complete_block(
         job, b, own, lambda nb: contextlib.nullcontext(near[nb.bi, nb.bj]), class_ids, nodata
     )

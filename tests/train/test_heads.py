@@ -60,6 +60,20 @@ def test_a_bundle_with_a_boundary_head_trains_and_predicts(synth, client, tmp_pa
         assert set(np.unique(src.read(1))) <= {1, 2, 3}
     with rasterio.open(r.outputs["probs"]) as src:
         assert src.count == 3  # the classes' probabilities only
+    border = tmp_path / "map_boundary.tif"  # the other head: a COG of its own
+    assert r.outputs["boundary"] == str(border)
+    with rasterio.open(border) as src:
+        assert (src.count, src.dtypes[0], src.nodata) == (1, "uint8", 255)
+        assert src.descriptions == ("boundary",) and src.scales[0] == pytest.approx(1 / 254)
+        head = src.read(1)
+    assert head.max() <= 254 and len(np.unique(head)) > 2  # blended values, no nodata here
+    # blended across blocks as the classes: the same values from one block and from many
+    one = predict(scene, str(res.bundle), tmp_path / "one.tif", block=512, client=client)
+    many = predict(scene, str(res.bundle), tmp_path / "many.tif", block=64, client=client)
+    assert many.blocks > 1 == one.blocks
+    for a, b in ((one.path, many.path), (one.outputs["boundary"], many.outputs["boundary"])):
+        with rasterio.open(a) as x, rasterio.open(b) as y:
+            assert np.array_equal(x.read(1), y.read(1))
 
 
 def test_heads_need_things_and_no_unlabelled(synth, tmp_path):

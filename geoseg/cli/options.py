@@ -50,7 +50,9 @@ def with_options(cls: type[Options], *, exclude: tuple[str, ...] = (), **default
             f = cls.model_fields[name]
             default = defaults.get(name, f.default)
             flag = f"--{name.replace('_', '-')}"
-            decl = (flag,) if f.annotation is bool else ()
+            decl = ()
+            if f.annotation is bool:  # a flag; one on by default can be turned off
+                decl = (f"{flag}/--no-{flag[2:]}",) if default else (flag,)
             added.append(
                 inspect.Parameter(
                     name,

@@ -15,7 +15,7 @@ from rasterio.features import shapes
 from rasterio.windows import Window as RioWindow
 
 from geoseg.core.grid import Window
-from geoseg.core.instances import INSTANCE_NODATA, BlockObjects, label_block
+from geoseg.core.instances import INSTANCE_NODATA, BlockObjects, border_mask, grow, label_block
 from geoseg.io.classmap import ClassMap
 from geoseg.io.cog import CogWriter, RasterSpec
 from geoseg.io.stac import write_item
@@ -29,6 +29,9 @@ class InstanceJob:
     connectivity: int
     staging: str
     confidence: str | None = None  # the map's confidence COG (uint8, scale 1/254), if any
+    boundary: str | None = None  # the map's border head (uint8, scale 1/254): splits objects
+    threshold: float = 0.5  # border probability from which a pixel is border
+    grow: int = 0  # pixels the seeds grow back into the border
 
     def block_path(self, w: Window, kind: str) -> Path:
         return Path(self.staging) / f"{kind}-{w.row}-{w.col}.npz"
@@ -40,20 +43,52 @@ def read_window(path: str, w: Window) -> np.ndarray:
         return src.read(1, window=RioWindow(w.col, w.row, w.width, w.height))
 
 
+def _border(job: InstanceJob, w: Window, cls: np.ndarray) -> np.ndarray | None:
+    """The border pixels of the thing classes in window ``w`` (None without a border head)."""
+    if job.boundary is None:
+        return None
+    return border_mask(read_window(job.boundary, w), job.threshold) & np.isin(cls, job.things)
+
+
 def label_task(job: InstanceJob, w: Window) -> BlockObjects:
     """Label block ``w``'s objects; stage the local labels, return what the seam pass needs."""
     cls = read_window(job.cmap.path, w)
     origin, width = (w.row, w.col), job.cmap.width
-    labels, objs = label_block(cls, list(job.things), origin, width, job.connectivity)
+    border = _border(job, w, cls)
+    labels, objs = label_block(cls, list(job.things), origin, width, job.connectivity, border)
     save_npz(job.block_path(w, "local"), labels=labels)
     return objs
 
 
-def finish_task(job: InstanceJob, w: Window, lut: np.ndarray) -> dict:
+def _grown(job: InstanceJob, w: Window, lut: np.ndarray, around: list) -> np.ndarray:
+    """Block ``w``'s ids with the seeds grown into the border: the block and ``job.grow``
+    pixels of its neighbours (``around``: their windows and id tables) grown together, as
+    a whole-scene run would (a step reaches one pixel further)."""
+    g, cm = job.grow, job.cmap
+    r0, c0 = max(w.row - g, 0), max(w.col - g, 0)
+    pad = Window(r0, c0, min(w.row_end + g, cm.height) - r0, min(w.col_end + g, cm.width) - c0)
+    ids = np.zeros((pad.height, pad.width), dtype=np.uint32)
+    for nw, nlut in [(w, lut), *around]:
+        part = nw.intersect(pad)
+        if part is None:
+            continue
+        with np.load(job.block_path(nw, "local")) as z:
+            local = z["labels"][part.slices((nw.row, nw.col))]
+        ids[part.slices((pad.row, pad.col))] = nlut[local]
+    cls = read_window(cm.path, pad)
+    ids = grow(ids, cls, _border(job, pad, cls), g)
+    return ids[w.slices((pad.row, pad.col))]
+
+
+def finish_task(job: InstanceJob, w: Window, lut: np.ndarray, around: list = ()) -> dict:
     """Block ``w`` with scene-wide ids (staged for the COG), its polygons (pixel-exact, world
-    coordinates, WKB) with their ids, and per id the summed confidence and its pixels."""
+    coordinates, WKB) with their ids, per id the summed confidence and its pixels, and the
+    pixels each id took from the border (``grown_id``, ``grown_n``)."""
     with np.load(job.block_path(w, "local")) as z:
-        ids = lut[z["labels"]]
+        seeds = lut[z["labels"]]
+    ids = seeds
+    if job.boundary is not None and job.grow:
+        ids = _grown(job, w, lut, list(around))
     save_npz(job.block_path(w, "ids"), ids=ids)
     transform = job.cmap.window_transform(w)
     pieces = [
@@ -66,6 +101,8 @@ def finish_task(job: InstanceJob, w: Window, lut: np.ndarray) -> dict:
         "wkb": [p[0] for p in pieces],
         "id": np.asarray([p[1] for p in pieces], dtype=np.int64),
     }
+    took = ids[(ids > 0) & (seeds == 0)]
+    out["grown_id"], out["grown_n"] = np.unique(took, return_counts=True)
     if job.confidence:
         conf = read_window(job.confidence, w).astype(np.float64)
         ok = (ids > 0) & (conf <= 254)

@@ -82,11 +82,20 @@ def evaluate_instances(
             client=c,
             overwrite=True,
         )
-        # the map's objects below min_pixels are dropped; the reference keeps every one
+        # the map's objects below min_pixels are dropped and its border head (if any) splits
+        # them; the reference keeps every one of its connected components
+        split = dict(split=o.split, border_threshold=o.border_threshold, grow=o.grow)
         p = instances(
-            classmap, out_dir / "instances_map.tif", classes=classes, min_pixels=o.min_pixels, **kw
+            classmap,
+            out_dir / "instances_map.tif",
+            classes=classes,
+            min_pixels=o.min_pixels,
+            **split,
+            **kw,
         )
-        r = instances(reference, out_dir / "instances_reference.tif", classes=ref.classes, **kw)
+        r = instances(
+            reference, out_dir / "instances_reference.tif", classes=ref.classes, split=False, **kw
+        )
         windows = pred.windows(block)
         total: dict = {}
         matrix = np.zeros((pred.n, pred.n), dtype=np.int64)
@@ -116,6 +125,7 @@ def evaluate_instances(
         f"({connectivity}-connected)",
         "connectivity": connectivity,
         "min_pixels": o.min_pixels,
+        "split": json.loads(Path(p.summary).read_text())["split"],
         "iou_match": panoptic.IOU_MATCH,
         "things": {names[k]: _round(v) for k, v in per.items()},
         "stuff": {

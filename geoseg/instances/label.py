@@ -88,6 +88,7 @@ def instances(
     with open_raster(str(classmap), warn_no_crs=False) as src:
         tags = src.tags()
     conf = Path(classmap).with_name(f"{Path(classmap).stem}_confidence.tif")
+    border = _border_head(classmap, cmap) if o.split else None
     windows = cmap.windows(block)
     describe = name_windows(windows)
     with (
@@ -95,17 +96,27 @@ def instances(
         connect(ClusterOptions(workers=workers, scheduler=scheduler), client) as c,
     ):
         job = InstanceJob(
-            cmap, tuple(cl.things), connectivity, str(stage), str(conf) if conf.exists() else None
+            cmap,
+            tuple(cl.things),
+            connectivity,
+            str(stage),
+            str(conf) if conf.exists() else None,
+            boundary=border,
+            threshold=o.border_threshold,
+            grow=o.grow if border else 0,
         )
         objs = run_tasks(c, label_task, [(w,) for w in windows], args=(job,), describe=describe)
         maps, info = keep_large(*resolve(objs, connectivity), o.min_pixels)
+        around = _around(windows, maps) if job.grow else [()] * len(windows)
         parts = run_tasks(
             c,
             finish_task,
-            list(zip(windows, maps, strict=True)),
+            list(zip(windows, maps, around, strict=True)),
             args=(job,),
             describe=describe,
         )
+        for p in parts:  # the border pixels each instance took back
+            np.add.at(info["area"], p["grown_id"].astype(np.int64) - 1, p["grown_n"])
         counts, areas = _per_class(cl, cmap, info)
         ids_tags = {
             **{k: v for k, v in tags.items() if k.startswith("GEOSEG_")},
@@ -114,6 +125,10 @@ def instances(
             "GEOSEG_INSTANCE_CONNECTIVITY": str(connectivity),
             "GEOSEG_INSTANCE_MIN_PIXELS": str(o.min_pixels),
         }
+        if border:
+            ids_tags["GEOSEG_INSTANCE_SPLIT"] = json.dumps(
+                {"boundary": Path(border).name, "threshold": o.border_threshold, "grow": o.grow}
+            )
         [path] = run_tasks(
             c, write_ids_cog, [(str(out), windows, ids_tags)], args=(job,), doing="writing"
         )
@@ -136,6 +151,9 @@ def instances(
         "instances": str(out),
         "connectivity": connectivity,
         "min_pixels": o.min_pixels,
+        "split": {"boundary": border, "threshold": o.border_threshold, "grow": o.grow}
+        if border
+        else None,
         "count": res.total,
         "per_class": {k: {"count": counts[k], "area": areas[k]} for k in counts},
         "area_unit": "ha" if cmap.pixel_area_ha() else "pixels",
@@ -143,6 +161,39 @@ def instances(
     atomic_write(summary, (json.dumps(doc, indent=2) + "\n").encode())
     res.summary = str(summary)
     return res
+
+
+def _border_head(classmap, cmap: ClassMap) -> str | None:
+    """The map's border head (``<map>_boundary.tif`` beside it), checked against its grid."""
+    path = Path(classmap).with_name(f"{Path(classmap).stem}_boundary.tif")
+    if not path.exists():
+        return None
+    with open_raster(str(path), warn_no_crs=False) as src:
+        shape = (src.height, src.width)
+    if shape != (cmap.height, cmap.width):
+        raise GeoSegError(
+            f"{path} is {shape[0]} x {shape[1]} pixels and the map {cmap.height} x "
+            f"{cmap.width}: re-run predict to write both, or pass --no-split"
+        )
+    return str(path)
+
+
+def _around(windows: list, maps: list) -> list[list]:
+    """Per window (a regular grid, row by row), its (up to 8) neighbours' windows and id
+    tables: what growing needs (a step of at most 16 pixels, blocks of at least 32)."""
+    sr, sc = windows[0].height, windows[0].width
+    at = {(w.row // sr, w.col // sc): i for i, w in enumerate(windows)}
+    out = []
+    for w in windows:
+        bi, bj = w.row // sr, w.col // sc
+        nb = [
+            at[(bi + di, bj + dj)]
+            for di in (-1, 0, 1)
+            for dj in (-1, 0, 1)
+            if (di or dj) and (bi + di, bj + dj) in at
+        ]
+        out.append([(windows[j], maps[j]) for j in nb])
+    return out
 
 
 def _per_class(cl, cmap: ClassMap, info: dict) -> tuple[dict[str, int], dict[str, float]]:

@@ -24,6 +24,22 @@ class InstanceOptions(Options):
         "id, decided on whole objects.",
         ge=1,
     )
+    split: bool = option(
+        True,
+        "Split touching objects along the model's border head where the map has one "
+        "(<map>_boundary.tif beside it, written by a bundle with a boundary head).",
+        key="changed",
+    )
+    border_threshold: float = option(
+        0.5, "Border probability from which a pixel separates objects.", key="changed", gt=0, lt=1
+    )
+    grow: int = option(
+        3,
+        "Pixels each object grows back into the border around it (of its own class).",
+        key="changed",
+        ge=0,
+        le=16,
+    )
     block: int = option(
         DEFAULT_BLOCK, "Block size in pixels; one Dask task per block.", key="never", ge=64
     )

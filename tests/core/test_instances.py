@@ -102,3 +102,32 @@ def test_panoptic_quality_counts_and_void():
     assert q["rq"] == pytest.approx(0.5) and q["pq"] == pytest.approx(0.45)
     assert q["count"] == 2 and q["reference"] == 2 and q["count_error"] == 0.0
     assert stuff_quality(np.array([[8, 2], [0, 10]])).tolist() == pytest.approx([0.8, 10 / 12])
+
+
+def test_a_border_splits_touching_objects_and_they_grow_back():
+    from geoseg.core.instances import border_mask
+
+    cls = np.zeros((9, 14), np.uint8)
+    cls[2:7, 2:12] = 3  # two 5 x 5 houses side by side: one component
+    head = np.zeros(cls.shape, np.uint8)
+    head[:, 6:8] = 254  # the model's border between them
+    head[0, 0] = 255  # nodata is no border
+    border = border_mask(head, 0.5)
+    assert not border[0, 0] and border[4, 6]
+    assert label_scene(cls, [3]).max() == 1
+    seeds = label_scene(cls, [3], border=border)
+    assert seeds.max() == 2 and (seeds > 0).sum() == 40  # the border columns have no id yet
+    ids = label_scene(cls, [3], border=border, steps=1)
+    assert ((ids > 0) == (cls == 3)).all()  # every house pixel back, none of the background
+    assert np.bincount(ids.ravel())[1:].tolist() == [25, 25]
+    assert (ids[2:7, 2:7] == 1).all() and (ids[2:7, 7:12] == 2).all()
+
+
+def test_growing_is_bounded_by_class_and_steps():
+    from geoseg.core.instances import grow
+
+    cls = np.array([[3, 3, 3, 3, 1, 3]], np.uint8)
+    ids = np.array([[1, 0, 0, 0, 0, 0]], np.uint32)
+    border = np.ones(cls.shape, bool)
+    assert grow(ids, cls, border, 2).tolist() == [[1, 1, 1, 0, 0, 0]]
+    assert grow(ids, cls, border, 9).tolist() == [[1, 1, 1, 1, 0, 0]]  # not across class 1

@@ -44,6 +44,34 @@ def test_ids_equal_whole_scene_for_any_block(cmap, client, tmp_path, conn):
         assert res.counts == {"Built-up": int(whole.max())}
 
 
+def test_a_border_head_splits_objects_alike_for_any_block(cmap, client, tmp_path):
+    from geoseg.core.instances import border_mask
+
+    _, arr = cmap
+    path = write_classes(tmp_path / "map.tif", arr)
+    h, w = arr.shape
+    rr, cc = np.mgrid[:h, :w]
+    head = np.where((rr % 17 < 2) | (cc % 23 == 0), 254, 3).astype(np.uint8)
+    with rasterio.open(path) as src:
+        prof = {**src.profile, "nodata": 255}
+    with rasterio.open(tmp_path / "map_boundary.tif", "w", **prof) as dst:
+        dst.write(head, 1)
+    border = border_mask(head, 0.5) & (arr == 3)
+    whole = label_scene(arr, [3], 4, border=border, steps=3)
+    assert whole.max() > label_scene(arr, [3], 4).max()  # the border split objects
+    for block in (64, 96, 1024):
+        out = tmp_path / f"split_{block}.tif"
+        res = instances(path, out, things=["Built-up"], block=block, client=client)
+        with rasterio.open(out) as src:
+            assert np.array_equal(src.read(1), whole), block
+            assert json.loads(src.tags()["GEOSEG_INSTANCE_SPLIT"])["grow"] == 3
+        assert np.array_equal(res.per_instance["area"], np.bincount(whole.ravel())[1:])
+    res = instances(
+        path, tmp_path / "nosplit.tif", things=["Built-up"], split=False, block=64, client=client
+    )
+    assert res.total == label_scene(arr, [3], 4).max()
+
+
 def test_polygons_one_per_instance(cmap, client, tmp_path):
     path, arr = cmap
     whole = label_scene(arr, [1, 3], 4)

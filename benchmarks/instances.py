@@ -6,9 +6,12 @@ the connected components of the human Building label (4-connected), as the PQ ro
 maps are those the other benchmarks wrote (run them first):
 
     python benchmarks/train.py examples/train/dubai-lite0.yaml --evaluate test   # deep maps
+    python benchmarks/train.py examples/train/dubai-lite0-boundary.yaml --evaluate test
     python benchmarks/compare.py --only dubai                                    # OBIA, RF, refs
     python benchmarks/instances.py
 
+A map with a border head beside it (``<map>_boundary.tif``, the boundary recipe's) is scored
+with its objects split along the border (each threshold of ``--thresholds``) and without.
 Prints per method the pooled PQ, SQ, RQ (= F1 at IoU 0.5), precision, recall and the count
 error over the 9 images; then, on the largest image, the instance ids for block sizes 64 and
 4096 (equal, or the script fails) and the seconds of the instance stage against predicting
@@ -30,8 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench-output" / "instances"
 BO = ROOT / "bench-output"
+LITE0, BOUNDARY = BO / "train" / "dubai-lite0", BO / "train" / "dubai-lite0-boundary"
 DEFAULT_MAPS = [
     f"DeepLabV3+-lite0={BO / 'train' / 'dubai-lite0-maps'}",
+    f"DeepLabV3+-lite0-boundary={BO / 'train' / 'dubai-lite0-boundary-maps'}",
     f"OBIA={BO / 'baseline' / 'dubai' / 'obia'}",
     f"pixel-RF={BO / 'baseline' / 'dubai' / 'pixel-rf'}",
 ]
@@ -65,8 +70,14 @@ def main() -> int:
     ap.add_argument("--maps", action="append", help="LABEL=FOLDER of class maps (repeatable)")
     ap.add_argument("--reference", default=str(BO / "baseline" / "dubai" / "heldout"))
     ap.add_argument("--things", default="Building")
-    ap.add_argument("--bundle", default=str(BO / "train" / "dubai-lite0"))
+    ap.add_argument(
+        "--bundle",
+        help="bundle timed against the instance stage (default: the "
+        "boundary recipe's when its maps are scored, else lite0's)",
+    )
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--thresholds", default="0.5", help="border thresholds to try (split maps)")
+    ap.add_argument("--grow", type=int, default=3, help="pixels objects grow back (split maps)")
     ap.add_argument(
         "--min-pixels", default="1,100", help="instance sizes to try (map objects below: no id)"
     )
@@ -87,40 +98,54 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     summary: dict = {"reference": args.reference, "images": len(refs), "methods": {}}
     with connect(ClusterOptions(workers=args.workers)) as c:
+        runs = []
         for spec in args.maps or DEFAULT_MAPS:
+            label, folder = spec.split("=", 1)
+            split = any(Path(folder).glob("*_boundary.tif"))
             for mp in [int(v) for v in args.min_pixels.split(",")]:
-                label, folder = spec.split("=", 1)
-                reports, t0 = [], time.perf_counter()
-                for ref in refs:
-                    m = Path(folder) / ref.name
-                    if not m.exists():
-                        print(f"{label}: {m} missing, skipped")
-                        break
-                    reports.append(
-                        evaluate_instances(
-                            m,
-                            ref,
-                            OUT / label / ref.stem,
-                            things=things,
-                            min_pixels=mp,
-                            client=c,
-                            overwrite=True,
-                        )
+                runs.append((label, folder, mp, None))
+                if split:
+                    runs += [(label, folder, mp, float(t)) for t in args.thresholds.split(",")]
+        for label, folder, mp, thr in runs:
+            kw = {"split": False} if thr is None else {"border_threshold": thr}
+            name = label if thr is None else f"{label} split@{thr:g}"
+            reports, t0 = [], time.perf_counter()
+            for ref in refs:
+                m = Path(folder) / ref.name
+                if not m.exists():
+                    print(f"{label}: {m} missing, skipped")
+                    break
+                reports.append(
+                    evaluate_instances(
+                        m,
+                        ref,
+                        OUT / name / ref.stem,
+                        things=things,
+                        min_pixels=mp,
+                        grow=args.grow,
+                        **kw,
+                        client=c,
+                        overwrite=True,
                     )
-                else:
-                    row = {t: pooled(reports, t) for t in things}
-                    row["seconds"] = round(time.perf_counter() - t0, 1)
-                    summary["methods"][f"{label} min_pixels={mp}"] = row
-                    for t in things:
-                        r = row[t]
-                        print(
-                            f"{label:18s} >={mp:<4d}px {t}: PQ {r['pq']:.3f}  SQ {r['sq']:.3f}  "
-                            f"RQ=F1@0.5 {r['rq_f1']:.3f}  P {r['precision']:.3f}  "
-                            f"R {r['recall']:.3f}  count {r['count']} / {r['reference']} "
-                            f"({r['count_error']:+.1%})"
-                        )
-        # block invariance and cost, on the largest image of the first method
-        label, folder = (args.maps or DEFAULT_MAPS)[0].split("=", 1)
+                )
+            else:
+                row = {t: pooled(reports, t) for t in things}
+                row["seconds"] = round(time.perf_counter() - t0, 1)
+                summary["methods"][f"{name} min_pixels={mp}"] = row
+                for t in things:
+                    r = row[t]
+                    print(
+                        f"{name:30s} >={mp:<4d}px {t}: PQ {r['pq']:.3f}  SQ {r['sq']:.3f}  "
+                        f"RQ=F1@0.5 {r['rq_f1']:.3f}  P {r['precision']:.3f}  "
+                        f"R {r['recall']:.3f}  count {r['count']} / {r['reference']} "
+                        f"({r['count_error']:+.1%})"
+                    )
+        # block invariance and cost, on the largest image of the first method with a border
+        # head (split objects: the seams and the halo are both exercised), else the first
+        specs = [s.split("=", 1) for s in args.maps or DEFAULT_MAPS]
+        split_specs = [s for s in specs if any(Path(s[1]).glob("*_boundary.tif"))]
+        label, folder = (split_specs or specs)[0]
+        bundle = Path(args.bundle or (BOUNDARY if split_specs else LITE0))
         big = max(refs, key=lambda p: rasterio.open(p).width * rasterio.open(p).height)
         m = Path(folder) / big.name
         ids = {}
@@ -138,6 +163,7 @@ def main() -> int:
         summary["block_invariance"] = {
             "image": big.name,
             "megapixels": round(mpx, 2),
+            "method": label,
             "blocks": [ids[64][1], ids[4096][1]],
             "instances": [ids[64][3], ids[4096][3]],
             "identical": bool(same),
@@ -146,13 +172,13 @@ def main() -> int:
             f"{big.name}: {ids[64][3]} instances with {ids[64][1]} blocks of 64 px, "
             f"{ids[4096][3]} with {ids[4096][1]} block: ids identical = {same}"
         )
-        if Path(args.bundle).exists():
+        if bundle.exists():
             from geoseg.engine.predict import predict
 
             scene = ROOT.parent / "shared" / "data" / "dubai" / "tile8" / big.name.split("_", 2)[2]
             scene = scene.with_suffix(".jpg")
             t = time.perf_counter()
-            predict(scene, args.bundle, OUT / "predicted.tif", client=c, overwrite=True)
+            predict(scene, str(bundle), OUT / "predicted.tif", client=c, overwrite=True)
             pred_s = time.perf_counter() - t
             inst_s = ids[4096][2]
             summary["cost"] = {

@@ -27,6 +27,9 @@ def predict_cmd(scene, bundle, out, *options) -> list[str]:
 
 DATA = Path(os.environ.get("GEOSEG_DATA", ROOT.parent / "shared" / "data"))
 
+# a `geoseg serve` the developer left running must not take the suite's jobs
+os.environ["GEOSEG_NO_SERVICE"] = "1"
+
 CLASSES5 = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(5)]
 
 

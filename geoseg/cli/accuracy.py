@@ -13,6 +13,7 @@ from geoseg.cli.common import (
     REFERENCE,
     REFERENCE_FIELD,
     REFERENCE_LAYER,
+    SCHEDULER_HELP,
     one_line_errors,
     out,
     reference_options,
@@ -42,7 +43,7 @@ def evaluate(
         help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out); repeatable.",
     ),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
-    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
     instances: bool = typer.Option(
         False,
@@ -155,7 +156,7 @@ def sample(
     classes: Path = typer.Option(None, help="classes.json, if the map has no CLASSES tag."),
     block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
-    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
 ):
     """Stratified random sample of a class map (points for the analyst to label)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geoseg.change.options import ChangeOptions
-from geoseg.cli.common import fail, out
+from geoseg.cli.common import SCHEDULER_HELP, fail, out
 from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
 from geoseg.errors import GeoSegError
@@ -42,7 +42,7 @@ def change_cmd(
     ),
     reference_field: str = typer.Option(None, help="Field of the reference points."),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
-    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     html: bool = typer.Option(
         False,

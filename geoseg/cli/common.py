@@ -21,7 +21,10 @@ out = Console(soft_wrap=True)
 _state = {"debug": False}
 
 WORKERS_HELP = "Local worker processes (default: one per core)."
-SCHEDULER_HELP = "Use an existing Dask scheduler, tcp://HOST:PORT."
+SCHEDULER_HELP = (
+    "The Dask scheduler, tcp://HOST:PORT; auto (the default): the running 'geoseg serve' "
+    "started in this folder, else a new local cluster; local: always a new local cluster."
+)
 BLOCK_HELP = "Block size in pixels; one Dask task per block."
 REFERENCE_HELP = (
     "Reference: a class raster, or polygons or points with a class field "

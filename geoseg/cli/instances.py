@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import one_line_errors, out
+from geoseg.cli.common import SCHEDULER_HELP, one_line_errors, out
 from geoseg.cli.options import with_options
 from geoseg.instances.options import InstanceOptions
 
@@ -24,7 +24,7 @@ def instances_cmd(
     ),
     classes: Path = typer.Option(None, help="classes.json, if the map has no CLASSES tag."),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
-    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     opts: InstanceOptions = None,
 ):

@@ -21,6 +21,7 @@ from geoseg.cli import (
     instances,
     predict,
     run,
+    serve,
     train,
     vector,
 )
@@ -97,6 +98,7 @@ app.command("harmonize")(harmonize.harmonize_cmd)
 app.add_typer(baseline.baseline_app, name="baseline")
 app.command("compare")(compare.compare_cmd)
 app.command("run")(run.run_cmd)
+app.command("serve")(serve.serve_cmd)
 
 
 def main() -> None:  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from geoseg.cli.common import one_line_errors, out
+from geoseg.cli.common import SCHEDULER_HELP, one_line_errors, out
 from geoseg.cli.options import with_options
 from geoseg.engine.options import PredictOptions
 
@@ -34,7 +34,7 @@ def predict(
         None, help="Acquisition date YYYY-MM-DD to record (default: from the scene or Item)."
     ),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
-    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     gpus: bool = typer.Option(False, "--gpus", help="One dask-cuda worker per GPU."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     staging: str = typer.Option(None, help="Staging folder (default: beside the output)."),

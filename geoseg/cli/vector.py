@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import one_line_errors, out
+from geoseg.cli.common import SCHEDULER_HELP, one_line_errors, out
 from geoseg.cli.options import with_options
 from geoseg.errors import GeoSegError
 from geoseg.vector.options import VectorizeOptions
@@ -40,7 +40,7 @@ def vectorize(
         "tags, its scene's metadata or a file name; empty when unknown).",
     ),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
-    scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, tcp://HOST:PORT."),
+    scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     opts: VectorizeOptions = None,
 ):

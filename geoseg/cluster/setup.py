@@ -117,17 +117,26 @@ def connect(
     options: ClusterOptions | None = None,
     client: Client | None = None,
 ) -> Iterator[Client]:
-    """Yield a client: ``client`` as given, else one for ``options`` (closed afterwards)."""
+    """Yield a client: ``client`` as given, else one for ``options`` (closed afterwards).
+    Without a scheduler (or with ``auto``) and without a worker count, a running ``geoseg
+    serve`` started in this folder is used (:mod:`geoseg.cluster.registry`); ``local``: always a
+    new local cluster."""
     if client is not None:
         yield client
         return
     o = options or ClusterOptions()
-    if o.scheduler:
+    scheduler = None if o.scheduler in (None, "", "auto", "local") else o.scheduler
+    if scheduler is None and o.scheduler != "local" and _may_attach(o):
+        from geoseg.cluster.registry import find_service
+
+        svc = find_service()
+        scheduler = svc.address if svc is not None else None
+    if scheduler:
         try:
-            c = Client(o.scheduler, timeout="20s", security=o.security)
+            c = Client(scheduler, timeout="20s", security=o.security)
         except (OSError, TimeoutError) as e:
             raise GeoSegError(
-                f"cannot reach the Dask scheduler at {o.scheduler} ({e}): check "
+                f"cannot reach the Dask scheduler at {scheduler} ({e}): check "
                 "the address and that 'dask scheduler' is running"
             ) from None
         try:
@@ -137,24 +146,35 @@ def connect(
         return
     cluster = _gpu_cluster(o) if o.gpus else None
     if cluster is None:
-        unset_malloc_trim()
-        with dask.config.set(CLUSTER_CONFIG):
-            cluster = LocalCluster(
-                n_workers=o.workers or default_workers(),
-                threads_per_worker=o.threads_per_worker,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=check_address(o.dashboard or _settings["dashboard"]),
-                memory_limit=o.memory_limit,
-                silence_logs=_silence(),
-                preload=[PRELOAD],
-                security=o.security,
-            )
+        cluster = local_cluster(o)
     try:
         with Client(cluster, security=o.security) as c:
             yield c
     finally:
         cluster.close()
+
+
+def _may_attach(o: ClusterOptions) -> bool:
+    """A service fits when the command asks for no particular cluster."""
+    return o.workers is None and not o.gpus and o.security is None
+
+
+def local_cluster(o: ClusterOptions) -> LocalCluster:
+    """A local CPU cluster as every command starts it (workers on 127.0.0.1, quiet, with the
+    worker preload and without ``MALLOC_TRIM_THRESHOLD_``)."""
+    unset_malloc_trim()
+    with dask.config.set(CLUSTER_CONFIG):
+        return LocalCluster(
+            n_workers=o.workers or default_workers(),
+            threads_per_worker=o.threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=check_address(o.dashboard or _settings["dashboard"]),
+            memory_limit=o.memory_limit,
+            silence_logs=_silence(),
+            preload=[PRELOAD],
+            security=o.security,
+        )
 
 
 def _gpu_cluster(o: ClusterOptions):

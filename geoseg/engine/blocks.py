@@ -34,6 +34,17 @@ _lock = threading.Lock()
 _predictors: dict[tuple, object] = {}
 
 
+def _weights_stamp(bundle: str) -> tuple:
+    """The bundle's files' sizes and times: a bundle retrained in place (a warm service keeps
+    workers for hours) is loaded afresh, not served from the cache."""
+    out = []
+    for p in sorted(Path(bundle).glob("*")):
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            out.append((p.name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def get_predictor(job):
     """The worker's predictor for this bundle, loaded once per worker process."""
     import torch
@@ -44,8 +55,8 @@ def get_predictor(job):
     device = o.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (os.path.abspath(job.bundle), device, o.batch_size, o.precision, o.runtime)
-    key += (o.tta, job.tile)
+    key = (os.path.abspath(job.bundle), _weights_stamp(job.bundle), device, o.batch_size)
+    key += (o.precision, o.runtime, o.tta, job.tile)
     with _lock:
         p = _predictors.get(key)
         if p is None:

@@ -90,6 +90,21 @@ def add_patch(
     dst[:, ds[0], ds[1]] += src[:, ss[0], ss[1]]
 
 
+def argmax_channels(a: np.ndarray) -> np.ndarray:
+    """``np.argmax(a, axis=0)`` as uint8 (fewer than 256 channels), equal to it ties included
+    (the first maximum wins). Hand-written because numpy reduces over the first axis of a
+    C x H x W array through a transposed copy of the whole array: one pass per channel over
+    contiguous rows measured ~1.9x faster on a block of 6 classes."""
+    best = a[0].copy()
+    idx = np.zeros(a.shape[1:], dtype=np.uint8)
+    more = np.empty(a.shape[1:], dtype=bool)
+    for c in range(1, len(a)):
+        np.greater(a[c], best, out=more)  # strictly: an equal later channel loses
+        np.maximum(best, a[c], out=best)
+        np.putmask(idx, more, c)
+    return idx
+
+
 def finalize(
     sums: np.ndarray,
     class_ids: np.ndarray,
@@ -101,7 +116,7 @@ def finalize(
     probabilities scaled to uint8 0..254 (255 = nodata) from fixed-point sums (C+1 x h x w;
     channels after the classes' are other heads' and the last is the weight)."""
     n = len(class_ids)
-    idx = np.argmax(sums[:n], axis=0)  # ties: lowest class index, deterministic
+    idx = argmax_channels(sums[:n])  # ties: lowest class index, deterministic
     cls = class_ids.astype(np.uint8)[idx]
     cls[~valid] = nodata
     probs = None

@@ -117,3 +117,14 @@ def test_window_intersection():
     a = Window(0, 0, 10, 10)
     assert a.intersect(Window(5, 5, 10, 10)) == Window(5, 5, 5, 5)
     assert a.intersect(Window(10, 0, 3, 3)) is None
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6, 9])
+def test_argmax_channels_equals_numpy_ties_included(channels):
+    from geoseg.core.blend import argmax_channels
+
+    rng = np.random.default_rng(channels)
+    a = rng.integers(0, 4, size=(channels, 37, 53)).astype(np.int32)  # many ties
+    got = argmax_channels(a)
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, np.argmax(a, axis=0))

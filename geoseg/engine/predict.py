@@ -37,7 +37,7 @@ from geoseg.io.dates import acquisition_date, check_date
 from geoseg.io.files import check_not_an_input, output_lock
 from geoseg.io.remote import default_staging_root as remote_staging_root
 from geoseg.io.remote import is_remote, local_staging
-from geoseg.io.scene import Scene
+from geoseg.io.scene import Scene, open_raster
 from geoseg.io.stac import is_item as stac_item
 from geoseg.io.stac import item_path, scene_from_item
 from geoseg.io.style import check_style_free
@@ -262,19 +262,56 @@ def predict(
         return _result(job, stats, outs, (t0, t_asm, t1), dashboard, tags, choice, keep_staging)
 
 
-def job_bytes(job: PredictJob, meta: BundleMeta) -> tuple[int, int]:
+COARSE = 1024  # the side of the scene's mask read to find the blocks with data
+MARKER_BYTES = 1024  # a block without one valid pixel stages a marker of about this size
+EMPTY_RATIO = 256  # a product's nodata tiles compress at least this much (DEFLATE, ZSTD)
+
+
+def footprint(job: PredictJob) -> list[bool] | None:
+    """Per block of ``job.blocks`` (in order), whether a coarse read of the scene's mask (at
+    most :data:`COARSE` pixels a side, its first file's) shows data in it; None where the
+    mask cannot be read. An estimate: the blocks' own reads decide what is staged."""
+    import math
+
+    try:
+        with open_raster(job.scene.paths[0], warn_no_crs=False) as src:
+            f = max(1, math.ceil(max(src.height, src.width) / COARSE))
+            shape = (math.ceil(src.height / f), math.ceil(src.width / f))
+            mask = src.dataset_mask(out_shape=shape) > 0
+    except Exception:  # noqa: BLE001 - an estimate: without it the bounds stay whole
+        return None
+    out = []
+    for b in job.blocks:
+        r = b.region
+        part = mask[r.row // f : -(-r.row_end // f), r.col // f : -(-r.col_end // f)]
+        out.append(bool(part.any()))
+    return out
+
+
+def job_bytes(
+    job: PredictJob, meta: BundleMeta, with_data: list[bool] | None = None
+) -> tuple[int, int]:
     """Upper bounds of the bytes a job stages (every block's classes, probabilities and the
     int32 sums of the strips it shares with its neighbours, uncompressed) and writes (the
-    products uncompressed, overviews included)."""
+    products uncompressed, overviews included). ``with_data`` (:func:`footprint`): blocks
+    without data stage a marker and write nodata tiles that compress to little."""
     blocks = job.blocks
     nb = blocks.shape
     extra = meta.n_outputs - meta.n_classes  # other heads' values, one byte each
     per_px = 1 + extra + (meta.n_classes if job.options.probabilities else 0)
     inner = blocks.block(min(1, nb[0] - 1), min(1, nb[1] - 1))  # the most strips
     strips = sum(w.height * w.width for w in strip_windows(inner, blocks).values())
-    staged = job.height * job.width * per_px + len(blocks) * strips * (meta.n_outputs + 1) * 4
     out_px = 1 + extra + (meta.n_classes + 1 if job.options.probabilities else 0)
-    return staged, job.height * job.width * out_px * 4 // 3
+    total = job.height * job.width
+    if with_data is None:
+        pixels, full = total, len(blocks)
+    else:
+        pixels = sum(b.region.size for b, ok in zip(blocks, with_data, strict=True) if ok)
+        full = sum(with_data)
+    staged = pixels * per_px + full * strips * (meta.n_outputs + 1) * 4
+    staged += (len(blocks) - full) * MARKER_BYTES
+    written = (pixels + (total - pixels) // EMPTY_RATIO) * out_px * 4 // 3
+    return staged, written
 
 
 def _free(folder: Path) -> tuple[int, int]:
@@ -296,8 +333,17 @@ def _size(n: float) -> str:
 LARGE_JOB_BYTES = 10**10  # a job that may stage and write more says so before it starts
 
 
-def _say_size(job: PredictJob, meta: BundleMeta) -> None:
+def _bounds(job: PredictJob, meta: BundleMeta, over: int) -> tuple[int, int]:
+    """:func:`job_bytes`, with the scene's :func:`footprint` where the whole grid's bounds
+    reach ``over`` bytes (reading a coarse mask costs a decimated read of the scene)."""
     staged, written = job_bytes(job, meta)
+    if staged + written >= over:
+        return job_bytes(job, meta, footprint(job))
+    return staged, written
+
+
+def _say_size(job: PredictJob, meta: BundleMeta) -> None:
+    staged, written = _bounds(job, meta, LARGE_JOB_BYTES)
     if staged + written >= LARGE_JOB_BYTES:
         from rich.console import Console
 
@@ -311,10 +357,10 @@ def _say_size(job: PredictJob, meta: BundleMeta) -> None:
 
 def check_space(job: PredictJob, meta: BundleMeta, out: Path) -> None:
     """Refuse, before any block runs, a job whose staging and output do not fit in the free
-    space of their folders (:func:`job_bytes`, upper bounds)."""
-    staged, written = job_bytes(job, meta)
+    space of their folders (:func:`job_bytes`, upper bounds, over the blocks with data)."""
     staging = Path(job.staging)
     (free_s, dev_s), (free_o, dev_o) = _free(staging), _free(out.parent)
+    staged, written = _bounds(job, meta, min(free_s, free_o))
     same = dev_s == dev_o  # one volume: both must fit in it together
     if (staged + written > free_s) if same else (staged > free_s or written > free_o):
         where = (

@@ -361,14 +361,17 @@ def test_hand_edited_bundle_fields_are_one_line_errors(small, tmp_path, edit, ex
 # ---- item 1: a job that cannot fit on the disk is refused before any block runs -------------
 
 
-def _huge_vrt(scene: Path, path: Path, size: int = 1_000_000) -> Path:
-    """A VRT that declares ``size`` x ``size`` pixels with ``scene``'s data in one corner."""
+def _huge_vrt(scene: Path, path: Path, size: int = 1_000_000, nodata: int | None = None) -> Path:
+    """A VRT that declares ``size`` x ``size`` pixels with ``scene``'s data in one corner
+    (elsewhere 0: data too, unless ``nodata`` says 0 is none)."""
     with rasterio.open(scene) as src:
         h, w, count, dtype = src.height, src.width, src.count, src.dtypes[0]
         wkt, gt = src.crs.to_wkt(), ", ".join(str(v) for v in src.transform.to_gdal())
     gdal_type = {"uint16": "UInt16", "uint8": "Byte", "float32": "Float32"}[dtype]
     bands = "".join(
-        f'<VRTRasterBand dataType="{gdal_type}" band="{b}"><SimpleSource>'
+        f'<VRTRasterBand dataType="{gdal_type}" band="{b}">'
+        + ("" if nodata is None else f"<NoDataValue>{nodata}</NoDataValue>")
+        + "<SimpleSource>"
         f'<SourceFilename relativeToVRT="0">{scene}</SourceFilename><SourceBand>{b}</SourceBand>'
         f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
         f'<DstRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/></SimpleSource></VRTRasterBand>'
@@ -395,6 +398,24 @@ def test_a_job_larger_than_the_free_space_is_refused_up_front(small, tmp_path):
     )
     assert not staging.exists()
     assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_the_estimate_counts_only_the_blocks_with_data(small, tmp_path):
+    from geoseg.engine.predict import footprint
+
+    scene, bundle = small
+    job, _, meta = plan(
+        _huge_vrt(scene, tmp_path / "full.vrt", 100_000), bundle, tmp_path / "a.tif"
+    )
+    whole = job_bytes(job, meta)
+    assert whole == job_bytes(job, meta, footprint(job))  # zeros are data: every block counts
+    sparse = _huge_vrt(scene, tmp_path / "corner.vrt", 100_000, nodata=0)
+    job, _, meta = plan(sparse, bundle, tmp_path / "b.tif")
+    with_data = footprint(job)
+    assert sum(with_data) == 1 and with_data[0]  # the 96 x 128 scene lies in the first block
+    staged, written = job_bytes(job, meta, with_data)
+    assert staged < whole[0] / 100 and written < whole[1] / 100
+    assert staged < 10**9  # a marker per empty block, not its pixels
 
 
 def test_no_space_check_is_accepted(small, tmp_path, client):

@@ -5,6 +5,7 @@ the engine's own cost; memory against scene size.
     python benchmarks/predict.py --only runtimes      # or: throughput, memory, layout
     python benchmarks/predict.py --only gigapixel     # 17 Mpx, 268 Mpx and 1 Gpx (~15 min)
     python benchmarks/predict.py --only zarr          # COG assembly vs parallel Zarr writes
+    python benchmarks/predict.py --only service       # the CLI cold and on `geoseg serve`
 
 Runtimes: for every runtime/precision this machine has (torch fp32 = the default before issue
 16, torch bf16, OpenVINO fp32 and bf16), the model alone in the engine's layout (one process
@@ -436,11 +437,85 @@ def bench_zarr(args, results):
     results["zarr"] = rows
 
 
+def bench_service(args, results):
+    """`geoseg predict` as a user meets it on a 16.8 Mpx scene: cold (its own cluster) and on a
+    warm `geoseg serve`, with the bundle's model and with pixelnet (the engine alone), against
+    the model alone in the runtime the CLI chose."""
+    import subprocess
+
+    import rasterio
+
+    side = args.service_side
+    scene, mpx = scene_path(side), side * side / 1e6
+    bundle, pix = bundle_path(args.arch, args.encoder), bundle_path("pixelnet", "none")
+    geoseg = str(Path(sys.executable).with_name("geoseg"))
+    env = {k: v for k, v in os.environ.items() if k != "GEOSEG_NO_SERVICE"}
+    env["GEOSEG_SERVICE_FILE"] = str(OUT / "service.json")
+
+    def run(model: Path, name: str, *extra: str) -> float:
+        out = OUT / f"service_{name}.tif"
+        cli = [geoseg, "predict", str(scene), "-m", str(model), "-o", str(out), "--overwrite"]
+        t = time.perf_counter()
+        subprocess.run([*cli, *extra], check=True, capture_output=True, cwd=OUT, env=env)
+        return time.perf_counter() - t
+
+    print(f"\n## The CLI cold and on a warm service: {mpx:.1f} Mpx, {args.workers} workers")
+    cold = run(bundle, "cold", "--scheduler", "local", "--workers", str(args.workers))
+    with rasterio.open(OUT / "service_cold.tif") as src:
+        runtime, precision = src.tags()["GEOSEG_RUNTIME"].split("/")[:2]
+    tiles = job_tiles(scene, bundle, args.block)
+    m = mpx / model_only(bundle, scene, tiles, args.workers, precision=precision, runtime=runtime)
+    pix_cold = run(pix, "pix_cold", "--scheduler", "local", "--workers", str(args.workers))
+    svc = subprocess.Popen(
+        [geoseg, "serve", "--workers", str(args.workers)],
+        cwd=OUT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        t = time.perf_counter()
+        while not (OUT / "service.json").exists():
+            time.sleep(0.05)
+        start = time.perf_counter() - t
+        first, warm = run(bundle, "first"), run(bundle, "warm")
+        run(pix, "pix_first")
+        pix_warm = run(pix, "pix_warm")
+    finally:
+        svc.terminate()
+        svc.wait(timeout=60)
+    rows = {
+        "model_only_mpx_s": m,
+        "runtime": f"{runtime}/{precision}",
+        "cold_s": cold,
+        "service_start_s": start,
+        "service_first_s": first,
+        "service_warm_s": warm,
+        "pixelnet_cold_s": pix_cold,
+        "pixelnet_warm_s": pix_warm,
+    }
+    print(f"model alone ({runtime}/{precision}): {m:.3f} Mpx/s")
+    print("| run | seconds | Mpx/s | / model-only |\n|---|---|---|---|")
+    for label, sec in (
+        ("cold CLI (own cluster)", cold),
+        ("CLI on the service, first job", first),
+        ("CLI on the warm service", warm),
+    ):
+        print(f"| {label} | {sec:.1f} | {mpx / sec:.3f} | {mpx / sec / m:.2f} |")
+    for label, sec in (("pixelnet, cold CLI", pix_cold), ("pixelnet, warm service", pix_warm)):
+        print(
+            f"| {label} | {sec:.1f} | {mpx / sec:.2f} ({mpx / sec / args.workers:.2f} per "
+            "core) | - |"
+        )
+    print(f"service start: {start:.1f} s")
+    results["service"] = rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--only",
-        choices=["runtimes", "throughput", "layout", "memory", "gigapixel", "zarr"],
+        choices=["runtimes", "throughput", "layout", "memory", "gigapixel", "zarr", "service"],
         action="append",
     )
     ap.add_argument("--workers", type=int, default=2, help="runtimes: workers (one per core)")
@@ -448,6 +523,7 @@ def main() -> None:
     ap.add_argument("--encoder", default="resnet34")
     ap.add_argument("--side", type=int, default=4480, help="throughput scene side (pixels)")
     ap.add_argument("--block", type=int, default=2048)
+    ap.add_argument("--service-side", type=int, default=4096, help="service: scene side")
     ap.add_argument("--memory-sides", type=int, nargs="+", default=[4096, 8192, 16384])
     ap.add_argument(
         "--giga-repeats", type=int, nargs="+", default=[1, 4, 8], help="gigapixel: n x n"
@@ -472,6 +548,7 @@ def main() -> None:
         "memory": bench_memory,
         "gigapixel": bench_gigapixel,
         "zarr": bench_zarr,
+        "service": bench_service,
     }
     for name in args.only or list(benches):
         benches[name](args, results)

@@ -63,6 +63,12 @@ class PredictOptions(Options):
         "or sensor) or match (band quantiles matched to the training quantiles).",
         key="never",  # the key holds the band mapping it comes to
     )
+    strict: bool = option(
+        False,
+        "Refuse a scene unlike the model's training scenes (pixel size, data type, band "
+        "order) instead of warning.",
+        key="never",
+    )
     device: str = option(
         "auto", "Where the model runs: auto (cuda where a worker has it), cpu or cuda.", cli=False
     )

@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from distributed import Client
 from geoseg.cluster.setup import ClusterOptions, connect
 from geoseg.core.radiometry import BandMapping
 from geoseg.engine.blocks import assemble, cancel_flag, remove_staging, strip_windows
+from geoseg.engine.compat import mismatches
 from geoseg.engine.job import (
     PredictJob,
     default_staging_root,
@@ -96,6 +98,7 @@ def plan(
     check_normalize(opts.normalize, meta, model)
     info = scene.info
     scene.check_bands(meta.bands)
+    check_scene(meta, info, model, opts.strict)
     check_raster_suffix(out)
     check_not_an_input(out, scene.paths)
     out_path = check_output(out, overwrite)
@@ -105,6 +108,18 @@ def plan(
     key = job_key(scene, meta.weights_sha256, job.key_params(meta.bands))
     root = Path(staging) if staging else default_staging_root(out_path)
     return replace(job, staging=str(root / key)), key, meta
+
+
+def check_scene(meta: BundleMeta, info, model: str, strict: bool) -> None:
+    """Warn in one line (refuse with ``strict``) where the scene is unlike the training
+    scenes (:mod:`geoseg.engine.compat`)."""
+    found = mismatches(meta, info)
+    if not found:
+        return
+    what = f"the scene is unlike what {Path(model).name} was trained on: {'; '.join(found)}"
+    if strict:
+        raise GeoSegError(f"{what}: use a model trained on such scenes, or drop --strict")
+    warnings.warn(f"{what}; the map may be wrong (--strict refuses such scenes)", stacklevel=3)
 
 
 def predict(

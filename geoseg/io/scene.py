@@ -6,6 +6,7 @@ the scene by index, never read with ``boundless=True`` (about 8x slower here).
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -34,6 +35,20 @@ class SceneInfo:
     @property
     def georeferenced(self) -> bool:
         return self.crs is not None
+
+    @property
+    def pixel_m(self) -> float | None:
+        """The pixel size in metres (the mean of its width and height; at the scene's centre
+        for a geographic CRS), or None without a CRS."""
+        if self.crs is None or self.transform is None:
+            return None
+        t = self.transform
+        dx, dy = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
+        if self.crs.is_geographic:
+            lat = t.f + t.e * self.height / 2 + t.d * self.width / 2
+            return float((dx * 111_320 * math.cos(math.radians(lat)) + dy * 110_574) / 2)
+        unit = self.crs.linear_units_factor[1] if self.crs.linear_units else 1.0
+        return float((dx + dy) / 2 * unit)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,17 @@ class Head(BaseModel):
     activation: Literal["softmax", "sigmoid"] = "softmax"
 
 
+class TrainedOn(BaseModel):
+    """What the training scenes were, for the check that a scene to predict is alike
+    (:mod:`geoseg.engine.compat`): their pixel size in metres (None: not georeferenced), the
+    data type of the model's bands, and how far apart a scene's pixel size may be (factor)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pixel_m: float | None = Field(None, gt=0)
+    dtype: str | None = None
+    pixel_factor: float = Field(2.0, ge=1)
+
+
 class BundleMeta(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     format: str = FORMAT
@@ -113,12 +124,15 @@ class BundleMeta(BaseModel):
     provenance: dict[str, Any] = Field(default_factory=dict)
     # the model's outputs in channel order; absent: one ``classes`` head (bundles before heads)
     heads: list[Head] | None = None
+    # the training scenes' pixel size and data type (absent in bundles made before)
+    trained_on: TrainedOn | None = None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
         out = handler(self)
-        if out.get("heads") is None:  # one classes head: bundle.json stays as it was
-            out.pop("heads", None)
+        for k in ("heads", "trained_on"):  # absent: bundle.json stays as it was
+            if out.get(k) is None:
+                out.pop(k, None)
         return out
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ import torch
 
 from geoseg.core.classes import ClassList, load_classes
 from geoseg.errors import GeoSegError
-from geoseg.model.bundle import BundleMeta, Normalization, save_bundle
+from geoseg.model.bundle import BundleMeta, Normalization, TrainedOn, save_bundle
 from geoseg.model.factory import build_model
 from geoseg.model.runner import memory_format, normalize
 from geoseg.train.augment import augment, resample, zoom_size
@@ -237,6 +237,7 @@ def _train(
         tile=cfg.model.tile,
         overlap=cfg.model.overlap,
         heads=bundle_heads(cfg.model.heads, len(classes.classes)),
+        trained_on=TrainedOn(pixel_m=first.pixel_m, dtype=first.dtypes[data.bands[0] - 1]),
     )
     semi = None
     if tc.unlabelled is not None:

@@ -76,7 +76,10 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
     def predict(name: str, scene, out: Path, **kw) -> None:
         if not model_stage:  # the bundle is there: its bands checked now, not when it runs
             _check_bands(scene, plan.model, name)
-        params = {"scene": scene, "model": plan.model, "out": str(out), **kw}
+        # normalize, device and strict hashed only where not at their values before they
+        # existed, so that workflows written before them keep their stage hashes
+        hashed = _without(kw, normalize="bundle", device="auto", strict=False)
+        params = {"scene": scene, "model": plan.model, "out": str(out), **hashed}
         add(
             st.Stage(
                 name,
@@ -92,13 +95,7 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
         scene = _scene(p.scene, inp, "predict.scene")
         plan.inputs["scene"] = ", ".join(_flat(scene))
         cog = outp(p.out, "predict.out")
-        # every option as given; normalize and device only where not at their former
-        # defaults, so that workflows written before them keep their stage hashes
-        kw = p.model_dump(exclude={"scene", "out"})
-        for name, former in (("normalize", "bundle"), ("device", "auto")):
-            if kw[name] == former:
-                del kw[name]
-        predict("predict", scene, cog, **kw)
+        predict("predict", scene, cog, **p.model_dump(exclude={"scene", "out"}))
         if cfg.vectorize:
             v = cfg.vectorize
             outs = [vout(o, f"vectorize.outputs[{i}]") for i, o in enumerate(v.outputs)]
@@ -114,13 +111,14 @@ def make_plan(cfg: WorkflowConfig, base: Path, out_dir: Path) -> Plan:
         if cfg.instances:
             i = cfg.instances
             kw = i.model_dump(exclude={"out", "polygons"})
+            hashed = _without(kw, split=True, border_threshold=0.5, grow=3)
             ids = outp(i.out, "instances.out")
             poly = vout(i.polygons, "instances.polygons") if i.polygons else None
             add(
                 st.Stage(
                     "instances",
                     partial(st.instances_stage, raster=str(cog), out=ids, polygons=poly, **kw),
-                    {**kw, "raster": str(cog), "out": str(ids), "polygons": poly and str(poly)},
+                    {**hashed, "raster": str(cog), "out": str(ids), "polygons": poly and str(poly)},
                     upstream=["predict"],
                 )
             )
@@ -349,3 +347,9 @@ def _referenced_in(doc: Any, base: Path) -> list[str]:
         if q.is_file():
             found.append(str(q))
     return found
+
+
+def _without(kw: dict, **former) -> dict:
+    """``kw`` for a stage's hash: options at the value the stage had before they existed left
+    out, so that workflows written before them keep their stage hashes."""
+    return {k: v for k, v in kw.items() if not (k in former and v == former[k])}

@@ -2,6 +2,7 @@
 
     python benchmarks/gpu.py                  # on a CUDA machine: 8192 x 8192 scene, < 8 min
     python benchmarks/gpu.py --device cpu     # the same stages on a CPU, 1024 x 1024 (~1.5 min)
+    python benchmarks/gpu.py --device cpu --model pixelnet   # the host path's ceiling
 
 Random weights, a synthetic uint16 scene, nothing from the network. Model-only: TilePredictor
 on random normalised tiles, warm (bf16 batch 16/32, fp32, cudnn.benchmark; the bare forward on
@@ -93,10 +94,14 @@ def machine(device: str) -> dict:
     return m
 
 
-def make_bundle(work: Path) -> Path:
+MODELS = {"resnet34": ("deeplabv3plus", "resnet34"), "pixelnet": ("pixelnet", "none")}
+
+
+def make_bundle(work: Path, model: str = "resnet34") -> Path:
     from geoseg.model.factory import create_bundle
 
-    kw = dict(classes=CLASSES, bands=BANDS, architecture="deeplabv3plus", encoder="resnet34")
+    arch, encoder = MODELS[model]
+    kw = dict(classes=CLASSES, bands=BANDS, architecture=arch, encoder=encoder)
     kw.update(mean=[2000.0] * BANDS, std=[1000.0] * BANDS, tile=TILE, overlap=64, seed=0)
     create_bundle(work / "bundle", **kw)
     return work / "bundle"
@@ -327,7 +332,8 @@ def summarise(args) -> str:
         rows.append((f"bit identity, {pair}", f"{d['differ']} of {d['pixels']} pixels differ"))
     rows += [("skipped", s) for s in R["skipped"]]
     rows += [(f"error: {k}", v) for k, v in R["errors"].items()]
-    head = f"DeepLabV3+ resnet34 (random weights), {BANDS} bands, 7 classes, tile {TILE}/64; "
+    model = {"resnet34": "DeepLabV3+ resnet34", "pixelnet": "pixelnet (the engine alone)"}
+    head = f"{model[args.model]} (random weights), {BANDS} bands, 7 classes, tile {TILE}/64; "
     head += f"scene {R.get('scene_side')}² ({R.get('scene_mpx', 0):.1f} Mpx); e2e {prec} b{b}\n\n"
     table = "".join(f"| {a} | {b} |\n" for a, b in rows)
     return head + "| measurement | figure |\n|---|---|\n" + table
@@ -350,6 +356,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="scene, bundle, maps (default: a temp dir)")
     ap.add_argument("--budget", type=float, default=420.0, help="no stage starts after (s)")
     ap.add_argument("--batch", type=int, help="end-to-end batch (default: 16 cuda, 1 cpu)")
+    ap.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default="resnet34",
+        help="pixelnet: a near-free per-pixel model, so the host path's ceiling shows",
+    )
     ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="auto: cuda")
     args = ap.parse_args()
     cuda = args.device == "cuda"
@@ -376,7 +388,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     R["machine"] = machine(args.device)
     log(f"machine: {R['machine']}")
-    bundle = stage("bundle", None, make_bundle, work)
+    bundle = stage("bundle", None, make_bundle, work, args.model)
     side = (4096 if args.quick else 8192) if cuda else (768 if args.quick else 1024)
     R.update(scene_side=side, scene_mpx=side * side / 1e6)
     scene = stage("scene", None, make_scene, work / "scene.tif", side)

@@ -150,7 +150,8 @@ def change(
     maps, prepared, pif = (before, after), None, None
     if model is None:  # everything checked before any output or cluster
         prepared = _prepare(maps, out_grid, classes, probs, reference, reference_field)
-    out = _check_outputs(Path(out_dir), overwrite, model, before, after)
+    # absolute: the workers of another scheduler run in another folder
+    out = _check_outputs(Path(out_dir), overwrite, model, before, after).resolve()
     staging = out / f".geoseg-change-{uuid.uuid4().hex[:12]}"
     outputs, writing = _all_outputs(out, model, before, after), False
     try:

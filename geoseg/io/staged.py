@@ -26,8 +26,9 @@ def block_windows(height: int, width: int, block: int) -> list[tuple[int, int, W
 
 @contextlib.contextmanager
 def staging(parent: Path, method: str) -> Iterator[Path]:
-    """A scratch folder for staged blocks beside the outputs, removed afterwards."""
-    path = parent / f".geoseg-{method}-{uuid.uuid4().hex[:12]}"
+    """A scratch folder for staged blocks beside the outputs, removed afterwards; absolute,
+    as workers of another scheduler run in another folder."""
+    path = Path(parent).resolve() / f".geoseg-{method}-{uuid.uuid4().hex[:12]}"
     path.mkdir(parents=True)
     try:
         yield path

@@ -67,6 +67,20 @@ def test_advice_once_and_never_mapped_caveat(client, tmp_path):
     assert [row[0].get("swatch") for row in per_class["rows"]] == ["#1f78b4", "#33a02c", "#ffff99"]
 
 
+def test_a_relative_output_on_another_schedulers_workers(client, tmp_path):
+    """The session cluster's workers run in another folder: the staging must not be relative."""
+    a = _map(tmp_path / "a.tif", np.ones((64, 64), np.uint8))
+    b = _map(tmp_path / "b.tif", np.full((64, 64), 2, np.uint8))
+    r = subprocess.run(
+        [GEOSEG, "change", "--before", a, "--after", b, "-o", "chg", "--scheduler",
+         client.scheduler.address],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "chg" / "change_fromto.tif").exists()
+    assert not list(tmp_path.rglob(".geoseg-*"))  # the staging went away
+
+
 def test_labels_as_a_reader_writes_them():
     assert label("best_val_miou") == "Best validation mIoU"
     assert label("best_val_oa") == "Best validation OA"

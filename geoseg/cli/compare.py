@@ -74,6 +74,9 @@ def compare_cmd(
             scheduler=scheduler,
             overwrite=overwrite,
         )
+    for note in rep["notes"]:
+        if note.startswith("map "):  # a map read on the first one's grid
+            out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"{rep['compared']:,} {rep['unit']} compared")
     for m in rep["per_map"]:
         out.print(f"  {m['name']}: OA {m['overall_accuracy']:.3f}, mIoU {m['mean_iou']:.3f}")

@@ -1,7 +1,9 @@
 """``geoseg compare``: several class maps scored on the same reference pixels (or points), side
 by side, with McNemar's test for every pair and a disagreement map per pair.
 
-Maps must share one grid and one class list. A reference unit counts for every map only if
+Maps share one class list; a map on another grid is read on the first map's grid block by
+block (nearest neighbour, :class:`geoseg.io.grid.MapOnGrid`), as ``evaluate`` and ``change``
+read theirs, and the report says so. A reference unit counts for every map only if
 every map has a class there (the maps are compared on exactly the same units). One Dask task
 per block reads all maps and the reference there and returns, per map, a confusion matrix
 (rows = map, columns = reference) and, per pair (A, B), the counts of units both right, only
@@ -37,6 +39,7 @@ from geoseg.errors import GeoSegError
 from geoseg.io.classmap import NO_VALUE, ClassMap
 from geoseg.io.cog import check_output
 from geoseg.io.files import clean
+from geoseg.io.grid import MapOnGrid
 from geoseg.io.staged import save_npz, staging, write_class_cog
 
 
@@ -123,6 +126,7 @@ def compare(
             )
     seconds = time.perf_counter() - t0
     report = summarize(cmaps, names, ref, str(reference), class_map, tot, pairs, rasters)
+    report["notes"] = grid_notes(cmaps, names) + report["notes"]
     report["run"] = {
         "blocks": len(windows),
         "block_pixels": windows[0].height,
@@ -168,19 +172,31 @@ def open_maps(paths: list[str], names: list[str], classes) -> list[ClassMap]:
                 f"map {name} has classes {own.ids} but {names[0]} has {first.ids}: compare "
                 "maps of one class list (or pass --classes to read every map with it)"
             )
+        own = dataclasses.replace(own, classes=first.classes)
         same = (
             (own.height, own.width) == (first.height, first.width)
             and own.crs == first.crs
             and own.transform.almost_equals(first.transform)
         )
-        if not same:
-            raise GeoSegError(
-                f"map {name} ({own.width}x{own.height} px) is not on the grid of {names[0]} "
-                f"({first.width}x{first.height} px, same CRS and transform needed): resample "
-                "one onto the other (gdalwarp -te ... -tr ... -r near)"
-            )
-        out.append(dataclasses.replace(own, classes=first.classes))
+        if not same:  # read on the first map's grid, block by block, as evaluate and change
+            if own.crs is None or first.crs is None:
+                raise GeoSegError(
+                    f"map {name} ({own.width}x{own.height} px) is not on the grid of "
+                    f"{names[0]} ({first.width}x{first.height} px) and one of them has no CRS "
+                    "to warp by: give maps on one grid"
+                )
+            own = MapOnGrid.onto(own, first)
+        out.append(own)
     return out
+
+
+def grid_notes(cmaps: list[ClassMap], names: list[str]) -> list[str]:
+    """What was read on the first map's grid rather than as it is."""
+    return [
+        cm.layer.note(f"map {n}", cm.grid)
+        for cm, n in zip(cmaps, names, strict=True)
+        if isinstance(cm, MapOnGrid)
+    ]
 
 
 def compare_block(

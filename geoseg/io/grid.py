@@ -27,7 +27,7 @@ from rasterio.windows import Window as RioWindow
 
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
-from geoseg.io.classmap import read_classes
+from geoseg.io.classmap import ClassMap, read_classes
 from geoseg.io.scene import open_raster
 
 _EPS = 1e-6  # pixels: tolerance for "on the same lattice" and footprint edges
@@ -146,6 +146,7 @@ class Layer:
         if not self.warp:
             return f"{what} read on the grid (same CRS and pixel lattice)"
         src = RasterGrid.of(self.path)
+        col, row = ~src.transform * (grid.transform.c, grid.transform.f)
         how = (
             "CRS"
             if src.crs != grid.crs
@@ -154,6 +155,8 @@ class Layer:
                 math.isclose(abs(src.transform.a), abs(grid.transform.a), rel_tol=1e-9)
                 and math.isclose(abs(src.transform.e), abs(grid.transform.e), rel_tol=1e-9)
             )
+            else "extent (nodata where it does not cover the grid)"
+            if abs(col - round(col)) < _EPS and abs(row - round(row)) < _EPS
             else "pixel lattice (origin shifted by a fraction of a pixel)"
         )
         return (
@@ -232,3 +235,32 @@ def nearest_vrt(src, grid, nodata: float | None = None) -> WarpedVRT:
         resampling=Resampling.nearest,
         **fill,
     )
+
+
+@dataclass(frozen=True)
+class MapOnGrid(ClassMap):
+    """A class map read on another map's grid (its ``height``, ``width``, ``crs`` and
+    ``transform`` are the grid's): through ``layer``, by offset or warped with nearest
+    neighbour window by window, so no resampled copy is written."""
+
+    layer: Layer = None  # type: ignore[assignment]
+
+    @classmethod
+    def onto(cls, own: ClassMap, grid: ClassMap) -> MapOnGrid:
+        g = RasterGrid(grid.crs, grid.transform, grid.height, grid.width)
+        layer = Layer.on(own.path, g)
+        (r, c), inside = layer.offset, True
+        if not layer.warp:  # by offset only where the grid lies inside the map
+            inside = r >= 0 and c >= 0 and r + g.height <= own.height and c + g.width <= own.width
+        if not inside:  # else warped: pixels outside the map are nodata
+            layer = Layer(layer.path, True)
+        return cls(
+            own.path, grid.height, grid.width, grid.crs, grid.transform, own.classes, layer
+        )  # fmt: skip
+
+    @property
+    def grid(self) -> RasterGrid:
+        return RasterGrid(self.crs, self.transform, self.height, self.width)
+
+    def read_index(self, window: Window) -> tuple[np.ndarray, dict[int, int]]:
+        return self.layer.read_classes(self.grid, window, self.index_of)

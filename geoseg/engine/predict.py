@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from distributed import Client
 
 from geoseg.cluster.setup import ClusterOptions, connect
@@ -282,10 +283,20 @@ MARKER_BYTES = 1024  # a block without one valid pixel stages a marker of about 
 EMPTY_RATIO = 256  # a product's nodata tiles compress at least this much (DEFLATE, ZSTD)
 
 
-def footprint(job: PredictJob) -> list[bool] | None:
-    """Per block of ``job.blocks`` (in order), whether a coarse read of the scene's mask (at
-    most :data:`COARSE` pixels a side, its first file's) shows data in it; None where the
-    mask cannot be read. An estimate: the blocks' own reads decide what is staged."""
+def _edges(blocks, axis: int) -> np.ndarray:
+    """The first and last-plus-one pixel of each block row (axis 0) or column (axis 1)."""
+    n = blocks.shape[axis]
+    regs = [blocks.block(i, 0).region if axis == 0 else blocks.block(0, i).region for i in range(n)]
+    if axis == 0:
+        return np.array([(r.row, r.row_end) for r in regs])
+    return np.array([(r.col, r.col_end) for r in regs])
+
+
+def footprint(job: PredictJob) -> np.ndarray | None:
+    """Per block of ``job.blocks`` (block rows x block columns), whether a coarse read of the
+    scene's mask (at most :data:`COARSE` pixels a side, its first file's) shows data in it;
+    None where the mask cannot be read. An estimate: the blocks' own reads decide what is
+    staged."""
     import math
 
     try:
@@ -295,16 +306,18 @@ def footprint(job: PredictJob) -> list[bool] | None:
             mask = src.dataset_mask(out_shape=shape) > 0
     except Exception:  # noqa: BLE001 - an estimate: without it the bounds stay whole
         return None
-    out = []
-    for b in job.blocks:
-        r = b.region
-        part = mask[r.row // f : -(-r.row_end // f), r.col // f : -(-r.col_end // f)]
-        out.append(bool(part.any()))
-    return out
+    # pixels with data per block from a summed-area table of the coarse mask
+    sat = np.zeros((shape[0] + 1, shape[1] + 1), dtype=np.int64)
+    sat[1:, 1:] = mask.cumsum(0).cumsum(1)
+    rows, cols = _edges(job.blocks, 0), _edges(job.blocks, 1)
+    r0, r1 = rows[:, 0] // f, -(-rows[:, 1] // f)
+    c0, c1 = cols[:, 0] // f, -(-cols[:, 1] // f)
+    n = sat[np.ix_(r1, c1)] - sat[np.ix_(r0, c1)] - sat[np.ix_(r1, c0)] + sat[np.ix_(r0, c0)]
+    return n > 0
 
 
 def job_bytes(
-    job: PredictJob, meta: BundleMeta, with_data: list[bool] | None = None
+    job: PredictJob, meta: BundleMeta, with_data: np.ndarray | None = None
 ) -> tuple[int, int]:
     """Upper bounds of the bytes a job stages (every block's classes, probabilities and the
     int32 sums of the strips it shares with its neighbours, uncompressed) and writes (the
@@ -319,12 +332,13 @@ def job_bytes(
     out_px = 1 + extra + (meta.n_classes + 1 if job.options.probabilities else 0)
     total = job.height * job.width
     if with_data is None:
-        pixels, full = total, len(blocks)
+        pixels, full = total, nb[0] * nb[1]
     else:
-        pixels = sum(b.region.size for b, ok in zip(blocks, with_data, strict=True) if ok)
-        full = sum(with_data)
+        rows, cols = _edges(blocks, 0), _edges(blocks, 1)
+        sizes = np.outer(rows[:, 1] - rows[:, 0], cols[:, 1] - cols[:, 0])
+        pixels, full = int(sizes[with_data].sum()), int(with_data.sum())
     staged = pixels * per_px + full * strips * (meta.n_outputs + 1) * 4
-    staged += (len(blocks) - full) * MARKER_BYTES
+    staged += (nb[0] * nb[1] - full) * MARKER_BYTES
     written = (pixels + (total - pixels) // EMPTY_RATIO) * out_px * 4 // 3
     return staged, written
 

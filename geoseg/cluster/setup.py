@@ -37,6 +37,10 @@ CLUSTER_CONFIG = {
     # a block whose worker dies is re-run elsewhere (never for an error it raises: that is
     # deterministic); after 3 deaths the block is taken for the cause and the job ends
     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+    # one task at a time per single-threaded worker (the default 1.1 sends two): a worker that
+    # dies then takes down only the block it was running, so a crash is charged to that block
+    # alone, not to a block merely queued behind it
+    "distributed.scheduler.worker-saturation": 1.0,
 }
 
 

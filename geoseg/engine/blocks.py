@@ -315,7 +315,7 @@ def _complete_strips(
         with neighbour(blocks.block(b.bi + di, b.bj + dj)) as z:
             if part in z:
                 neighbours.append((z[part], tuple(z[part + "_origin"])))
-    heads = staged.get("heads") if isinstance(staged, dict) else None
+    heads = staged.get("heads")  # every caller stages into a dict
     for own, t in targets:
         sums = np.zeros((staged[own].shape[0], t.height, t.width), dtype=np.int32)
         add_patch(sums, (t.row, t.col), staged[own], tuple(staged[own + "_origin"]))

@@ -54,6 +54,16 @@ def evaluate(
     things: list[str] = typer.Option(
         None, "--things", help="With --instances: the countable classes (names or ids)."
     ),
+    min_pixels: int = typer.Option(
+        1, "--min-pixels", min=1, help="With --instances: the map's smallest instance in pixels."
+    ),
+    reference_min_pixels: int = typer.Option(
+        1,
+        "--reference-min-pixels",
+        min=1,
+        help="With --instances: the reference's smallest instance in pixels; smaller "
+        "components (label speckle) are void: neither to find nor false positives.",
+    ),
     html: bool = typer.Option(
         False,
         "--report",
@@ -111,10 +121,13 @@ def evaluate(
         )
         out.print(f"[green]wrote[/] {page}")
     if instances:
-        _instances(map_path, reference, out_dir, classes, things, opts.block, workers, scheduler)
+        sizes = (min_pixels, reference_min_pixels)
+        _instances(
+            map_path, reference, out_dir, classes, things, sizes, opts.block, workers, scheduler
+        )
 
 
-def _instances(map_path, reference, out_dir, classes, things, block, workers, scheduler):
+def _instances(map_path, reference, out_dir, classes, things, sizes, block, workers, scheduler):
     from geoseg.instances.evaluate import evaluate_instances
 
     with one_line_errors():
@@ -124,6 +137,8 @@ def _instances(map_path, reference, out_dir, classes, things, block, workers, sc
             out_dir,
             classes=classes,
             things=things or None,
+            min_pixels=sizes[0],
+            reference_min_pixels=sizes[1],
             block=block,
             workers=workers,
             scheduler=scheduler,

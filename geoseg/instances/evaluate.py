@@ -1,6 +1,9 @@
 """``geoseg evaluate --instances``: panoptic quality of a class map's instances against a
 reference class raster on the same grid, whose instances are the connected components of its
-thing classes (stated in the report).
+thing classes (stated in the report). Reference components below ``reference_min_pixels`` are
+void, as the PQ paper treats void and crowd regions: they are no instance to find, and a
+predicted instance mostly (> 50 %) on void or unlabelled pixels is no false positive (the
+Dubai labels' colour fringes make half their Building components 1-4 px specks).
 
 Both maps' instances come from :func:`geoseg.instances.label.instances` (the same seam
 pass, so an object cut by blocks counts once); one task per block then counts the overlaps of
@@ -28,12 +31,18 @@ from geoseg.io.classmap import ClassMap
 from geoseg.io.files import atomic_write, csv_bytes
 
 
-def overlap_task(pred_ids: str, ref_ids: str, pred: ClassMap, ref: ClassMap, w: Window) -> dict:
-    """Instance overlaps and the class confusion (reference rows x map columns) of block w."""
+def overlap_task(
+    pred_ids: str, ref_ids: str, pred: ClassMap, ref: ClassMap, thing: np.ndarray, w: Window
+) -> dict:
+    """Instance overlaps and the class confusion (reference rows x map columns) of block w;
+    ``thing``: per class index, whether it is a thing class (its pixels without a reference id
+    are void)."""
     p_idx, _ = pred.read_index(w)
     r_idx, _ = ref.read_index(w)
     valid = r_idx >= 0
-    counts = panoptic.overlaps(read_window(pred_ids, w), read_window(ref_ids, w), valid)
+    r_ids = read_window(ref_ids, w)
+    counted = valid & ~(thing[np.maximum(r_idx, 0)] & (r_ids == 0))
+    counts = panoptic.overlaps(read_window(pred_ids, w), r_ids, counted)
     both = valid & (p_idx >= 0)
     n = pred.n
     counts["matrix"] = np.bincount(
@@ -53,10 +62,15 @@ def evaluate_instances(
     workers: int | None = None,
     scheduler: str | None = None,
     overwrite: bool = False,
+    reference_min_pixels: int = 1,
     **changes,
 ) -> dict:
     """Write ``instances.json`` and ``instances.csv`` (and both instance COGs) in ``out_dir``
-    and return the report; ``options``, ``changes``: as :func:`instances`'s."""
+    and return the report; ``options``, ``changes``: as :func:`instances`'s (``min_pixels``
+    applies to the map); ``reference_min_pixels``: the smallest reference component that is an
+    instance (smaller ones are void)."""
+    if reference_min_pixels < 1:
+        raise GeoSegError(f"reference_min_pixels is {reference_min_pixels}: give 1 or more")
     o = InstanceOptions.of(options, **changes)
     things, connectivity, block = o.things, o.connectivity, o.block
     out_dir = Path(out_dir)
@@ -83,7 +97,7 @@ def evaluate_instances(
             overwrite=True,
         )
         # the map's objects below min_pixels are dropped and its border head (if any) splits
-        # them; the reference keeps every one of its connected components
+        # them; the reference's components below reference_min_pixels are void
         split = dict(split=o.split, border_threshold=o.border_threshold, grow=o.grow)
         p = instances(
             classmap,
@@ -94,8 +108,14 @@ def evaluate_instances(
             **kw,
         )
         r = instances(
-            reference, out_dir / "instances_reference.tif", classes=ref.classes, split=False, **kw
+            reference,
+            out_dir / "instances_reference.tif",
+            classes=ref.classes,
+            split=False,
+            min_pixels=reference_min_pixels,
+            **kw,
         )
+        thing = np.array([k in cl.things for k in pred.ids], dtype=bool)
         windows = pred.windows(block)
         total: dict = {}
         matrix = np.zeros((pred.n, pred.n), dtype=np.int64)
@@ -109,7 +129,7 @@ def evaluate_instances(
             c,
             overlap_task,
             [(w,) for w in windows],
-            args=(p.path, r.path, pred, ref),
+            args=(p.path, r.path, pred, ref, thing),
             on_result=take,
             describe=name_windows(windows),
         )
@@ -122,7 +142,13 @@ def evaluate_instances(
         "map": str(classmap),
         "reference": str(reference),
         "reference_instances": "connected components of the reference's thing classes "
-        f"({connectivity}-connected)",
+        f"({connectivity}-connected)"
+        + (
+            f" of {reference_min_pixels} px and more; smaller ones are void"
+            if reference_min_pixels > 1
+            else ""
+        ),
+        "reference_min_pixels": reference_min_pixels,
         "connectivity": connectivity,
         "min_pixels": o.min_pixels,
         "split": json.loads(Path(p.summary).read_text())["split"],

@@ -41,3 +41,37 @@ def test_pq_over_blocks_equals_whole_arrays(client, tmp_path):
     assert saved["things"] == rep["things"]
     rows = list(csv.reader((tmp_path / "out" / "instances.csv").open()))
     assert rows[0][:2] == ["class", "pq"] and len(rows) == 3
+
+
+def test_small_reference_components_are_void(client, tmp_path):
+    """reference_min_pixels: reference components below it are no instance to find, and
+    what the map predicts on them is no false positive; equal to the whole-array figures."""
+    ref = speckle(200, 240, seed=7, cell=5)
+    pred = ref.copy()
+    rng = np.random.default_rng(3)
+    flip = rng.random(ref.shape) < 0.03
+    pred[flip] = rng.integers(1, 4, flip.sum())
+    pm = write_classes(tmp_path / "map.tif", pred)
+    rm = write_classes(tmp_path / "ref.tif", ref)
+    things = [1, 3]
+    p_ids, r_ids = label_scene(pred, things, 4), label_scene(ref, things, 4)
+    size = np.bincount(r_ids.ravel())
+    n = max(3, int(np.percentile(size[1:], 60)))  # voids a good part of the components
+    keep = np.where(size[r_ids] >= n, r_ids, 0)
+    void = (ref == 0) | (np.isin(ref, things) & (keep == 0))
+
+    def cls_of(ids, arr):
+        return {int(i): int(arr[ids == i][0]) for i in np.unique(ids) if i}
+
+    want = panoptic_quality(
+        overlaps(p_ids, keep, ~void), cls_of(p_ids, pred), cls_of(keep, ref), things
+    )
+    kw = dict(things=["Built-up", "Water"], block=64, client=client)
+    every = evaluate_instances(pm, rm, tmp_path / "all", **kw)
+    rep = evaluate_instances(pm, rm, tmp_path / "big", reference_min_pixels=n, **kw)
+    assert rep["reference_min_pixels"] == n and "void" in rep["reference_instances"]
+    for k, name in ((1, "Water"), (3, "Built-up")):
+        got = rep["things"][name]
+        assert (got["tp"], got["fp"], got["fn"]) == (want[k]["tp"], want[k]["fp"], want[k]["fn"])
+        assert got["reference"] == want[k]["reference"] < every["things"][name]["reference"]
+        assert got["fn"] < every["things"][name]["fn"]

@@ -18,6 +18,7 @@ from geoseg.cli.common import (
     out,
     reference_options,
 )
+from geoseg.cli.single import check_report_free, single_report
 
 
 def _p(p: float) -> str:
@@ -50,6 +51,11 @@ def compare_cmd(
     workers: int = typer.Option(None, help=WORKERS_HELP),
     scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    html: bool = typer.Option(
+        False,
+        "--report",
+        help="Also write report.html: the maps, the tables, the chart and the notes in one page.",
+    ),
 ):
     """Maps side by side on the same reference units: metrics, per-class differences,
     McNemar's test per pair, disagreement maps."""
@@ -57,6 +63,8 @@ def compare_cmd(
     from geoseg.compare.compare import compare
 
     with one_line_errors():
+        if html:
+            check_report_free(out_dir, overwrite)
         reference, field, layer = reference_options(
             reference, reference_field, reference_layer, old_field=field, old_layer=layer
         )
@@ -91,3 +99,10 @@ def compare_cmd(
         f"[green]wrote[/] {rep['files']['compare_json']} (+ CSV tables, chart"
         f"{', disagreement maps' if rep['unit'] == 'pixels' else ''})"
     )
+    if html:
+        inputs = {f"map {i + 1}": str(m) for i, m in enumerate(maps)} | {"reference": reference}
+        files = {k.replace("_", " "): v for k, v in rep["files"].items() if isinstance(v, str)}
+        title = "Comparison of " + ", ".join(m["name"] for m in rep["per_map"])
+        page = single_report(out_dir, title, inputs, files, compare=rep)
+        if page:
+            out.print(f"[green]wrote[/] {page}")

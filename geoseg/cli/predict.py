@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from geoseg.cli.common import SCHEDULER_HELP, one_line_errors, out
 from geoseg.cli.options import with_options
+from geoseg.cli.single import check_report_free, single_report
 from geoseg.engine.options import PredictOptions
 
 
@@ -44,12 +47,27 @@ def predict(
         "--no-space-check",
         help="Start even where the staging or output folder looks short of free space.",
     ),
+    html: bool = typer.Option(
+        False,
+        "--report",
+        help="Also write <map>_report.html beside the map: the map over the scene in an "
+        "interactive view, the prediction's figures and products, in one page.",
+    ),
     opts: PredictOptions = None,
 ):
     """Predict a scene into a georeferenced class COG (with palette, class names, .qml)."""
     from geoseg.engine.predict import predict as run
+    from geoseg.errors import GeoSegError
 
+    page_name = f"{Path(out_path).stem}_report.html"
     with one_line_errors():
+        if html:
+            if "://" in out_path or out_path.startswith("/vsi") or out_path.endswith(".zarr"):
+                raise GeoSegError(
+                    "--report needs a local .tif output: predict to a file, then run "
+                    "`geoseg evaluate --report` or a workflow on it"
+                )
+            check_report_free(Path(out_path).parent, overwrite, page_name)
         res = run(
             scene if len(scene) > 1 else scene[0],
             model,
@@ -76,3 +94,23 @@ def predict(
             out.print(f"[green]wrote[/] {v}")
     if res.normalize_reason:  # --normalize auto: what it chose and why, last
         out.print(f"normalize auto: {res.normalize} ({res.normalize_reason})", highlight=False)
+    if html:
+        figures = {
+            "path": str(res.path),
+            "scene": scene[0] if len(scene) == 1 and not assets else None,
+            "megapixels": res.megapixels,
+            "seconds": round(res.seconds, 3),
+            "mpx_per_s": round(res.mpx_per_s, 3),
+            "tiles": res.tiles,
+            "tiles_skipped": res.tiles_skipped,
+            "blocks": res.blocks,
+            "blocks_reused": res.blocks_reused,
+            "runtime": res.runtime,
+        }
+        inputs = {"scene": ", ".join(scene), "model": model}
+        title = f"Prediction of {Path(str(res.path)).name}"
+        page = single_report(
+            Path(str(res.path)).parent, title, inputs, res.outputs, page_name, predict=figures
+        )
+        if page:
+            out.print(f"[green]wrote[/] {page}")

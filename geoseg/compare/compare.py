@@ -70,7 +70,7 @@ def compare(
         raise GeoSegError("compare needs two maps or more (for one, use geoseg evaluate)")
     names = map_names(paths, names)
     cmaps = open_maps(paths, names, classes)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute: workers of another scheduler run elsewhere
     if out.exists() and not out.is_dir():
         raise GeoSegError(f"{out} is a file: pass a folder for the comparison outputs")
     check_output(out / "compare.json", overwrite)

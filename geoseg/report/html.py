@@ -29,6 +29,7 @@ from geoseg.report.tables import (
     swatches,
     table,
 )
+from geoseg.report.webmap import assets, web_map
 from geoseg.version import __version__
 
 
@@ -94,6 +95,8 @@ def render(
         "change": _change(change, preview_px, where) if change else None,
         "compare": _compare(compare, preview_px, where) if compare else None,
     }
+    if any((ctx[k] or {}).get("webmap") for k in ("map", "change")):
+        ctx["assets"] = assets()
     return env.get_template("report.html.j2").render(**ctx)
 
 
@@ -254,6 +257,7 @@ def _map(p: dict, px: int, where: Where) -> dict:
         tables.append(radiometry_table(p["radiometry"]))
     title = "Land-cover map (overview)"
     return {
+        "webmap": web_map([("Land-cover map", p["path"])], scene=p.get("scene"), max_px=px),
         "images": _preview(p["path"], title, max_px=px, width_px=MAIN_PX),
         "path": where.path(p["path"]),
         "tables": tables,
@@ -293,7 +297,13 @@ def _change(rep: dict, px: int, where: Where) -> dict:
         if files.get(kind) and Path(files[kind]).exists():
             images += _preview(files[kind], title, max_px=px, width_px=SIDE_PX, title=title)
     images += _images(("Transitions", file_uri(files.get("transitions_png")), None))
+    layers = [("Change mask", files.get("mask"))]
+    for key, title in (("after", "Later date"), ("before", "Earlier date")):
+        d = rep.get(key) or {}
+        layers.append((f"{title} ({d['date']})" if d.get("date") else title, d.get("map")))
+    layers = [(t, p) for t, p in layers if p and Path(p).exists()]
     return {
+        "webmap": web_map(layers, max_px=px) if layers else None,
         "tables": change_tables(rep),
         "images": images,
         "notes": where.values(rep.get("notes") or []),

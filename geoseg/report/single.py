@@ -1,4 +1,4 @@
-"""The HTML report of one command (``geoseg evaluate --report``, ``geoseg change --report``):
+"""The HTML report of one command (``geoseg predict|evaluate|change|compare --report``):
 the workflow report's sections for what that command made, its inputs and products."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ def command_report(
     predict: dict | None = None,
     evaluate: dict | None = None,
     change: dict | None = None,
+    compare: dict | None = None,
 ) -> Path:
     """``report.html`` for one command: ``inputs`` and ``products`` (name -> path) in the run
     summary, then the sections of ``predict`` (``{"path": class map}``: its overview),
-    ``evaluate`` and ``change`` (the commands' report dicts)."""
+    ``evaluate``, ``change`` and ``compare`` (the commands' report dicts)."""
 
     def shown(v) -> str:  # local paths absolute: the report shows them relative to itself
         s = str(v)
@@ -36,7 +37,12 @@ def command_report(
         ],
     }
     return write_report(
-        out_html, summary=summary, predict=predict, evaluate=evaluate, change=change
+        out_html,
+        summary=summary,
+        predict=predict,
+        evaluate=evaluate,
+        change=change,
+        compare=compare,
     )
 
 

@@ -11,112 +11,31 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from geoseg.accuracy.evaluate import evaluate
-from geoseg.change.change import change
-from geoseg.compare.compare import compare as compare_maps
-from geoseg.core.classes import load_classes
-from geoseg.core.grid import Window
-from geoseg.io.cog import CogWriter, RasterSpec
-from geoseg.report import write_report
 from geoseg.report.figures import class_preview, length_label
+from tests.report.conftest import REMOTE, _cog
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CLASSES5 = [{"id": i + 1, "name": f"class{i + 1}"} for i in range(5)]
 SECTIONS = ["Run summary", "Map", "Accuracy", "Change", "Comparison"]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-REMOTE = "s3://bucket/scenes/scene.tif"
-
-
-def _cog(path: Path, arr: np.ndarray, crs, transform) -> str:
-    w = CogWriter(
-        RasterSpec(
-            arr.shape[0], arr.shape[1], 1, crs, transform, nodata=0, classes=load_classes(CLASSES5)
-        ),
-        path.parent / "scratch",
-    )
-    w.write(Window(0, 0, *arr.shape), arr.astype(np.uint8))
-    return str(w.finish(path))
-
-
-@pytest.fixture(scope="module")
-def built(synth, client, tmp_path_factory) -> SimpleNamespace:
-    """A report with every section, from real evaluate and change results, and a run summary
-    that names its files by absolute paths (as a workflow does)."""
-    root = tmp_path_factory.mktemp("report")
-    _, labels = synth(120, 160, patch=40, seed=21)
-    with rasterio.open(labels) as s:
-        lab, crs, tr = s.read(1), s.crs, s.transform
-    before = _cog(root / "before.tif", lab, crs, tr)
-    later = lab.copy()
-    later[20:60, 30:90] = 3
-    later[:, :5] = 0  # nodata strip
-    after = _cog(root / "after.tif", later, crs, tr)
-    ev = evaluate(after, labels, root / "accuracy", client=client, block=64)
-    ch = change(before, after, root / "change", client=client, block=64).report
-    compare = compare_maps(
-        [after, before],
-        labels,
-        root / "compare",
-        names=["model", "baseline"],
-        client=client,
-        block=64,
-    )
-    compare["method_seconds"] = {"model": 2.0, "baseline": 3.5}
-    summary = {
-        "title": "Test <report>",
-        "workflow": str(root / "workflow.yml"),
-        "output": str(root),
-        "inputs": {
-            "scene": f"{root / 'scene.tif'}, {REMOTE}",
-            "reference": str(labels),
-            "training labels": str(root / "my data" / "labels.gpkg"),
-        },
-        "model": {
-            "name": "m",
-            "architecture": "pixelnet",
-            "path": str(root / "bundle"),
-            "provenance": {"trained": False},
-        },
-        "parameters": {"predict": {"block": 64, "tile": 128, "lr": 0.0003, "out": str(root)}},
-        "notes": [f"the class map {after} was written."],
-        "stages": [
-            {"name": "predict", "status": "ran", "seconds": 1.5, "megapixels": 0.0192},
-            {"name": "report", "status": "ran", "seconds": 0.4},
-        ],
-        # as geoseg.workflow.summary gives them: relative to the output folder
-        "products": [
-            {"name": "class map", "path": "after.tif", "size": "3 KB"},
-            {"name": "accuracy report", "path": "accuracy/report.json", "size": "9 KB"},
-        ],
-    }
-    html = write_report(
-        root / "report.html",
-        summary=summary,
-        predict={"path": after, "megapixels": 0.0192, "seconds": 1.5, "tiles": 2},
-        evaluate=ev,
-        change=ch,
-        compare=compare,
-        preview_px=256,
-    )
-    return SimpleNamespace(html=html, root=root, map=after, labels=labels)
-
-
-@pytest.fixture(scope="module")
-def report(built) -> Path:
-    return built.html
+LEAFLET_UNUSED = {
+    "#default#VML",
+    "images/layers.png",
+    "images/layers-2x.png",
+    "images/marker-icon.png",
+}
 
 
 @contextlib.contextmanager
-def _page(url: str, width: int = 1280):
-    """The page at ``url`` in headless Chromium and the errors it logs."""
+def _page(url: str, width: int = 1280, offline: bool = False):
+    """The page at ``url`` in headless Chromium and the errors it logs; ``offline``: with no
+    network, and any request for other than a file: or data: URL logged as an error."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
@@ -134,7 +53,17 @@ def _page(url: str, width: int = 1280):
             ],
         )
         try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
+            context = browser.new_context(viewport={"width": width, "height": 900}, offline=offline)
+            page = context.new_page()
+            if offline:
+                page.on(
+                    "request",
+                    lambda r: (
+                        None
+                        if r.url.startswith(("file:", "data:"))
+                        else errors.append(f"request: {r.url}")
+                    ),
+                )
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
@@ -149,14 +78,18 @@ def test_the_report_is_one_self_contained_file(report):
     for title in SECTIONS:
         assert f"<h2>{title}</h2>" in html
     assert "Test &lt;report&gt;" in html  # escaped
-    images = re.findall(r'src="([^"]*)"', html)
+    page = re.sub(r"<script\b.*?</script>", "", html, flags=re.S)  # the markup, not the code
+    images = re.findall(r'src="([^"]*)"', page)
     assert len(images) >= 6 and all(s.startswith("data:image/png;base64,") for s in images)
-    links = re.findall(r'href="([^"]*)"', html)
+    links = re.findall(r'href="([^"]*)"', page)
     products = [h for h in links if not h.startswith("#")]
     assert products  # links to products: relative, to files that are there
     assert all("://" not in h and not h.startswith("/") for h in products)
     assert all((report.parent / h).exists() for h in products)
-    assert not re.search(r"url\(|@import|<link|<script", html)
+    assert not re.search(r"@import|<link|<script[^>]+src=", html)  # scripts inline only
+    # the only url()s: vendored Leaflet's rules for markers and its layers control, which the
+    # report does not use (so nothing is fetched: the Chromium test runs offline)
+    assert set(re.findall(r"url\(([^)]*)\)", html)) <= LEAFLET_UNUSED
     assert not list(report.parent.glob(".report.html.part*"))
 
 
@@ -175,6 +108,7 @@ def test_the_report_loads_in_headless_chromium_without_errors(report):
 
 
 WIDTHS = "imgs => imgs.map(i => [i.alt, i.naturalWidth, i.clientWidth])"
+FIGURES = "label.zoom img"  # the figures (the interactive views' overlays are Leaflet's)
 
 
 @pytest.mark.parametrize("viewport", [1280, 480])
@@ -182,23 +116,23 @@ def test_every_figure_is_legible_at_100_percent_or_enlarges_on_a_click(report, v
     """No figure is shown shrunk by more than 1.5 x unless a click shows it at its own size
     (sideways scrolling in its frame) and another click fits it to the page again."""
     with _page(report.as_uri(), viewport) as (page, errors):
-        imgs = page.locator("img")
+        imgs = page.locator(FIGURES)
         page_w = "document.documentElement.scrollWidth"
         before = page.evaluate(page_w)
         shrunk = []
-        for i, (alt, natural, shown) in enumerate(page.eval_on_selector_all("img", WIDTHS)):
+        for i, (alt, natural, shown) in enumerate(page.eval_on_selector_all(FIGURES, WIDTHS)):
             assert natural > 0 and shown > 0, alt
             if natural <= 1.5 * shown:
                 continue
             shrunk.append(alt)
             imgs.nth(i).click()
-            _, natural2, enlarged = page.eval_on_selector_all("img", WIDTHS)[i]
+            _, natural2, enlarged = page.eval_on_selector_all(FIGURES, WIDTHS)[i]
             assert enlarged == natural2 == natural, alt  # at its own size
             frame = imgs.nth(i).evaluate("i => i.parentElement.scrollWidth")
             assert frame >= natural > viewport  # its frame scrolls sideways, not the page:
             assert page.evaluate(page_w) == before
             imgs.nth(i).click()
-            assert page.eval_on_selector_all("img", WIDTHS)[i][2] == shown, alt
+            assert page.eval_on_selector_all(FIGURES, WIDTHS)[i][2] == shown, alt
     assert errors == []
     if viewport < 1000:  # the transition figure is much wider than such a page
         assert "Transitions" in shrunk

@@ -181,18 +181,12 @@ def _summary(s: dict, where: Where) -> dict:
         tables.append(
             table(
                 "Stages",
-                ["stage", "status", "seconds", "megapixels", "Mpx/s"],
+                ["stage", "status", "seconds", "megapixels"],
                 [
-                    [
-                        st["name"],
-                        st.get("status"),
-                        st.get("seconds"),
-                        st.get("megapixels"),
-                        _rate(st),
-                    ]
+                    [st["name"], st.get("status"), st.get("seconds"), st.get("megapixels")]
                     for st in stages
                 ],
-                [None, None, "seconds", "megapixels", "rate"],
+                [None, None, "seconds", "megapixels"],
             )
         )
     model = s.get("model")
@@ -229,11 +223,6 @@ def _summary(s: dict, where: Where) -> dict:
     }
 
 
-def _rate(st: dict) -> float | None:
-    mpx, sec = st.get("megapixels"), st.get("seconds")
-    return mpx / sec if mpx and sec else None
-
-
 def _map(p: dict, px: int, where: Where) -> dict:
     figures = {
         k: p.get(k)
@@ -253,6 +242,13 @@ def _map(p: dict, px: int, where: Where) -> dict:
         if p.get(k) is not None
     }
     tables = [key_values("Prediction", figures)] if figures else []
+    notes = []
+    if "mpx_per_s" in figures:  # the run's one throughput figure, defined where it is shown
+        notes.append(
+            "Mpx/s: the scene's megapixels over the prediction's wall-clock seconds, from "
+            "connecting to the cluster to the COG written (reading, the model, blending and "
+            "writing included)."
+        )
     if p.get("radiometry"):
         tables.append(radiometry_table(p["radiometry"]))
     title = "Land-cover map (overview)"
@@ -261,6 +257,7 @@ def _map(p: dict, px: int, where: Where) -> dict:
         "images": _preview(p["path"], title, max_px=px, width_px=MAIN_PX),
         "path": where.path(p["path"]),
         "tables": tables,
+        "notes": notes,
     }
 
 

@@ -67,6 +67,7 @@ def predict_stage(ctx: Context, scene, model: str, out: Path, **options) -> tupl
     peak = max(res.peak_rss_mb.values(), default=None)
     return list(res.outputs.values()), {
         "path": res.path,
+        "scene": str(scene) if isinstance(scene, str | Path) else None,  # the report's map
         "outputs": res.outputs,
         "megapixels": res.megapixels,
         "seconds": round(res.seconds, 3),

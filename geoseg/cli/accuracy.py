@@ -8,6 +8,7 @@ import typer
 
 from geoseg.accuracy.options import EvaluateOptions
 from geoseg.cli.common import (
+    LIST_HELP,
     OLD_FIELD,
     OLD_LAYER,
     REFERENCE,
@@ -17,6 +18,7 @@ from geoseg.cli.common import (
     one_line_errors,
     out,
     reference_options,
+    split_list,
 )
 from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
@@ -40,7 +42,9 @@ def evaluate(
     class_map: list[str] = typer.Option(
         None,
         "--class-map",
-        help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out); repeatable.",
+        help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out)." + LIST_HELP,
+        callback=split_list,
+        metavar="REF=MAP,...",
     ),
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
@@ -52,7 +56,11 @@ def evaluate(
         "classes' instances, against the reference raster's connected components.",
     ),
     things: list[str] = typer.Option(
-        None, "--things", help="With --instances: the countable classes (names or ids)."
+        None,
+        "--things",
+        help="With --instances: the countable classes (names or ids)." + LIST_HELP,
+        callback=split_list,
+        metavar="NAME,...",
     ),
     min_pixels: int = typer.Option(
         1, "--min-pixels", min=1, help="With --instances: the map's smallest instance in pixels."

@@ -164,6 +164,16 @@ def renamed(new, old, new_name: str, old_name: str):
 # The reference is passed the same way to evaluate, compare and change: --reference, with
 # --reference-field and --reference-layer for a vector reference. The old spellings (evaluate's
 # second argument, --field, --layer) stay as hidden aliases for one release.
+LIST_HELP = " A list: repeat the flag or separate the values with commas."
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """A list option's values, one convention for every command: ``--x a --x b``, ``--x a,b``
+    and ``--x a,b --x c`` are all lists (empty items dropped); None when none is given."""
+    items = [v.strip() for given in values or [] for v in str(given).split(",")]
+    return [v for v in items if v] or None
+
+
 REFERENCE = typer.Option(None, "--reference", "-r", help=REFERENCE_HELP)
 REFERENCE_FIELD = typer.Option(None, "--reference-field", help=REFERENCE_FIELD_HELP)
 REFERENCE_LAYER = typer.Option(None, "--reference-layer", help=REFERENCE_LAYER_HELP)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from geoseg.cli.common import (
+    LIST_HELP,
     OLD_FIELD,
     OLD_LAYER,
     REFERENCE,
@@ -17,6 +18,7 @@ from geoseg.cli.common import (
     one_line_errors,
     out,
     reference_options,
+    split_list,
 )
 from geoseg.cli.single import check_report_free, single_report
 
@@ -34,8 +36,12 @@ def compare_cmd(
         "-o",
         help="Folder for compare.json, CSV tables, the chart and the disagreement maps.",
     ),
-    names: str = typer.Option(
-        None, help="Comma-separated names of the maps (default: file names)."
+    names: list[str] = typer.Option(
+        None,
+        "--names",
+        help="Names of the maps, in order (default: file names)." + LIST_HELP,
+        callback=split_list,
+        metavar="NAME,...",
     ),
     classes: Path = typer.Option(None, help="classes.json, for maps without a CLASSES tag."),
     reference_field: str = REFERENCE_FIELD,
@@ -45,7 +51,9 @@ def compare_cmd(
     class_map: list[str] = typer.Option(
         None,
         "--class-map",
-        help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out); repeatable.",
+        help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out)." + LIST_HELP,
+        callback=split_list,
+        metavar="REF=MAP,...",
     ),
     block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
     workers: int = typer.Option(None, help=WORKERS_HELP),

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from geoseg.cli.common import fail
+from geoseg.cli.common import LIST_HELP, fail, split_list
 from geoseg.core.options import Options
 from geoseg.errors import GeoSegError
 
@@ -53,11 +53,18 @@ def with_options(cls: type[Options], *, exclude: tuple[str, ...] = (), **default
             decl = ()
             if f.annotation is bool:  # a flag; one on by default can be turned off
                 decl = (f"{flag}/--no-{flag[2:]}",) if default else (flag,)
+            listed = typing.get_origin(_cli_type(f.annotation)) is list
+            extra = {"callback": split_list, "metavar": "NAME,..."} if listed else {}
             added.append(
                 inspect.Parameter(
                     name,
                     inspect.Parameter.KEYWORD_ONLY,
-                    default=typer.Option(default, *decl, help=f.description),
+                    default=typer.Option(
+                        default,
+                        *decl,
+                        help=(f.description or "") + (LIST_HELP if listed else ""),
+                        **extra,
+                    ),
                     annotation=_cli_type(f.annotation),
                 )
             )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import SCHEDULER_HELP, one_line_errors, out
+from geoseg.cli.common import LIST_HELP, SCHEDULER_HELP, one_line_errors, out, split_list
 from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
 from geoseg.engine.options import PredictOptions
@@ -27,11 +27,13 @@ def predict(
         help="Output class COG (.tif), a Zarr store (.zarr, written by the block tasks in "
         "parallel), or an s3:// or /vsis3/ URL (written locally, then uploaded).",
     ),
-    assets: str = typer.Option(
+    assets: list[str] = typer.Option(
         None,
         "--assets",
         help="With a STAC Item as the scene: the assets to stack as bands, in order "
-        "(e.g. red,green,blue,nir).",
+        "(e.g. red,green,blue,nir)." + LIST_HELP,
+        callback=split_list,
+        metavar="ASSET,...",
     ),
     date: str = typer.Option(
         None, help="Acquisition date YYYY-MM-DD to record (default: from the scene or Item)."
@@ -80,7 +82,7 @@ def predict(
             staging=staging,
             keep_staging=keep_staging,
             progress=True,
-            assets=[a.strip() for a in assets.split(",") if a.strip()] if assets else None,
+            assets=assets,
             date=date,
             space_check=not no_space_check,
         )

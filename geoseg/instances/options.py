@@ -12,8 +12,7 @@ DEFAULT_BLOCK = 2048
 class InstanceOptions(Options):
     things: list[str] | None = option(
         None,
-        "The countable classes, by name or id (repeatable; default: those the class list "
-        "marks 'thing').",
+        "The countable classes, by name or id (default: those the class list marks 'thing').",
     )
     connectivity: Literal[4, 8] = option(
         4, "Pixels of one object touch by an edge (4) or also by a corner (8)."

@@ -227,3 +227,40 @@ def test_help_shows_flags_as_plain_flags(tmp_path):
     for flag in ("--force", "--dry-run", "--help"):
         assert "<bool>" not in lines[flag], lines[flag]
     assert "KEY=VALUE" in lines["--set"] and "tcp://HOST:PORT" in lines["--scheduler"]
+
+
+def test_one_list_convention_repeated_or_commas(classmap, client, tmp_path):
+    """Every list of names takes its values repeated or comma-separated, alike; --help says
+    so and shows the list's form."""
+    sched = ("--scheduler", client.scheduler.address)
+    out = {}
+    for form, args in (
+        ("commas", ["--things", "Water,Building"]),
+        ("repeated", ["--things", "Water", "--things", "Building"]),
+        ("mixed", ["--things", "Water,", "--things", "Building"]),
+    ):
+        ids = tmp_path / f"{form}.tif"
+        r = geoseg("instances", classmap, "-o", ids, *args, *sched, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        out[form] = json.loads(ids.with_suffix(".json").read_text())["per_class"]
+    assert out["commas"] == out["repeated"] == out["mixed"]
+    assert set(out["commas"]) == {"Water", "Building"}
+
+    a = tmp_path / "a.tif"
+    a.write_bytes(classmap.read_bytes())
+    for args in (["--names", "deep,obia"], ["--names", "deep", "--names", "obia"]):
+        r = geoseg("compare", classmap, a, "-r", classmap, "-o", tmp_path / "cmp",
+                   "--overwrite", *args, *sched, cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "  deep: OA 1.000" in r.stdout and "  obia: OA 1.000" in r.stdout
+
+    for cmd, flag, form in (
+        ("compare", "--names", "NAME,..."),
+        ("instances", "--things", "NAME,..."),
+        ("predict", "--assets", "ASSET,..."),
+        ("evaluate", "--class-map", "REF=MAP,..."),
+    ):
+        r = geoseg(cmd, "--help", cwd=tmp_path)
+        text = " ".join(r.stdout.replace("│", " ").split())
+        assert f"{flag} {form}" in text, (cmd, flag)
+        assert "A list: repeat the flag or separate the values with commas." in text, cmd

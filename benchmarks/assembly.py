@@ -97,6 +97,7 @@ def main() -> int:
 
 SETTINGS: dict[str, dict] = {
     "default": {},
+    "GDAL's MODE overviews (before issue 29)": {"writer": {"pyramid": False}},
     "scratch uncompressed": {"writer": {"compress": "NONE"}},
     "no overviews": {"finish": {"creation": {"OVERVIEWS": "NONE"}}},
     "overviews NEAREST": {"finish": {"resampling": "NEAREST"}},

@@ -14,12 +14,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window as RioWindow
 
+from geoseg.core import pyramid as levels_of
 from geoseg.core.classes import ClassList
 from geoseg.core.grid import Window
 from geoseg.errors import GeoSegError
@@ -28,6 +30,7 @@ from geoseg.io.files import atomic_files
 from geoseg.io.style import category_aux_xml, check_style_free, raster_qml
 
 RASTER_SUFFIXES = (".tif", ".tiff")
+COG_BLOCK = 512  # the COG's internal tiles (and its overviews': halved until one tile)
 
 
 def check_raster_suffix(path: str | Path) -> None:
@@ -81,7 +84,12 @@ class CogWriter:
     """Stream blocks into a temporary tiled GeoTIFF, then :meth:`finish` it into a COG."""
 
     def __init__(
-        self, spec: RasterSpec, scratch: str | Path, name: str = "stage", compress: str = "ZSTD"
+        self,
+        spec: RasterSpec,
+        scratch: str | Path,
+        name: str = "stage",
+        compress: str = "ZSTD",
+        pyramid: bool = True,
     ):
         # the scratch file is compressed (ZSTD level 1): uncompressed it was ~20 % faster for
         # a class map, but a scene mostly nodata (a huge VRT with data in a corner) would
@@ -114,20 +122,74 @@ class CogWriter:
         palette = spec.classes.colormap() if spec.classes is not None else spec.palette
         if palette:
             self.ds.write_colormap(1, palette)
+        # a class raster's MODE overviews, level by level as the blocks arrive
+        # (core.pyramid); dropped (GDAL computes them) at the first block off the lattice,
+        # or with pyramid=False
+        self.shapes = levels_of.level_shapes(spec.height, spec.width, COG_BLOCK)
+        self.levels: list = []
+        if pyramid and spec.classes is not None and spec.count == 1 and self.shapes:
+            for i, (h, w) in enumerate(self.shapes, 1):
+                lp = {**profile, "height": h, "width": w}
+                lp.pop("transform", None)  # the VRT places them; no georeferencing needed
+                lp.pop("crs", None)
+                self.levels.append(rasterio.open(self.tmp.with_suffix(f".ov{i}.tif"), "w", **lp))
 
     def write(self, window: Window, data: np.ndarray) -> None:
         if data.ndim == 2:
             data = data[None]
         self.ds.write(data, window=RioWindow(window.col, window.row, window.width, window.height))
+        if self.levels:
+            self._write_levels(window, data[0])
+
+    def _write_levels(self, window: Window, block: np.ndarray) -> None:
+        n, shape = len(self.levels), (self.spec.height, self.spec.width)
+        if not levels_of.aligned(window.row, window.col, window.height, window.width, shape, n):
+            self._drop_levels()
+            return
+        nodata = None if self.spec.nodata is None else int(self.spec.nodata)
+        parts = levels_of.block_levels(block, n, nodata)
+        for i, (ds, a) in enumerate(zip(self.levels, parts, strict=True), 1):
+            r, c = window.row >> i, window.col >> i
+            ds.write(a[None], window=RioWindow(c, r, a.shape[1], a.shape[0]))
+
+    def _drop_levels(self) -> None:
+        for ds in self.levels:
+            ds.close()
+            with contextlib.suppress(FileNotFoundError):
+                Path(ds.name).unlink()
+        self.levels = []
 
     def close(self) -> None:
         if not self.ds.closed:
             self.ds.close()
+        for ds in self.levels:
+            if not ds.closed:
+                ds.close()
 
     def abort(self) -> None:
         self.close()
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
+        self._drop_levels()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.with_suffix(".vrt").unlink()
+
+    def _source(self, resampling: str) -> tuple[str, dict]:
+        """What the COG driver copies: the scratch file, or with the pyramid a VRT of it whose
+        band lists the level files as its overviews (used as they are)."""
+        if resampling != "MODE" or not self.levels:
+            return str(self.tmp), {}
+        vrt = self.tmp.with_suffix(".vrt")
+        with rasterio.open(self.tmp) as src:
+            rio_copy(src, vrt, driver="VRT")
+        overviews = "".join(
+            f'<Overview><SourceFilename relativeToVRT="0">{escape(ds.name)}</SourceFilename>'
+            "<SourceBand>1</SourceBand></Overview>"
+            for ds in self.levels
+        )
+        xml = vrt.read_text()
+        vrt.write_text(xml.replace("</VRTRasterBand>", overviews + "</VRTRasterBand>", 1))
+        return str(vrt), {"OVERVIEWS": "FORCE_USE_EXISTING"}
 
     def finish(
         self,
@@ -157,20 +219,21 @@ class CogWriter:
                     CLASSES=classes.to_json(),
                 )
             self.close()
+            source, given = self._source(resampling)
             with atomic_files(out) as add:  # the COG is renamed last, after its sidecars
                 part = add(out)
-                with rasterio.open(self.tmp) as src:
+                with rasterio.open(source) as src:
                     rio_copy(
                         src,
                         part,
                         driver="COG",
                         COMPRESS=compress,
-                        BLOCKSIZE=512,
+                        BLOCKSIZE=COG_BLOCK,
                         OVERVIEW_RESAMPLING=resampling,
                         RESAMPLING="NEAREST",
                         BIGTIFF="IF_SAFER",
                         NUM_THREADS="ALL_CPUS",
-                        **(creation or {}),  # other COG creation options
+                        **{**given, **(creation or {})},  # other COG creation options
                     )
                 with contextlib.suppress(FileNotFoundError):  # GDAL may copy PAM; ours rules
                     Path(f"{part}.aux.xml").unlink()

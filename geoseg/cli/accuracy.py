@@ -18,6 +18,7 @@ from geoseg.cli.common import (
     one_line_errors,
     out,
     reference_options,
+    renamed,
     split_list,
 )
 from geoseg.cli.options import with_options
@@ -164,17 +165,20 @@ def _instances(map_path, reference, out_dir, classes, things, sizes, block, work
 def sample(
     map_path: Path = typer.Argument(..., help="Class map to sample; its classes are strata."),
     out_path: Path = typer.Option(..., "--out", "-o", help="Points to write (.gpkg)."),
-    n: int = typer.Option(
+    points: int = typer.Option(
         None,
-        "--n",
+        "--points",
         help="Total points (default: from --target-se and "
         "--expected-ua, Olofsson et al. 2014 eq. 13).",
     ),
+    old_n: int = typer.Option(None, "--n", hidden=True),
     min_per_class: int = typer.Option(50, help="Minimum points per mapped class."),
     seed: int = typer.Option(0, help="Random seed (same map, block and seed: same points)."),
-    expected_ua: float = typer.Option(0.8, help="Expected user's accuracy, for the default n."),
+    expected_ua: float = typer.Option(
+        0.8, help="Expected user's accuracy, for the default --points."
+    ),
     target_se: float = typer.Option(
-        0.01, help="Target standard error of overall accuracy, for the default n."
+        0.01, help="Target standard error of overall accuracy, for the default --points."
     ),
     classes: Path = typer.Option(None, help="classes.json, if the map has no CLASSES tag."),
     block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
@@ -186,6 +190,7 @@ def sample(
     from geoseg.accuracy.sample import sample as run
 
     with one_line_errors():
+        n = renamed(points, old_n, "--points", "--n")
         res = run(
             map_path,
             out_path,

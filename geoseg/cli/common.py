@@ -27,7 +27,7 @@ SCHEDULER_HELP = (
 )
 BLOCK_HELP = "Block size in pixels; one Dask task per block."
 REFERENCE_HELP = (
-    "Reference: a class raster, or polygons or points with a class field "
+    "Reference (required): a class raster, or polygons or points with a class field "
     "(GeoPackage, Shapefile, ...)."
 )
 REFERENCE_FIELD_HELP = "Class field of a vector reference (ids or names)."

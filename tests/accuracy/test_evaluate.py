@@ -327,7 +327,7 @@ def test_cli_sample_and_evaluate_end_to_end(client, maps, tmp_path):
         [
             "sample",
             str(maps["labels"]),
-            "--n",
+            "--points",
             "60",
             "--min-per-class",
             "8",

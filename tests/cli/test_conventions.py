@@ -227,6 +227,12 @@ def test_help_shows_flags_as_plain_flags(tmp_path):
     for flag in ("--force", "--dry-run", "--help"):
         assert "<bool>" not in lines[flag], lines[flag]
     assert "KEY=VALUE" in lines["--set"] and "tcp://HOST:PORT" in lines["--scheduler"]
+    # a name that says what it counts (--n stays a hidden alias), and a reference that says
+    # it is required though it may also come as the second argument
+    text = " ".join(geoseg("sample", "--help", cwd=tmp_path).stdout.replace("│", " ").split())
+    assert "--points <int> Total points" in text and "--n " not in text
+    text = " ".join(geoseg("evaluate", "--help", cwd=tmp_path).stdout.replace("│", " ").split())
+    assert "Reference (required):" in text
 
 
 def test_one_list_convention_repeated_or_commas(classmap, client, tmp_path):

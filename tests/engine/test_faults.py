@@ -24,8 +24,8 @@ def _read(p):
 
 
 def test_sigkill_workers_mid_job_gives_identical_cog(synth, bundles, tmp_path):
-    scene, _ = synth(1024, 1280, seed=21)
-    bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
+    scene, _ = synth(768, 960, seed=21)  # 80 blocks of 96
+    bundle = bundles("deeplabv3plus", tile=128, overlap=32)
     staging = tmp_path / "staging"
     with connect(ClusterOptions(workers=2)) as c:
         ref = predict(scene, bundle, tmp_path / "ref.tif", block=96, client=c)
@@ -62,8 +62,8 @@ def test_sigkill_workers_mid_job_gives_identical_cog(synth, bundles, tmp_path):
 
 
 def test_killed_job_resumes_reusing_finished_blocks(synth, bundles, tmp_path):
-    scene, _ = synth(1024, 1280, seed=22)
-    bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
+    scene, _ = synth(768, 960, seed=22)
+    bundle = bundles("deeplabv3plus", tile=128, overlap=32)
     staging = tmp_path / "staging"
     out = tmp_path / "map.tif"
     cmd = predict_cmd(scene, bundle, out, "--block", 96, "--workers", 2, "--staging", staging)

@@ -64,11 +64,16 @@ class SplitConfig(_Strict):
 
 class HeadConfig(_Strict):
     """An output beyond the classes (``geoseg.train.heads``): ``boundary``, the border of the
-    thing classes' objects within ``width`` pixels, weighted ``weight`` in the loss."""
+    thing classes' objects within ``width`` pixels, weighted ``weight`` in the loss, learned
+    with ``loss`` (``balanced`` or ``bce``)."""
 
     name: Literal["boundary"] = "boundary"
     width: int = Field(2, ge=1, le=16)
     weight: float = Field(1.0, gt=0)
+    # balanced: border pixels weighted by the batch's non-border/border ratio, plus a soft
+    # Dice term; bce: a plain binary cross-entropy (a border of ~5 % of the pixels: the head
+    # learned the prior and no border on Dubai, BENCHMARKS.md)
+    loss: Literal["balanced", "bce"] = "balanced"
 
 
 class ModelConfig(_Strict):

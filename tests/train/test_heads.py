@@ -12,7 +12,7 @@ import torch
 
 from geoseg.errors import GeoSegError
 from geoseg.train.config import load_config
-from geoseg.train.heads import boundary_target
+from geoseg.train.heads import border_loss, boundary_target
 from geoseg.train.labels import IGNORE
 from tests.train.tiny import CLASSES, tiny_config
 
@@ -31,6 +31,30 @@ def test_boundary_target_marks_thing_pixels_near_other_classes():
     ring = (y[0] == 1).numpy() & ~inner
     assert bool(t[torch.from_numpy(ring)].all()) and t.sum() == ring.sum()
     assert boundary_target(y, [1], 2)[0].sum() == (y[0] == 1).sum()  # 3 rows: all border
+
+
+def test_the_balanced_border_loss_does_not_reward_the_prior():
+    """With a border of 5 % of the pixels, a plain cross-entropy is lowest for a constant
+    prediction at the prior (what the Dubai head learned); the balanced loss is not: a
+    constant 0.5 beats the prior, and a prediction that finds the border beats both."""
+    target = torch.zeros(10_000)
+    target[:500] = 1.0
+    logit = torch.logit(torch.tensor(0.05))
+
+    def const(v):
+        return torch.full_like(target, float(v))
+
+    plain = {
+        k: border_loss(const(v), target, "bce").item() for k, v in (("prior", logit), ("half", 0))
+    }
+    assert plain["prior"] < plain["half"]
+    assert border_loss(
+        const(logit), target, "bce"
+    ) == torch.nn.functional.binary_cross_entropy_with_logits(const(logit), target)
+    bal = {k: border_loss(const(v), target).item() for k, v in (("prior", logit), ("half", 0))}
+    assert bal["half"] < bal["prior"]
+    found = torch.where(target > 0, 3.0, -3.0)
+    assert border_loss(found, target).item() < bal["half"] / 3
 
 
 def test_a_bundle_with_a_boundary_head_trains_and_predicts(synth, client, tmp_path):

@@ -187,8 +187,8 @@ def test_harmonize_writes_inf_pixels_as_nodata_like_nan(client, nonfinite, tmp_p
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_predict_like_ctrl_c(synth, bundles, tmp_path, sig):
-    scene, _ = synth(768, 960, seed=31)
-    bundle = bundles("deeplabv3plus", tile=128, overlap=32)
+    scene, _ = synth(1024, 1280, seed=31)
+    bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
     staging, out = tmp_path / "staging", tmp_path / "map.tif"
     proc = subprocess.Popen(
         _cmd(scene, bundle, out, staging),

@@ -46,8 +46,8 @@ def _leftovers(folder: Path, stem: str) -> list[Path]:
 
 
 def test_ctrl_c_while_blocks_run_says_how_to_resume(synth, bundles, tmp_path):
-    scene, _ = synth(768, 960, seed=31)
-    bundle = bundles("deeplabv3plus", tile=128, overlap=32)
+    scene, _ = synth(1024, 1280, seed=31)
+    bundle = bundles("deeplabv3plus", tile=128, overlap=32, encoder="resnet34")
     staging, out = tmp_path / "staging", tmp_path / "map.tif"
     cmd = _cmd(scene, bundle, out, staging)
     proc = subprocess.Popen(
@@ -74,7 +74,7 @@ def test_ctrl_c_while_blocks_run_says_how_to_resume(synth, bundles, tmp_path):
 
 
 def test_ctrl_c_during_the_assembly_leaves_no_output_then_or_later(synth, bundles, tmp_path):
-    scene, _ = synth(3000, 3000, seed=32)
+    scene, _ = synth(4096, 4096, seed=32)  # an assembly long enough to interrupt
     bundle = bundles("pixelnet", tile=256, overlap=32)
     staging, out = tmp_path / "staging", tmp_path / "big.tif"
     cmd = _cmd(scene, bundle, out, staging, block=1024)

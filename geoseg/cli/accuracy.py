@@ -66,6 +66,14 @@ def evaluate(
     min_pixels: int = typer.Option(
         1, "--min-pixels", min=1, help="With --instances: the map's smallest instance in pixels."
     ),
+    border_threshold: float = typer.Option(
+        0.5,
+        "--border-threshold",
+        min=0.0,
+        max=1.0,
+        help="With --instances: the border probability from which a pixel separates the "
+        "map's objects (where <map>_boundary.tif is beside it); depends on the bundle.",
+    ),
     reference_min_pixels: int = typer.Option(
         1,
         "--reference-min-pixels",
@@ -130,7 +138,7 @@ def evaluate(
         )
         out.print(f"[green]wrote[/] {page}")
     if instances:
-        sizes = (min_pixels, reference_min_pixels)
+        sizes = (min_pixels, reference_min_pixels, border_threshold)
         _instances(
             map_path, reference, out_dir, classes, things, sizes, opts.block, workers, scheduler
         )
@@ -148,6 +156,7 @@ def _instances(map_path, reference, out_dir, classes, things, sizes, block, work
             things=things or None,
             min_pixels=sizes[0],
             reference_min_pixels=sizes[1],
+            border_threshold=sizes[2],
             block=block,
             workers=workers,
             scheduler=scheduler,

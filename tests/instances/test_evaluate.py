@@ -75,3 +75,21 @@ def test_small_reference_components_are_void(client, tmp_path):
         assert (got["tp"], got["fp"], got["fn"]) == (want[k]["tp"], want[k]["fp"], want[k]["fn"])
         assert got["reference"] == want[k]["reference"] < every["things"][name]["reference"]
         assert got["fn"] < every["things"][name]["fn"]
+
+
+def test_evaluate_cli_passes_the_instance_options(client, tmp_path):
+    from typer.testing import CliRunner
+
+    from geoseg.cli.main import app
+
+    ref = speckle(120, 150, seed=9, cell=5)
+    pm = write_classes(tmp_path / "map.tif", ref)
+    args = ["evaluate", str(pm), "--reference", str(pm), "-o", str(tmp_path / "acc")]
+    args += ["--instances", "--things", "Built-up,Water", "--min-pixels", "3"]
+    args += ["--reference-min-pixels", "4", "--border-threshold", "0.7"]
+    r = CliRunner().invoke(app, [*args, "--scheduler", client.scheduler.address])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "acc" / "instances.json").read_text())
+    assert (rep["min_pixels"], rep["reference_min_pixels"]) == (3, 4)
+    assert set(rep["things"]) == {"Built-up", "Water"}
+    assert "Built-up: PQ" in r.output and "Water: PQ" in r.output

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 from rasterio.shutil import copy as rio_copy
+from rasterio.transform import Affine
 from rasterio.windows import Window as RioWindow
 
 from geoseg.core import pyramid as levels_of
@@ -130,8 +131,8 @@ class CogWriter:
         if pyramid and spec.classes is not None and spec.count == 1 and self.shapes:
             for i, (h, w) in enumerate(self.shapes, 1):
                 lp = {**profile, "height": h, "width": w}
-                lp.pop("transform", None)  # the VRT places them; no georeferencing needed
-                lp.pop("crs", None)
+                if "transform" in lp:  # georeferenced like the map (the VRT places them)
+                    lp["transform"] = lp["transform"] @ Affine.scale(2**i)
                 self.levels.append(rasterio.open(self.tmp.with_suffix(f".ov{i}.tif"), "w", **lp))
 
     def write(self, window: Window, data: np.ndarray) -> None:

@@ -8,18 +8,18 @@ import typer
 
 from geoseg.accuracy.options import EvaluateOptions
 from geoseg.cli.common import (
-    LIST_HELP,
+    CLASS_MAP,
     OLD_FIELD,
     OLD_LAYER,
     REFERENCE,
     REFERENCE_FIELD,
     REFERENCE_LAYER,
     SCHEDULER_HELP,
+    list_option,
     one_line_errors,
     out,
     reference_options,
     renamed,
-    split_list,
 )
 from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
@@ -40,13 +40,7 @@ def evaluate(
     reference_layer: str = REFERENCE_LAYER,
     field: str = OLD_FIELD,
     layer: str = OLD_LAYER,
-    class_map: list[str] = typer.Option(
-        None,
-        "--class-map",
-        help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out)." + LIST_HELP,
-        callback=split_list,
-        metavar="REF=MAP,...",
-    ),
+    class_map: list[str] = CLASS_MAP,
     workers: int = typer.Option(None, help="Local worker processes (default: one per core)."),
     scheduler: str = typer.Option(None, help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
@@ -56,12 +50,8 @@ def evaluate(
         help="Also panoptic quality (PQ, SQ, RQ), F1 at IoU 0.5 and counts of the thing "
         "classes' instances, against the reference raster's connected components.",
     ),
-    things: list[str] = typer.Option(
-        None,
-        "--things",
-        help="With --instances: the countable classes (names or ids)." + LIST_HELP,
-        callback=split_list,
-        metavar="NAME,...",
+    things: list[str] = list_option(
+        "--things", "With --instances: the countable classes (names or ids)."
     ),
     min_pixels: int = typer.Option(
         1, "--min-pixels", min=1, help="With --instances: the map's smallest instance in pixels."

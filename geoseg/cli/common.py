@@ -174,6 +174,16 @@ def split_list(values: list[str] | None) -> list[str] | None:
     return [v for v in items if v] or None
 
 
+def list_option(flag: str, help: str, metavar: str = "NAME,..."):
+    """A list option of :func:`split_list`'s convention, its help saying so."""
+    return typer.Option(None, flag, help=help + LIST_HELP, callback=split_list, metavar=metavar)
+
+
+CLASS_MAP = list_option(
+    "--class-map",
+    "REF=MAP: reference id REF is map class MAP (MAP 0: leave it out).",
+    "REF=MAP,...",
+)
 REFERENCE = typer.Option(None, "--reference", "-r", help=REFERENCE_HELP)
 REFERENCE_FIELD = typer.Option(None, "--reference-field", help=REFERENCE_FIELD_HELP)
 REFERENCE_LAYER = typer.Option(None, "--reference-layer", help=REFERENCE_LAYER_HELP)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geoseg.cli.common import (
-    LIST_HELP,
+    CLASS_MAP,
     OLD_FIELD,
     OLD_LAYER,
     REFERENCE,
@@ -15,10 +15,10 @@ from geoseg.cli.common import (
     REFERENCE_LAYER,
     SCHEDULER_HELP,
     WORKERS_HELP,
+    list_option,
     one_line_errors,
     out,
     reference_options,
-    split_list,
 )
 from geoseg.cli.single import check_report_free, single_report
 
@@ -36,25 +36,13 @@ def compare_cmd(
         "-o",
         help="Folder for compare.json, CSV tables, the chart and the disagreement maps.",
     ),
-    names: list[str] = typer.Option(
-        None,
-        "--names",
-        help="Names of the maps, in order (default: file names)." + LIST_HELP,
-        callback=split_list,
-        metavar="NAME,...",
-    ),
+    names: list[str] = list_option("--names", "Names of the maps, in order (default: file names)."),
     classes: Path = typer.Option(None, help="classes.json, for maps without a CLASSES tag."),
     reference_field: str = REFERENCE_FIELD,
     reference_layer: str = REFERENCE_LAYER,
     field: str = OLD_FIELD,
     layer: str = OLD_LAYER,
-    class_map: list[str] = typer.Option(
-        None,
-        "--class-map",
-        help="REF=MAP: reference id REF is map class MAP (MAP 0: leave it out)." + LIST_HELP,
-        callback=split_list,
-        metavar="REF=MAP,...",
-    ),
+    class_map: list[str] = CLASS_MAP,
     block: int = typer.Option(2048, help="Block size in pixels; one Dask task per block."),
     workers: int = typer.Option(None, help=WORKERS_HELP),
     scheduler: str = typer.Option(None, help=SCHEDULER_HELP),

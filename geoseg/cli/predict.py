@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geoseg.cli.common import LIST_HELP, SCHEDULER_HELP, one_line_errors, out, split_list
+from geoseg.cli.common import SCHEDULER_HELP, list_option, one_line_errors, out
 from geoseg.cli.options import with_options
 from geoseg.cli.single import check_report_free, single_report
 from geoseg.engine.options import PredictOptions
@@ -27,13 +27,11 @@ def predict(
         help="Output class COG (.tif), a Zarr store (.zarr, written by the block tasks in "
         "parallel), or an s3:// or /vsis3/ URL (written locally, then uploaded).",
     ),
-    assets: list[str] = typer.Option(
-        None,
+    assets: list[str] = list_option(
         "--assets",
-        help="With a STAC Item as the scene: the assets to stack as bands, in order "
-        "(e.g. red,green,blue,nir)." + LIST_HELP,
-        callback=split_list,
-        metavar="ASSET,...",
+        "With a STAC Item as the scene: the assets to stack as bands, in order "
+        "(e.g. red,green,blue,nir).",
+        "ASSET,...",
     ),
     date: str = typer.Option(
         None, help="Acquisition date YYYY-MM-DD to record (default: from the scene or Item)."
@@ -97,18 +95,7 @@ def predict(
     if res.normalize_reason:  # --normalize auto: what it chose and why, last
         out.print(f"normalize auto: {res.normalize} ({res.normalize_reason})", highlight=False)
     if html:
-        figures = {
-            "path": str(res.path),
-            "scene": scene[0] if len(scene) == 1 and not assets else None,
-            "megapixels": res.megapixels,
-            "seconds": round(res.seconds, 3),
-            "mpx_per_s": round(res.mpx_per_s, 3),
-            "tiles": res.tiles,
-            "tiles_skipped": res.tiles_skipped,
-            "blocks": res.blocks,
-            "blocks_reused": res.blocks_reused,
-            "runtime": res.runtime,
-        }
+        figures = res.figures(scene[0] if len(scene) == 1 and not assets else None)
         inputs = {"scene": ", ".join(scene), "model": model}
         title = f"Prediction of {Path(str(res.path)).name}"
         page = single_report(

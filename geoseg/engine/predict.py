@@ -80,6 +80,28 @@ class PredictResult:
     def path(self) -> str:
         return self.outputs["classes"]
 
+    def figures(self, scene=None) -> dict:
+        """The prediction's figures as the report's map section reads them (``scene``: the
+        scene's path, for the interactive map's background, or None)."""
+        return {
+            "path": self.path,
+            "scene": str(scene) if isinstance(scene, str | Path) else None,
+            "outputs": self.outputs,
+            "megapixels": self.megapixels,
+            "seconds": round(self.seconds, 3),
+            "mpx_per_s": round(self.mpx_per_s, 3),
+            "tiles": self.tiles,
+            "tiles_skipped": self.tiles_skipped,
+            "blocks": self.blocks,
+            "blocks_reused": self.blocks_reused,
+            "peak_worker_rss_mb": max(self.peak_rss_mb.values(), default=None),
+            "normalize": self.normalize,
+            **({"normalize_reason": self.normalize_reason} if self.normalize_reason else {}),
+            "radiometry": self.radiometry,
+            "runtime": self.runtime,
+            "runtime_reason": self.runtime_reason,
+        }
+
 
 def plan(
     scene,

@@ -66,6 +66,12 @@ def class_layer(
     """One layer of the view: the class raster ``path`` read at most ``max_px`` on its longer
     side (its nearest overview), one overlay per class present (``uri``: colour where the
     class is, transparent elsewhere) with its pixel count; None when its classes are unknown."""
+    read = _read_layer(path, title, max_px, classes)
+    return read[0] if read else None
+
+
+def _read_layer(path, title: str, max_px: int, classes: ClassList | None):
+    """:func:`class_layer`'s layer and the raster's CRS (not part of the page's data)."""
     with open_raster(path, warn_no_crs=False) as src:
         cl = classes or _classes_of(src)
         if cl is None:
@@ -75,7 +81,7 @@ def class_layer(
         data = src.read(1, out_shape=shape)
         nodata = src.nodata
         bounds, down = _frame(src)
-        res = abs(src.transform.a)
+        res, crs = abs(src.transform.a), src.crs
     valid = np.ones(data.shape, bool) if nodata is None else data != nodata
     out = []
     for c in cl.classes:
@@ -86,7 +92,8 @@ def class_layer(
         rgba = np.zeros((*data.shape, 4), dtype=np.uint8)
         rgba[mask] = (*c.rgb, 255)
         out.append({"id": c.id, "name": c.name, "color": c.color, "pixels": n, "uri": _png(rgba)})
-    return {"title": title, "bounds": bounds, "down": down, "res": res, "classes": out}
+    layer = {"title": title, "bounds": bounds, "down": down, "res": res, "shape": list(shape)}
+    return {**layer, "classes": out}, crs
 
 
 def _rgb_bands(src) -> list[int]:
@@ -136,24 +143,18 @@ def web_map(layers: list[tuple[str, str]], *, scene=None, max_px: int = 1024) ->
     """The view's data: each (title, class raster) of ``layers`` that exists and has a class
     list, over ``scene`` (a raster path) where given; None when no layer can be shown. Only
     the first layer is shown at first; the others are one click away."""
-    shown = [x for x in (class_layer(p, t, max_px=max_px) for t, p in layers if p) if x]
-    if not shown:
+    read = [x for x in (_read_layer(p, t, max_px, None) for t, p in layers if p) if x]
+    if not read:
         return None
-    first = shown[0]
-    with open_raster(layers[0][1], warn_no_crs=False) as src:
-        crs = src.crs
-        units = "deg" if crs is not None and crs.is_geographic else ("px" if crs is None else "m")
-        shape = (
-            max(1, round(src.height * min(1.0, max_px / max(src.height, src.width)))),
-            max(1, round(src.width * min(1.0, max_px / max(src.height, src.width)))),
-        )
-    projected = crs is not None and not crs.is_geographic
+    shown = [layer for layer, _ in read]
+    first, crs = read[0]
+    units = "px" if crs is None else ("deg" if crs.is_geographic else "m")
     metres = False
-    if projected:
+    if units == "m":  # Leaflet's scale bar reads the CRS units as metres
         try:
             metres = abs(float(crs.linear_units_factor[1]) - 1.0) < 1e-9
         except Exception:  # noqa: BLE001 - no linear units
-            metres = False
+            units = "units"
     return {
         "bounds": first["bounds"],
         "down": first["down"],
@@ -163,5 +164,5 @@ def web_map(layers: list[tuple[str, str]], *, scene=None, max_px: int = 1024) ->
         "scale": metres,
         "height": VIEW_HEIGHT_PX,
         "layers": shown,
-        "scene": scene_layer(scene, first, shape) if scene else None,
+        "scene": scene_layer(scene, first, tuple(first["shape"])) if scene else None,
     }

@@ -64,25 +64,7 @@ def predict_stage(ctx: Context, scene, model: str, out: Path, **options) -> tupl
     res = predict(
         scene, model, out, client=ctx.client(), overwrite=True, progress=ctx.progress, **options
     )
-    peak = max(res.peak_rss_mb.values(), default=None)
-    return list(res.outputs.values()), {
-        "path": res.path,
-        "scene": str(scene) if isinstance(scene, str | Path) else None,  # the report's map
-        "outputs": res.outputs,
-        "megapixels": res.megapixels,
-        "seconds": round(res.seconds, 3),
-        "mpx_per_s": round(res.mpx_per_s, 3),
-        "tiles": res.tiles,
-        "tiles_skipped": res.tiles_skipped,
-        "blocks": res.blocks,
-        "blocks_reused": res.blocks_reused,
-        "peak_worker_rss_mb": peak,
-        "normalize": res.normalize,
-        **({"normalize_reason": res.normalize_reason} if res.normalize_reason else {}),
-        "radiometry": res.radiometry,
-        "runtime": res.runtime,
-        "runtime_reason": res.runtime_reason,
-    }
+    return list(res.outputs.values()), res.figures(scene)
 
 
 def vectorize_stage(

@@ -1,4 +1,5 @@
-"""Model factory: any segmentation-models-pytorch architecture by name, plus ``pixelnet``;
+"""Model factory: any segmentation-models-pytorch architecture by name, plus ``pixelnet`` and
+``maskrcnn`` (:mod:`geoseg.model.maskrcnn`);
 loading a bundle's model (:func:`load_model`) and making a bundle (:func:`create_bundle`).
 
 ``pixelnet`` is a tiny per-pixel network (1x1 convolutions). Its output at a pixel depends on
@@ -50,13 +51,27 @@ def build_model(meta: BundleMeta):
         return nn.Sequential(
             nn.Conv2d(meta.in_channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, meta.n_outputs, 1)
         )
+    if arch == "maskrcnn":
+        from geoseg.model.maskrcnn import PanopticMaskRCNN
+
+        heads = [h.name for h in meta.output_heads]
+        if heads != ["classes", "boundary"]:
+            raise GeoSegError(
+                "maskrcnn renders its objects' contacts into a border head: give the bundle "
+                "the heads classes and boundary (model.heads: [{name: boundary}])"
+            )
+        ids = [c.id for c in meta.class_list.classes]
+        things = [ids.index(k) for k in meta.class_list.things]
+        return PanopticMaskRCNN(
+            meta.encoder, meta.in_channels, meta.n_classes, things, meta.tile, **meta.arch_kwargs
+        )
     import segmentation_models_pytorch as smp
 
     name = ALIASES.get(arch)
     if name is None or not hasattr(smp, name):
         raise GeoSegError(
             f"unknown architecture {meta.architecture!r}: use one of "
-            f"{', '.join(sorted(ALIASES))} or pixelnet"
+            f"{', '.join(sorted(ALIASES))}, maskrcnn or pixelnet"
         )
     try:
         return getattr(smp, name)(

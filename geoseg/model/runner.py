@@ -71,6 +71,10 @@ class TilePredictor:
         # batch 1 is fastest on CPU (measured); GPUs want many tiles per call.
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
         self.oom_retries = 0
+        if runtime == "openvino" and read_meta(bundle).architecture.lower() == "maskrcnn":
+            # a detector's data-dependent graph (NMS, per-object masks) is not converted
+            log.info("maskrcnn runs on torch, not OpenVINO")
+            self.runtime = runtime = "torch"
         if runtime == "openvino":
             from geoseg.model.openvino_model import OpenVINOModel
 

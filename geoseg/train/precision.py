@@ -56,6 +56,8 @@ def resolve(p: str, device: torch.device, model, in_ch: int, n_classes: int, cfg
         return {"precision": "bf16", "reason": "GPU"}
     if not cpu_bf16():
         return {"precision": "fp32", "reason": "CPU without native bf16"}
+    if hasattr(model, "detector"):  # its training forward is no plain logits to time
+        return {"precision": "fp32", "reason": "maskrcnn trains in fp32 on CPUs (not timed)"}
     times = step_seconds(model, in_ch, n_classes, cfg.batch_size, cfg.crop, device)
     fast = times["bf16"] < 0.9 * times["fp32"]
     out = {

@@ -36,6 +36,7 @@ from geoseg.train.checkpoint import (
     save_checkpoint,
 )
 from geoseg.train.config import TrainConfig, load_config
+from geoseg.train.detection import DetectionLoss
 from geoseg.train.heads import ClassesOnly, HeadsLoss, bundle_heads
 from geoseg.train.history import CSV_NAME, PNG_NAME, plot_curves, write_csv
 from geoseg.train.losses import SegmentationLoss, class_weights
@@ -276,6 +277,8 @@ def _train(
                 "in the class list"
             )
         loss_fn = HeadsLoss(loss_fn, len(classes.classes), cfg.model.heads, things)
+        if hasattr(model, "detector"):  # maskrcnn: its objects from the labels' components
+            loss_fn = DetectionLoss(loss_fn.classes, model, things)
     vs = build_val_set(data.scenes, data.splits, meta, tc.val_window, tc.val_max_pixels, tc.seed)
     if not len(vs):
         raise GeoSegError("the validation pixels hold no labels: check the labels and split")
@@ -392,7 +395,7 @@ def _epoch(
             bar.advance(epoch, tc.batch_size, loss.item())
     seconds = time.perf_counter() - t0
     n = len(classes.classes)
-    if isinstance(loss_fn, HeadsLoss):
+    if isinstance(loss_fn, HeadsLoss | DetectionLoss):
         val_model, val_loss = ClassesOnly(model, n), loss_fn.classes
     else:
         val_model, val_loss = model, loss_fn

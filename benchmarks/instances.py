@@ -9,8 +9,13 @@ maps are those the other benchmarks wrote (run them first):
 
     python benchmarks/train.py examples/train/dubai-lite0.yaml --evaluate test   # deep maps
     python benchmarks/train.py examples/train/dubai-lite0-boundary.yaml --evaluate test
-    python benchmarks/compare.py --only dubai                                    # OBIA, RF, refs
+    python benchmarks/train.py examples/train/dubai-unet-lite0-boundary.yaml --evaluate test
+    python benchmarks/train.py examples/train/dubai-maskrcnn-lite0.yaml --evaluate test
+    python benchmarks/compare.py --only dubai                                    # OBIA, RF
     python benchmarks/instances.py
+
+The reference rasters (tile 8's held-out labels, ``geoseg baseline heldout``) are written
+here when ``--reference`` holds none. Methods whose maps are missing are skipped.
 
 A map with a border head beside it (``<map>_boundary.tif``, the boundary recipe's) is scored
 with its objects split along the border (each threshold of ``--thresholds``) and without.
@@ -37,6 +42,8 @@ OUT = ROOT / "bench-output" / "instances"
 BO = ROOT / "bench-output"
 LITE0, BOUNDARY = BO / "train" / "dubai-lite0", BO / "train" / "dubai-lite0-boundary"
 DEFAULT_MAPS = [
+    f"MaskRCNN-lite0={BO / 'train' / 'dubai-maskrcnn-lite0-maps'}",
+    f"UNet-lite0-boundary={BO / 'train' / 'dubai-unet-lite0-boundary-maps'}",
     f"DeepLabV3+-lite0={BO / 'train' / 'dubai-lite0-maps'}",
     f"DeepLabV3+-lite0-boundary={BO / 'train' / 'dubai-lite0-boundary-maps'}",
     f"OBIA={BO / 'baseline' / 'dubai' / 'obia'}",
@@ -100,8 +107,10 @@ def main() -> int:
 
     refs = sorted(Path(args.reference).glob("*.tif"))
     if not refs:
-        print(f"no reference rasters in {args.reference}: run benchmarks/compare.py first")
-        return 1
+        from geoseg.baseline.heldout import write_heldout_reference
+
+        config = ROOT / "examples" / "baseline" / "dubai.yaml"
+        refs = sorted(write_heldout_reference(config, Path(args.reference), overwrite=True))
     things = [t.strip() for t in args.things.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
     summary: dict = {"reference": args.reference, "images": len(refs), "methods": {}}
@@ -109,6 +118,9 @@ def main() -> int:
         runs = []
         for spec in args.maps or DEFAULT_MAPS:
             label, folder = spec.split("=", 1)
+            if not any(Path(folder).glob("*.tif")):
+                print(f"{label}: no maps in {folder}, skipped")
+                continue
             split = any(Path(folder).glob("*_boundary.tif"))
             for rmp in [int(v) for v in args.reference_min_pixels.split(",")]:
                 for mp in [int(v) for v in args.min_pixels.split(",")]:
@@ -155,6 +167,7 @@ def main() -> int:
         # block invariance and cost, on the largest image of the first method with a border
         # head (split objects: the seams and the halo are both exercised), else the first
         specs = [s.split("=", 1) for s in args.maps or DEFAULT_MAPS]
+        specs = [s for s in specs if any(Path(s[1]).glob("*.tif"))]
         split_specs = [s for s in specs if any(Path(s[1]).glob("*_boundary.tif"))]
         label, folder = (split_specs or specs)[0]
         bundle = Path(args.bundle or (BOUNDARY if split_specs else LITE0))

@@ -7,8 +7,10 @@ each tile's detections into what every other geoseg model outputs, the classes h
 ``boundary`` head, as logits (:mod:`geoseg.model.heads` activates them):
 
 - a thing class's probability is the highest mask probability of its objects kept (score >=
-  ``score_threshold``); the stuff classes share the rest in the semantic branch's proportions
-  (objects over stuff, Panoptic FPN's merge);
+  ``score_threshold``); the likeliest stuff class of the semantic branch gets the rest, the
+  others in proportion to it, then all are normalised: a pixel is an object's where its mask
+  probability exceeds 0.5, else the semantic branch's stuff (Panoptic FPN's merge, objects
+  over stuff);
 - the border channel marks the contact between kept objects: each pixel of an object whose
   4-neighbour belongs to another object (objects drawn in score order), so touching houses are
   split and isolated ones keep every pixel.
@@ -221,11 +223,12 @@ def render(
             ids[masks[j] >= mask_threshold] = j + 1
         total = thing.sum(0).clamp(max=1.0)
         classes = p.new_zeros((n_classes, h, w))
-        if stuff:
+        if stuff:  # the likeliest stuff class gets 1 - the objects': they win above 0.5
             s = p[stuff]
-            classes[stuff] = s / s.sum(0).clamp(min=eps) * (1 - total)
+            classes[stuff] = s / s.amax(0).clamp(min=eps) * (1 - total)
         for t, k in enumerate(things):
             classes[k] = thing[t]
+        classes /= classes.sum(0).clamp(min=eps)
         border = _contact(ids).float()
         logit_b = torch.logit(border.clamp(eps, 1 - eps))
         out.append(torch.cat([torch.log(classes.clamp(min=eps)), logit_b[None]]))

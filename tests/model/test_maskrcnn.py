@@ -41,18 +41,28 @@ def test_render_puts_objects_over_stuff_and_marks_only_their_contact():
     c[8:11, 12:15] = 0.7  # alone
     low = np.zeros((h, w), np.float32)
     low[0:2, 0:2] = 0.9  # below the score threshold: not drawn
+    faint = np.zeros((h, w), np.float32)
+    faint[0:2, 12:16] = 0.4  # a sure object, its mask below 0.5: stuff there
     sem = torch.zeros((1, 3, h, w))
     sem[0, 0] = 2.0  # stuff 0 > stuff 2 everywhere; the thing (index 1) is stuffed at 0
-    out = render(sem, [_found([a, b, c, low], [0.9, 0.8, 0.7, 0.3])], [1], 0.5, 0.5, 3)
+    found = _found([a, b, c, low, faint], [0.9, 0.8, 0.7, 0.3, 0.95])
+    out = render(sem, [found], [1], 0.5, 0.5, 3)
     assert out.shape == (1, 4, h, w)
     p = torch.softmax(out[0, :3], 0).numpy()
     border = torch.sigmoid(out[0, 3]).numpy() > 0.5
     assert np.allclose(p.sum(0), 1, atol=1e-4)
-    assert np.allclose(p[1][a > 0], 0.9, atol=1e-3) and np.allclose(p[1][c > 0], 0.7, atol=1e-3)
+    second = np.exp(-2.0)  # stuff 2 against stuff 0, the likeliest, from the branch
+
+    def share(m):  # an object's mask probability m, the top stuff 1 - m, the other in ratio
+        return m / (m + (1 - m) * (1 + second))
+
+    assert np.allclose(p[1][a > 0], share(0.9), atol=1e-3)
+    assert np.allclose(p[1][c > 0], share(0.7), atol=1e-3)
+    assert (p.argmax(0)[(a + b + c) > 0] == 1).all()  # mask probability above 0.5: the object
     assert p[1][0:2, 0:2].max() < 1e-3  # the low-score object is not there
-    stuff = (a + b + c) == 0
-    ratio = np.exp(2.0) / (np.exp(2.0) + 1)  # stuff 0's share of the stuff, from the branch
-    assert np.allclose(p[0][stuff], ratio, atol=1e-3)
+    assert (p.argmax(0)[faint > 0] == 0).all()
+    stuff = (a + b + c + faint) == 0
+    assert np.allclose(p[0][stuff], 1 / (1 + second), atol=1e-3)
     want = np.zeros((h, w), bool)
     want[2:6, 5:7] = True  # the two columns where a and b meet; c and the outlines: none
     assert np.array_equal(border, want)

@@ -4,8 +4,9 @@
     python benchmarks/profile_block.py --arch deeplabv3plus --runtime openvino --precision bf16
 
 A 2240 x 2240 synthetic scene (one block of 25 tiles of 512, overlap 64), the block predicted
-once to warm up, then again profiled in CPU time (``time.process_time``: the read-ahead thread
-included) on one model thread. Prints CPU seconds, Mpx/s per core and the top functions.
+once to warm up, then again profiled on one model thread. Prints the block's CPU seconds (the
+read-ahead thread included) and Mpx/s per core, the CPU per stage and its share of the block
+(reading + normalising is the read-ahead thread's CPU), and the main thread's top functions.
 """
 
 from __future__ import annotations
@@ -73,18 +74,48 @@ def main() -> None:
     fresh()
     blocks.predict_block(job, 0, 0)  # warm-up: model load, conversion, caches
     fresh()
-    prof = cProfile.Profile(time.process_time)
-    t = time.process_time()
+    prof = cProfile.Profile(time.thread_time)  # the main thread's functions
+    t, tm = time.process_time(), time.thread_time()
     prof.enable()
     s = blocks.predict_block(job, 0, 0)
     prof.disable()
-    cpu = time.process_time() - t
+    cpu, main_cpu = time.process_time() - t, time.thread_time() - tm
     shutil.rmtree(job.staging, ignore_errors=True)
     print(
         f"{args.arch} {args.runtime}/{args.precision}: block {s['pixels'] / 1e6:.2f} Mpx, "
         f"{s['tiles']} tiles, {cpu:.2f} CPU s -> {s['pixels'] / 1e6 / cpu:.2f} Mpx/s per core"
     )
-    pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+    st = pstats.Stats(prof)
+    stages(st, cpu, main_cpu)
+    st.sort_stats("tottime").print_stats(args.top)
+
+
+STAGES = [  # (stage, module path suffix, function): cumulative CPU of the main thread
+    ("model (forward, activation)", "model/runner.py", "_probs"),
+    ("blending (fixed-point sums)", "model/accumulate.py", "add_fixed"),
+    ("batching (tile stack, to tensor)", "engine/blocks.py", "_predict_batch"),
+    ("argmax / finalize", "engine/blocks.py", "_finalize"),
+    ("staging (.npz)", "io/staged.py", "save_npz"),
+]
+
+
+def stages(st: pstats.Stats, cpu: float, main_cpu: float) -> None:
+    """CPU seconds per stage of the block and their share: the main thread's from the
+    profile, reading + normalising from the read-ahead thread (process minus main CPU)."""
+    cum = {}
+    for (path, _, fn), (_, _, _, ct, _) in st.stats.items():
+        for name, suffix, want in STAGES:
+            if fn == want and path.endswith(suffix):
+                cum[name] = cum.get(name, 0.0) + ct
+    # _predict_batch holds the model and the blending: batching is what is left of it
+    batching = STAGES[2][0]
+    cum[batching] = cum.get(batching, 0.0) - cum.get(STAGES[0][0], 0) - cum.get(STAGES[1][0], 0)
+    rows = [*cum.items(), ("read + normalise (read-ahead thread)", cpu - main_cpu)]
+    rows.append(("other", cpu - sum(v for _, v in rows)))
+    print(f"{'stage':40s} {'CPU s':>7s} {'share':>6s}")
+    for name, v in rows:
+        print(f"{name:40s} {v:7.3f} {v / cpu:6.1%}")
+    print()
 
 
 if __name__ == "__main__":

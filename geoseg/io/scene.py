@@ -142,9 +142,14 @@ class Scene:
             with open_raster(self.paths[fi]) as src:
                 try:
                     idx = [fb for _, fb in items]
-                    arr = src.read(idx, window=rw, out_dtype="float32")
-                    for j, (k, fb) in enumerate(items):
-                        data[k] = arr[j]
+                    ks = [k for k, _ in items]
+                    if ks == list(range(ks[0], ks[0] + len(ks))):  # decoded in place
+                        arr = data[ks[0] : ks[0] + len(ks)]
+                        src.read(idx, window=rw, out=arr)
+                    else:
+                        arr = src.read(idx, window=rw, out_dtype="float32")
+                        data[ks] = arr
+                    for j, (_, fb) in enumerate(items):
                         _mask_band(src, fb, rw, arr[j], valid)
                 except RasterioIOError as e:
                     failed = _gdal_message(e, "read failed")

@@ -34,8 +34,12 @@ def normalize(data: np.ndarray, valid: np.ndarray, meta: BundleMeta) -> np.ndarr
     std = np.asarray(meta.normalization.std, dtype=np.float32)[:, None, None]
     data -= mean
     data /= std
-    data[:, ~valid] = 0.0
-    np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if not valid.all():  # a boolean-mask assignment costs a pass even where none is invalid
+        data[:, ~valid] = 0.0
+    # one float64 sum tells whether any value is NaN or infinite (they propagate into it)
+    # at a fraction of nan_to_num's three masks and copies over every pixel
+    if not np.isfinite(np.add.reduce(data, axis=None, dtype=np.float64)):
+        np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return data
 
 

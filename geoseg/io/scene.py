@@ -169,10 +169,12 @@ class Scene:
             and cols[-1] == c1 - 1
             and len(cols) == c1 - c0
         )
-        if not inside:
+        if not inside:  # mirrored: gather along the axes that leave the scene only
             ri, ci = rows - r0, cols - c0
-            data = data[:, ri][:, :, ci]
-            valid = valid[ri][:, ci]
+            if not (len(ri) == r1 - r0 and (ri == np.arange(len(ri))).all()):
+                data, valid = data[:, ri], valid[ri]
+            if not (len(ci) == c1 - c0 and (ci == np.arange(len(ci))).all()):
+                data, valid = data[:, :, ci], valid[:, ci]
         return data, valid
 
 

@@ -74,6 +74,26 @@ def pooled(reports: list[dict], name: str) -> dict:
     }
 
 
+def _unet_lite0() -> Path:
+    """The per-pixel route's network (U-Net on lite0, the boundary recipe's decoder) with
+    untrained weights: its speed does not depend on them."""
+    from geoseg.model.factory import create_bundle
+
+    path = OUT / "unet-lite0-untrained"
+    if not path.exists():
+        create_bundle(
+            path,
+            classes=ROOT / "examples" / "train" / "dubai-classes-things.json",
+            bands=3,
+            architecture="unet",
+            encoder="tu-tf_efficientnet_lite0",
+            arch_kwargs={"decoder_channels": [128, 64, 32, 24, 16]},
+            mean=[123.7, 116.3, 103.5],
+            std=[58.4, 57.1, 57.4],
+        )
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--maps", action="append", help="LABEL=FOLDER of class maps (repeatable)")
@@ -83,6 +103,12 @@ def main() -> int:
         "--bundle",
         help="bundle timed against the instance stage (default: the "
         "boundary recipe's when its maps are scored, else lite0's)",
+    )
+    ap.add_argument(
+        "--time-bundle",
+        action="append",
+        default=[],
+        help="LABEL=BUNDLE to time on the largest image, warm (repeatable; default: --bundle)",
     )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--thresholds", default="0.5", help="border thresholds to try (split maps)")
@@ -102,6 +128,7 @@ def main() -> int:
 
     warnings.filterwarnings("ignore", message=".*no CRS or geotransform.*")
     from geoseg.cluster.setup import ClusterOptions, connect
+    from geoseg.engine.predict import predict
     from geoseg.instances.evaluate import evaluate_instances
     from geoseg.instances.label import instances
 
@@ -197,23 +224,33 @@ def main() -> int:
             f"{big.name}: {ids[64][3]} instances with {ids[64][1]} blocks of 64 px, "
             f"{ids[4096][3]} with {ids[4096][1]} block: ids identical = {same}"
         )
-        if bundle.exists():
-            from geoseg.engine.predict import predict
-
-            scene = ROOT.parent / "shared" / "data" / "dubai" / "tile8" / big.name.split("_", 2)[2]
-            scene = scene.with_suffix(".jpg")
+        timed = [b.split("=", 1) for b in args.time_bundle] or [
+            ["Mask R-CNN lite0", str(BO / "train" / "dubai-maskrcnn-lite0")],
+            ["U-Net lite0 (untrained weights: speed only)", str(_unet_lite0())],
+            ["bundle", str(bundle)],
+        ]
+        scene = ROOT.parent / "shared" / "data" / "dubai" / "tile8" / big.name.split("_", 2)[2]
+        scene = scene.with_suffix(".jpg")
+        inst_s = ids[4096][2]
+        summary["cost"] = {"image": big.name, "megapixels": round(mpx, 2), "instances_s": inst_s}
+        for name, path in timed:
+            if not Path(path).exists():
+                print(f"{name}: no bundle at {path}, not timed")
+                continue
+            # a first run loads the model on the workers; the second is timed
+            predict(scene, path, OUT / "predicted.tif", client=c, overwrite=True)
             t = time.perf_counter()
-            predict(scene, str(bundle), OUT / "predicted.tif", client=c, overwrite=True)
+            predict(scene, path, OUT / "predicted.tif", client=c, overwrite=True)
             pred_s = time.perf_counter() - t
-            inst_s = ids[4096][2]
-            summary["cost"] = {
+            summary["cost"][name] = {
                 "predict_s": round(pred_s, 2),
-                "instances_s": round(inst_s, 2),
-                "throughput_ratio": round(pred_s / (pred_s + inst_s), 3),
+                "mpx_per_s": round(mpx / pred_s, 3),
+                "throughput_ratio_with_instances": round(pred_s / (pred_s + inst_s), 3),
             }
             print(
-                f"predict {pred_s:.1f} s, instances {inst_s:.1f} s: end to end with instances "
-                f"at {pred_s / (pred_s + inst_s):.2f}x the semantic-only throughput"
+                f"{name}: predict {pred_s:.1f} s ({mpx / pred_s:.2f} Mpx/s), instances "
+                f"{inst_s:.1f} s: with instances at {pred_s / (pred_s + inst_s):.2f}x the "
+                "semantic-only throughput"
             )
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {OUT / 'summary.json'}")

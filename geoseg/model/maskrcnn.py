@@ -12,8 +12,9 @@ each tile's detections into what every other geoseg model outputs, the classes h
   probability exceeds 0.5, else the semantic branch's stuff (Panoptic FPN's merge, objects
   over stuff);
 - the border channel marks the contact between kept objects: each pixel of an object whose
-  4-neighbour belongs to another object (objects drawn in score order), so touching houses are
-  split and isolated ones keep every pixel.
+  4-neighbour belongs to another object (objects drawn best score first, each on the pixels
+  still free; one lying mostly on drawn pixels is a duplicate and gets none), so touching
+  houses are split and isolated ones keep every pixel.
 
 The engine then blends those per-pixel outputs across overlapping tiles like any model's, and
 ``geoseg instances`` splits and numbers the objects scene-wide with the same seam pass:
@@ -34,6 +35,7 @@ from torch import nn
 from geoseg.errors import GeoSegError
 
 ANCHORS = ((8,), (16,), (32,), (64,), (128,))  # Dubai's houses: ~5-60 px a side at 512 tiles
+DUPLICATE = 0.5  # share of an object's pixels already another's: the same object again
 DEFAULTS = {
     "fpn_channels": 96,
     "score_threshold": 0.5,
@@ -217,10 +219,20 @@ def render(
         h, w = p.shape[-2:]
         thing = p.new_zeros((len(things), h, w))
         ids = torch.zeros((h, w), dtype=torch.int64, device=p.device)
-        for j in torch.argsort(scores).tolist():  # the best object drawn last, on top
+        # the best object first; one mostly (> DUPLICATE) on pixels already drawn is a second
+        # detection of the same object (box NMS keeps pairs below IoU 0.5): drawn, it would
+        # put a contact line inside the object, so it adds its probability and no id
+        for j in torch.argsort(scores, descending=True).tolist():
             t = int(labels[j]) - 1
             thing[t] = torch.maximum(thing[t], masks[j])
-            ids[masks[j] >= mask_threshold] = j + 1
+            mine = masks[j] >= mask_threshold
+            area = int(mine.sum())
+            if not area:
+                continue
+            free = mine & (ids == 0)
+            if 1 - int(free.sum()) / area > DUPLICATE:
+                continue
+            ids[free] = j + 1
         total = thing.sum(0).clamp(max=1.0)
         classes = p.new_zeros((n_classes, h, w))
         if stuff:  # the likeliest stuff class gets 1 - the objects': they win above 0.5

@@ -41,11 +41,13 @@ def test_render_puts_objects_over_stuff_and_marks_only_their_contact():
     c[8:11, 12:15] = 0.7  # alone
     low = np.zeros((h, w), np.float32)
     low[0:2, 0:2] = 0.9  # below the score threshold: not drawn
+    twice = np.zeros((h, w), np.float32)
+    twice[2:7, 3:6] = 0.6  # a second, weaker detection of a (and a row below): no contact
     faint = np.zeros((h, w), np.float32)
     faint[0:2, 12:16] = 0.4  # a sure object, its mask below 0.5: stuff there
     sem = torch.zeros((1, 3, h, w))
     sem[0, 0] = 2.0  # stuff 0 > stuff 2 everywhere; the thing (index 1) is stuffed at 0
-    found = _found([a, b, c, low, faint], [0.9, 0.8, 0.7, 0.3, 0.95])
+    found = _found([a, b, c, low, faint, twice], [0.9, 0.8, 0.7, 0.3, 0.95, 0.6])
     out = render(sem, [found], [1], 0.5, 0.5, 3)
     assert out.shape == (1, 4, h, w)
     p = torch.softmax(out[0, :3], 0).numpy()
@@ -61,7 +63,7 @@ def test_render_puts_objects_over_stuff_and_marks_only_their_contact():
     assert (p.argmax(0)[(a + b + c) > 0] == 1).all()  # mask probability above 0.5: the object
     assert p[1][0:2, 0:2].max() < 1e-3  # the low-score object is not there
     assert (p.argmax(0)[faint > 0] == 0).all()
-    stuff = (a + b + c + faint) == 0
+    stuff = (a + b + c + faint + twice) == 0
     assert np.allclose(p[0][stuff], 1 / (1 + second), atol=1e-3)
     want = np.zeros((h, w), bool)
     want[2:6, 5:7] = True  # the two columns where a and b meet; c and the outlines: none

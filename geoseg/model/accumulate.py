@@ -8,6 +8,8 @@ its twin on the model side.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -47,6 +49,24 @@ def fixed_weights(grid: TileGrid, ti: int, tj: int, device) -> tuple[torch.Tenso
     return f
 
 
+_local = threading.local()
+
+
+def _reused_zeros(shape: tuple[int, ...]) -> torch.Tensor:
+    """Int32 zeros of ``shape`` on the CPU, in memory this thread used for the last block of
+    the same shape: a fresh calloc'ed array is zeroed page by page as the blending first
+    touches it, which made the blending of a block 2-4x slower next to a real model (the
+    model's memory churn returns those pages to the OS between blocks). One buffer per
+    thread: a thread runs one block task at a time, and nothing of the accumulator outlives
+    its block (its results are copies)."""
+    held = getattr(_local, "zeros", None)
+    if held is not None and tuple(held.shape) == shape:
+        return held.zero_()
+    _local.zeros = None  # the old one freed before the new one is made
+    _local.zeros = torch.from_numpy(np.zeros(shape, dtype=np.int32))
+    return _local.zeros
+
+
 class TorchAccumulator:
     """Fixed-point sums of weighted class probabilities (channels 0..C-1) and of weights
     (channel C) over a window of the scene, held as an int32 tensor on ``device``."""
@@ -57,8 +77,8 @@ class TorchAccumulator:
         self.device = torch.device(device)
         shape = (n_classes + 1, window.height, window.width)
         self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-        if self.device.type == "cpu":  # numpy's calloc'ed zeros: no eager memset of ~100 MB
-            self.data = torch.from_numpy(np.zeros(shape, dtype=np.int32))
+        if self.device.type == "cpu":
+            self.data = _reused_zeros(shape)
         else:
             self.data = torch.zeros(shape, dtype=torch.int32, device=self.device)
 

@@ -129,3 +129,20 @@ def test_rejects_other_dtypes():
     p = torch.zeros((C, GRID.tile, GRID.tile), dtype=torch.float64)
     with pytest.raises(TypeError):
         acc.add_tile(p, device_weights(GRID, 0, 0, "cpu"), GRID.tile_window(0, 0))
+
+
+def test_a_thread_reuses_its_accumulator_memory_zeroed_and_threads_do_not_share():
+    import threading
+
+    w = Window(0, 0, 40, 50)
+    a = TorchAccumulator(w, 3, "cpu")
+    a.data += 7  # a block's sums, left behind
+    b = TorchAccumulator(w, 3, "cpu")
+    assert b.data.data_ptr() == a.data.data_ptr() and int(b.data.abs().sum()) == 0
+    other = TorchAccumulator(Window(0, 0, 41, 50), 3, "cpu")  # another shape: fresh zeros
+    assert other.data.shape == (4, 41, 50) and int(other.data.abs().sum()) == 0
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(TorchAccumulator(w, 3, "cpu").data))
+    t.start()
+    t.join()
+    assert seen[0].data_ptr() != other.data.data_ptr()

@@ -128,9 +128,6 @@ class Features:
     feats: OrderedDict
     sem: torch.Tensor
 
-    def float(self) -> torch.Tensor:  # what a loss on plain logits would read
-        return self.sem.float()
-
 
 class PanopticMaskRCNN(nn.Module):
     """Mask R-CNN for the ``things`` class indices plus a semantic branch over all

@@ -13,7 +13,7 @@ from geoseg.errors import GeoSegError
 from geoseg.model.maskrcnn import render
 from geoseg.train.detection import instance_targets
 from geoseg.train.labels import IGNORE
-from tests.train.tiny import CLASSES, tiny_config
+from tests.train.tiny import CLASSES, same_for_one_block_and_many, tiny_config
 
 THINGS = [{**c, "thing": c["id"] == 2} for c in CLASSES]
 MRCNN = {
@@ -98,7 +98,6 @@ def test_maskrcnn_needs_a_border_head(synth, tmp_path):
 def test_a_maskrcnn_bundle_trains_and_maps_instances_the_same_for_any_block(
     synth, client, tmp_path
 ):
-    from geoseg.engine.predict import predict
     from geoseg.instances.label import instances
     from geoseg.model.bundle import read_meta
     from geoseg.model.runner import TilePredictor
@@ -115,12 +114,7 @@ def test_a_maskrcnn_bundle_trains_and_maps_instances_the_same_for_any_block(
     assert p.runtime == "torch"  # a detector is not converted
     out = p.predict(np.zeros((1, 3, 64, 64), np.float32))
     assert out.shape == (1, 4, 64, 64) and np.allclose(out[:, :3].sum(1), 1, atol=1e-4)
-    one = predict(scene, str(res.bundle), tmp_path / "one.tif", block=512, client=client)
-    many = predict(scene, str(res.bundle), tmp_path / "many.tif", block=64, client=client)
-    assert many.blocks > 1 == one.blocks
-    for a, b in ((one.path, many.path), (one.outputs["boundary"], many.outputs["boundary"])):
-        with rasterio.open(a) as x, rasterio.open(b) as y:
-            assert np.array_equal(x.read(1), y.read(1))
+    one = same_for_one_block_and_many(scene, res.bundle, tmp_path, client)
     with rasterio.open(one.path) as src:  # a two-step model finds few objects: the seam
         classes = src.read(1)  # pass is exercised on the class it maps most
     most = THINGS[int(np.bincount(classes.ravel()).argmax()) - 1]["name"]

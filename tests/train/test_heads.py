@@ -14,7 +14,7 @@ from geoseg.errors import GeoSegError
 from geoseg.train.config import load_config
 from geoseg.train.heads import border_loss, boundary_target
 from geoseg.train.labels import IGNORE
-from tests.train.tiny import CLASSES, tiny_config
+from tests.train.tiny import CLASSES, same_for_one_block_and_many, tiny_config
 
 UNET = {"architecture": "unet", "encoder": "resnet18"}
 THINGS = [{**c, "thing": c["id"] == 2} for c in CLASSES]
@@ -92,12 +92,7 @@ def test_a_bundle_with_a_boundary_head_trains_and_predicts(synth, client, tmp_pa
         head = src.read(1)
     assert head.max() <= 254 and len(np.unique(head)) > 2  # blended values, no nodata here
     # blended across blocks as the classes: the same values from one block and from many
-    one = predict(scene, str(res.bundle), tmp_path / "one.tif", block=512, client=client)
-    many = predict(scene, str(res.bundle), tmp_path / "many.tif", block=64, client=client)
-    assert many.blocks > 1 == one.blocks
-    for a, b in ((one.path, many.path), (one.outputs["boundary"], many.outputs["boundary"])):
-        with rasterio.open(a) as x, rasterio.open(b) as y:
-            assert np.array_equal(x.read(1), y.read(1))
+    same_for_one_block_and_many(scene, res.bundle, tmp_path, client)
 
 
 def test_heads_need_things_and_no_unlabelled(synth, tmp_path):

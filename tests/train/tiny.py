@@ -24,3 +24,20 @@ def tiny_config(out, scene, labels, model: dict, **training) -> dict:
         },
         "output": str(out),
     }
+
+
+def same_for_one_block_and_many(scene, bundle, tmp_path, client):
+    """Predict ``scene`` with ``bundle`` as one block and as many; assert the class map and
+    the border head are identical; return the one-block result."""
+    import numpy as np
+    import rasterio
+
+    from geoseg.engine.predict import predict
+
+    one = predict(scene, str(bundle), tmp_path / "one.tif", block=512, client=client)
+    many = predict(scene, str(bundle), tmp_path / "many.tif", block=64, client=client)
+    assert many.blocks > 1 == one.blocks
+    for a, b in ((one.path, many.path), (one.outputs["boundary"], many.outputs["boundary"])):
+        with rasterio.open(a) as x, rasterio.open(b) as y:
+            assert np.array_equal(x.read(1), y.read(1))
+    return one

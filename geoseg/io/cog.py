@@ -111,6 +111,7 @@ class CogWriter:
             blockysize=512,
             BIGTIFF="IF_SAFER",
             compress=compress,
+            NUM_THREADS="ALL_CPUS",  # GDAL compresses the tiles of each block write in parallel
         )
         if compress == "ZSTD":
             profile["zstd_level"] = 1
@@ -224,18 +225,16 @@ class CogWriter:
             with atomic_files(out) as add:  # the COG is renamed last, after its sidecars
                 part = add(out)
                 with rasterio.open(source) as src:
-                    rio_copy(
-                        src,
-                        part,
-                        driver="COG",
+                    options = dict(
                         COMPRESS=compress,
                         BLOCKSIZE=COG_BLOCK,
                         OVERVIEW_RESAMPLING=resampling,
                         RESAMPLING="NEAREST",
                         BIGTIFF="IF_SAFER",
                         NUM_THREADS="ALL_CPUS",
-                        **{**given, **(creation or {})},  # other COG creation options
                     )
+                    # other COG creation options, any of these replaced
+                    rio_copy(src, part, driver="COG", **{**options, **given, **(creation or {})})
                 with contextlib.suppress(FileNotFoundError):  # GDAL may copy PAM; ours rules
                     Path(f"{part}.aux.xml").unlink()
                 if classes is not None:

@@ -414,16 +414,17 @@ def assemble(job, out: str, meta_tags: dict[str, str]) -> dict:
                 conf = probs.max(axis=0)
                 conf[cls == nodata] = 255
                 writers["conf"].write(b.region, conf)
-        outs = {"classes": str(writers["cls"].finish(out, before_rename=proceed))}
+        fin = dict(before_rename=proceed, creation={"LEVEL": job.options.cog_level})
+        outs = {"classes": str(writers["cls"].finish(out, **fin))}
         if job.options.probabilities:
             stem = Path(out)
             for k, suffix in (("probs", "_probabilities"), ("conf", "_confidence")):
                 p = stem.with_name(stem.stem + suffix + stem.suffix)
-                outs[k] = str(writers[k].finish(p, resampling="AVERAGE", before_rename=proceed))
+                outs[k] = str(writers[k].finish(p, resampling="AVERAGE", **fin))
         for h in job.extra_heads:
             p = Path(out).with_name(f"{Path(out).stem}_{h.name}{Path(out).suffix}")
             w = writers[h.name]
-            outs[h.name] = str(w.finish(p, resampling="AVERAGE", before_rename=proceed))
+            outs[h.name] = str(w.finish(p, resampling="AVERAGE", **fin))
     except BaseException:
         for w in writers.values():
             w.abort()

@@ -69,6 +69,15 @@ class PredictOptions(Options):
         "order) instead of warning.",
         key="never",
     )
+    cog_level: int = option(
+        6,
+        "DEFLATE level of the COG outputs (1-9): 6, GDAL's default, makes the smallest files; "
+        "5 builds the COG about 2.5x faster for files about 16 % larger (BENCHMARKS.md). A "
+        ".zarr output is not affected.",
+        key="never",  # how the output is compressed, not what it holds
+        ge=1,
+        le=9,
+    )
     device: str = option(
         "auto", "Where the model runs: auto (cuda where a worker has it), cpu or cuda.", cli=False
     )

@@ -1,6 +1,7 @@
 """The task runner on a real LocalCluster: results in item order, each handed over as it comes,
 an error's one line passed on with the other tasks cancelled, Ctrl-C in one line, and a task
-that kills its worker (a worker process that exits) named in one line."""
+that kills its worker (a worker process that exits) named in one line; long tasks handed out
+as workers free up."""
 
 from __future__ import annotations
 
@@ -133,6 +134,34 @@ def test_ctrl_c_cancels_and_says_so_in_one_line(threads):
         "interrupted: 4 of 6 blocks staged; run the same command again to resume"
     )
     assert _released(threads)
+
+
+def _sleep_where(seconds: float) -> str:
+    from distributed import get_worker
+
+    time.sleep(seconds)
+    return get_worker().address
+
+
+def test_long_tasks_go_to_the_worker_free_first():
+    """Four long tasks on two single-threaded workers: the first takes 1.6 s, the others 0.6 s.
+    Handed out as workers free up, the second worker runs the three short ones (at 0, 0.6 and
+    1.2 s) while the first is still busy; handed out at submission, two tasks each."""
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp://",
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        c.wait_for_workers(2)
+        where = run_tasks(c, _sleep_where, [(1.6,), (0.6,), (0.6,), (0.6,)])
+    assert where[1] == where[2] == where[3] != where[0]
 
 
 def test_window_names():

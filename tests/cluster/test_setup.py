@@ -100,3 +100,28 @@ def test_dashboard_address_option(tmp_path):
         "error: dashboard address 'localhost' is not HOST:PORT: e.g. 127.0.0.1:8787 (this "
         "machine only) or 0.0.0.0:8787 (every interface, on purpose)"
     ], r.stderr
+
+
+def _busy(seconds: float) -> int:
+    end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def test_workers_profile_tasks_only_with_debug():
+    """The workers' statistical profiler (the dashboard's Profile page, CPU time taken from the
+    model) is off on a local cluster, and on with --debug."""
+    import geoseg.cluster.setup as cluster
+
+    counts = []
+    for verbose in (False, True):
+        cluster.configure(verbose=verbose)
+        try:
+            with cluster.connect(cluster.ClusterOptions(workers=1)) as c:
+                c.submit(_busy, 0.5, pure=False).result()
+                time.sleep(1.2)  # the profiler hands its samples over once a second
+                counts.append(c.profile()["count"])
+        finally:
+            cluster.configure(verbose=False)
+    assert counts[0] == 0 < counts[1]

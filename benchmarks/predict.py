@@ -156,7 +156,7 @@ def end_to_end(
     import dask
     from distributed import Client, LocalCluster
 
-    from geoseg.cluster.setup import CLUSTER_CONFIG, PRELOAD, unset_malloc_trim
+    from geoseg.cluster.setup import PRELOAD, cluster_config, unset_malloc_trim
     from geoseg.engine.predict import predict
 
     kw = dict(block=block, overwrite=True, torch_threads=threads)
@@ -167,7 +167,7 @@ def end_to_end(
             predict(warm, str(bundle), OUT / "warm.tif", client=client, **kw)
         res = predict(scene, str(bundle), out, client=client, **kw)
         return _row(res)
-    env = {} if malloc_trim else CLUSTER_CONFIG
+    env = {} if malloc_trim else cluster_config()  # as geoseg starts its local clusters
     if not malloc_trim:
         unset_malloc_trim()  # an earlier default-config cluster leaves it in os.environ
     with dask.config.set(env):

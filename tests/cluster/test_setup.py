@@ -111,7 +111,10 @@ def _busy(seconds: float) -> int:
 
 def test_workers_profile_tasks_only_with_debug():
     """The workers' statistical profiler (the dashboard's Profile page, CPU time taken from the
-    model) is off on a local cluster, and on with --debug."""
+    model) is off on a local cluster, and on with --debug; their event loop checks its latency
+    once a second."""
+    import dask
+
     import geoseg.cluster.setup as cluster
 
     counts = []
@@ -119,6 +122,8 @@ def test_workers_profile_tasks_only_with_debug():
         cluster.configure(verbose=verbose)
         try:
             with cluster.connect(cluster.ClusterOptions(workers=1)) as c:
+                ticks = c.run(lambda: dask.config.get("distributed.admin.tick.interval"))
+                assert set(ticks.values()) == {"1s"}  # not 50 latency checks a second
                 c.submit(_busy, 0.5, pure=False).result()
                 time.sleep(1.2)  # the profiler hands its samples over once a second
                 counts.append(c.profile()["count"])

@@ -75,7 +75,7 @@ def run_tasks(
     threads = _Threads(c)
 
     started: dict = {}  # future -> when it was submitted
-    short = False  # a task took under SHORT_TASK_S: the rest are submitted at once
+    short = False  # a task took under SHORT_TASK_S: SHORT_AHEAD tasks per thread are out
 
     def submit(slots: int) -> None:
         """Submit the next items in order until ``slots`` tasks are out."""
@@ -92,7 +92,9 @@ def run_tasks(
         # at submission, so two long blocks could fall to one worker while the other idled
         # (jobs of 4 blocks on 2 workers took 14.7 or 15.7 s by turns, 13.6-14.5 s this way).
         # Short tasks would wait on the round trip (400 tasks of 10 ms: 4.4 s against 3.0
-        # submitted at once): after one, the rest go at once.
+        # submitted at once): after one, a few per thread are out. (Not all at once: a burst of
+        # submissions still reaching the scheduler when Ctrl-C closed the client made it log
+        # its failed replies on the terminal.)
         submit(threads())
         for fut in done:
             i = futures[fut]
@@ -100,7 +102,7 @@ def run_tasks(
             r = fut.result()
             del futures[fut]
             fut.release()
-            submit(len(items) if short else threads())
+            submit(threads() * (SHORT_AHEAD if short else 1))
             if on_result:
                 on_result(i, r)
             else:
@@ -126,6 +128,7 @@ def run_tasks(
 
 
 SHORT_TASK_S = 0.5  # a task this short pays a round trip to the client for its successor
+SHORT_AHEAD = 4  # tasks out per worker thread once one was that short
 
 
 class _Threads:

@@ -5,6 +5,7 @@ as workers free up."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -50,11 +51,12 @@ def _released(c: Client) -> bool:
     return not c.futures
 
 
-@pytest.fixture(scope="module")
-def threads():
+@contextlib.contextmanager
+def _thread_cluster(workers: int):
+    """A client of ``workers`` single-threaded workers in this process."""
     with (
         LocalCluster(
-            n_workers=1,
+            n_workers=workers,
             threads_per_worker=1,
             processes=False,
             protocol="tcp://",
@@ -64,6 +66,13 @@ def threads():
         ) as cluster,
         Client(cluster) as c,
     ):
+        c.wait_for_workers(workers)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def threads():
+    with _thread_cluster(1) as c:
         yield c
 
 
@@ -147,19 +156,7 @@ def test_long_tasks_go_to_the_worker_free_first():
     """Four long tasks on two single-threaded workers: the first takes 1.6 s, the others 0.6 s.
     Handed out as workers free up, the second worker runs the three short ones (at 0, 0.6 and
     1.2 s) while the first is still busy; handed out at submission, two tasks each."""
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            protocol="tcp://",
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        c.wait_for_workers(2)
+    with _thread_cluster(2) as c:
         where = run_tasks(c, _sleep_where, [(1.6,), (0.6,), (0.6,), (0.6,)])
     assert where[1] == where[2] == where[3] != where[0]
 

@@ -3,6 +3,7 @@ finished into a COG, per stage and per setting, at 268 Mpx (or ``--side``).
 
     python benchmarks/assembly.py                  # 16384 x 16384 (268 Mpx), every setting
     python benchmarks/assembly.py --side 8192      # 67 Mpx
+    python benchmarks/assembly.py --deflate-levels # the default at DEFLATE levels 6 to 1
 
 Blocks of 2048 px of a patchy class map (patches of 40 px, 5 % single-pixel noise: a land-cover
 map's texture), as the engine's assembly writes them once it has completed each block. Each
@@ -44,7 +45,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=16384)
     ap.add_argument("--block", type=int, default=2048)
+    ap.add_argument(
+        "--deflate-levels", action="store_true", help="the default at DEFLATE levels 6 to 1"
+    )
     args = ap.parse_args()
+    settings = SETTINGS
+    if args.deflate_levels:
+        settings = {
+            f"DEFLATE level {n}": {"finish": {"creation": {"LEVEL": n}}} for n in range(6, 0, -1)
+        }
 
     from rasterio.transform import from_origin
 
@@ -63,7 +72,7 @@ def main() -> int:
     )
     print(f"{'setting':<34} {'write s':>8} {'finish s':>9} {'Mpx/s':>7} {'MB':>7} {'peak MiB':>9}")
     data = list(blocks(args.side, args.block))
-    for name, kw in SETTINGS.items():
+    for name, kw in settings.items():
         scratch = OUT / "scratch"
         shutil.rmtree(scratch, ignore_errors=True)
         spec = RasterSpec(

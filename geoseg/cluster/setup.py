@@ -42,9 +42,9 @@ CLUSTER_CONFIG = {
     # alone, not to a block merely queued behind it
     "distributed.scheduler.worker-saturation": 1.0,
     # the event loop's latency check, 50 times a second by default, competed with the model
-    # for the GIL: a warm job of 16.8 Mpx on 2 workers took 14.2 s with it every 20 ms, 13.1 s
-    # with it every second (medians of 4), and an idle worker's event loop 2 % of a core
-    # against 0.8 %; its warning still fires at 3 s of blocking
+    # for the GIL: warm jobs of 16.8 Mpx on 2 workers took 13.5-14.2 s with Dask's defaults and
+    # 13.1-13.7 s with these (medians of 4, benchmarks/overheads.py), and an idle worker's
+    # event loop 2 % of a core against 0.8 %; its warning still fires at 3 s of blocking
     "distributed.admin.tick.interval": "1s",
 }
 

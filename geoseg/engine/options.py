@@ -72,7 +72,7 @@ class PredictOptions(Options):
     cog_level: int = option(
         6,
         "DEFLATE level of the COG outputs (1-9): 6, GDAL's default, makes the smallest files; "
-        "5 builds the COG about 2.5x faster for files about 16 % larger (BENCHMARKS.md). A "
+        "5 assembles the COG 1.6-1.8x faster for files about 16 % larger (BENCHMARKS.md). A "
         ".zarr output is not affected.",
         key="never",  # how the output is compressed, not what it holds
         ge=1,
